@@ -1,0 +1,61 @@
+"""Errors the generation layer raises. Each carries a stable `code` the bot maps to localized text."""
+
+from __future__ import annotations
+
+
+class GenerationError(Exception):
+    """Base class. `code` is a short machine-readable reason; `ours` says whose fault it was."""
+
+    code = "generation_failed"
+    ours = True
+
+
+class ModelLoadError(GenerationError):
+    """The model could not be loaded. The message is one clear line for the operator."""
+
+    code = "model_load_failed"
+
+
+class QueueFullError(GenerationError):
+    """The bounded queue is full; the caller should tell the user at once."""
+
+    code = "queue_full"
+    ours = False
+
+
+class JobCancelledError(GenerationError):
+    code = "cancelled"
+    ours = False
+
+
+class JobTimeoutError(GenerationError):
+    code = "timeout"
+
+
+class OutOfMemoryError(GenerationError):
+    """The device ran out of memory for this job only; the worker stays healthy."""
+
+    code = "out_of_memory"
+
+
+class FatalDeviceError(GenerationError):
+    """A CUDA error other than out-of-memory: the worker is unhealthy and the process must exit."""
+
+    code = "device_failed"
+
+
+class UnsafeImageError(GenerationError):
+    """The safety checker flagged the image; it is never returned."""
+
+    code = "nsfw"
+    ours = False
+
+
+class BadImageError(GenerationError):
+    """The image came out with NaNs or all black: a failure, never a result."""
+
+    code = "bad_image"
+
+
+class WorkerStoppedError(GenerationError):
+    code = "worker_stopped"
