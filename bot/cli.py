@@ -42,7 +42,7 @@ def build_parser(modules: dict[str, object]) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0].startswith("-") and argv[0] not in {"-h", "--help"}:
+    if not argv or (argv[0].startswith("-") and argv[0] not in {"-h", "--help"}):
         argv = ["run", *argv]
     chosen = argv[0] if argv[0] in SUBCOMMANDS else None
     modules: dict[str, object] = {}
