@@ -1,0 +1,91 @@
+"""Usage statistics for `/stats` and `/usage`, read from the jobs table (one row per generation).
+
+Windows are whole UTC days: "the last N days" is today and the N-1 days before it, so the
+chart's bars and the totals agree.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+
+from storage.database import Database, Tx
+from storage.timeutil import Clock, to_db
+from storage.types import UsageTotals
+
+
+def _check_days(days: int) -> None:
+    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+        raise ValueError(f"days must be a whole number, 1 or more, not {days!r}")
+
+
+class UsageRepository:
+    """Per-guild counts of images and users."""
+
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self._db = db
+        self._clock = clock
+
+    def _window(self, days: int) -> tuple[date, float]:
+        _check_days(days)
+        first = self._clock().astimezone(UTC).date() - timedelta(days=days - 1)
+        start = to_db(datetime.combine(first, time(), UTC))
+        assert start is not None
+        return first, start
+
+    async def images_per_day(self, guild_id: int, days: int) -> list[tuple[date, int]]:
+        """Images made (done jobs) per UTC day, oldest first, every day present (0 when idle)."""
+        first, start = self._window(days)
+        rows = await self._db.read(
+            lambda tx: tx.fetchall(
+                "SELECT date(created_at, 'unixepoch') AS day, COUNT(*) AS n FROM jobs "
+                "WHERE guild_id = ? AND created_at >= ? AND state = 'done' GROUP BY day",
+                (guild_id, start),
+            )
+        )
+        counts = {date.fromisoformat(row["day"]): row["n"] for row in rows}
+        return [
+            (day, counts.get(day, 0)) for day in (first + timedelta(days=i) for i in range(days))
+        ]
+
+    async def top_users(self, guild_id: int, days: int, limit: int = 10) -> list[tuple[int, int]]:
+        """(user id, images) for the busiest users, most images first (ties by user id)."""
+        _, start = self._window(days)
+        rows = await self._db.read(
+            lambda tx: tx.fetchall(
+                "SELECT user_id, COUNT(*) AS n FROM jobs "
+                "WHERE guild_id = ? AND created_at >= ? AND state = 'done' "
+                "GROUP BY user_id ORDER BY n DESC, user_id LIMIT ?",
+                (guild_id, start, limit),
+            )
+        )
+        return [(row["user_id"], row["n"]) for row in rows]
+
+    async def totals(self, guild_id: int, days: int) -> UsageTotals:
+        """Jobs by outcome, distinct users and the mean run time of finished images."""
+        _, start = self._window(days)
+
+        async def work(tx: Tx) -> UsageTotals:
+            row = await tx.fetchone(
+                "SELECT COUNT(*) AS jobs, "
+                "COALESCE(SUM(state = 'done'), 0) AS done, "
+                "COALESCE(SUM(state = 'failed'), 0) AS failed, "
+                "COALESCE(SUM(state = 'cancelled'), 0) AS cancelled, "
+                "COALESCE(SUM(state IN ('queued', 'running')), 0) AS pending, "
+                "COUNT(DISTINCT user_id) AS users, "
+                "AVG(CASE WHEN state = 'done' AND started_at IS NOT NULL "
+                "THEN finished_at - started_at END) AS avg_run "
+                "FROM jobs WHERE guild_id = ? AND created_at >= ?",
+                (guild_id, start),
+            )
+            assert row is not None
+            return UsageTotals(
+                jobs=row["jobs"],
+                done=row["done"],
+                failed=row["failed"],
+                cancelled=row["cancelled"],
+                pending=row["pending"],
+                users=row["users"],
+                avg_run_seconds=row["avg_run"],
+            )
+
+        return await self._db.read(work)

@@ -1,0 +1,187 @@
+"""The jobs table: rows written by admission, state changes, lookups, restart recovery."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, timedelta
+
+import pytest
+
+from storage import JobRecord, Storage, StorageError
+from tests.storage.conftest import BASE_JOB, FakeClock, make_job
+
+
+async def admit_one(store: Storage, **changes: object) -> JobRecord:
+    admission = await store.admit(make_job(**changes))
+    assert admission.admitted, admission
+    assert admission.job is not None
+    return admission.job
+
+
+async def test_admitted_job_row_holds_every_field_of_the_request(
+    store: Storage, clock: FakeClock
+) -> None:
+    expires = clock.now + timedelta(minutes=15)
+    job = await admit_one(store, interaction_expires_at=expires, reply_to_message_id=77)
+    stored = await store.jobs.get(job.id)
+    assert stored == job
+    for field in dataclasses.fields(BASE_JOB):
+        if field.name not in {"interaction_expires_at", "reply_to_message_id"}:
+            assert getattr(stored, field.name) == getattr(BASE_JOB, field.name), field.name
+    assert stored.interaction_expires_at == expires
+    assert stored.reply_to_message_id == 77
+    assert stored.state == "queued"
+    assert stored.created_at == clock.now
+    assert stored.created_at.tzinfo is UTC
+    assert (stored.started_at, stored.finished_at, stored.error_code, stored.fault) == (
+        None,
+        None,
+        None,
+        None,
+    )
+
+
+async def test_get_unknown_job_returns_none(store: Storage) -> None:
+    assert await store.jobs.get(12345) is None
+
+
+async def test_running_then_done_records_start_finish_and_result_message(
+    store: Storage, clock: FakeClock
+) -> None:
+    job = await admit_one(store)
+    started = clock.advance(seconds=3)
+    assert await store.jobs.mark_running(job.id)
+    finished = clock.advance(seconds=10)
+    assert await store.jobs.mark_done(job.id, result_message_id=555)
+    done = await store.jobs.get(job.id)
+    assert done is not None
+    assert (done.state, done.started_at, done.finished_at) == ("done", started, finished)
+    assert done.result_message_id == 555
+    assert done.run_seconds == 10
+
+
+async def test_failed_job_records_error_code_and_fault(store: Storage) -> None:
+    job = await admit_one(store)
+    assert await store.jobs.mark_failed(job.id, "nsfw", fault="user")
+    failed = await store.jobs.get(job.id)
+    assert failed is not None
+    assert (failed.state, failed.error_code, failed.fault) == ("failed", "nsfw", "user")
+    assert failed.finished_at is not None
+
+
+async def test_mark_failed_with_unknown_fault_is_a_value_error(store: Storage) -> None:
+    job = await admit_one(store)
+    with pytest.raises(ValueError, match="fault must be one of"):
+        await store.jobs.mark_failed(job.id, "oops", fault="nobody")
+    assert (await store.jobs.get(job.id)).state == "queued"  # type: ignore[union-attr]
+
+
+async def test_finished_job_never_changes_state_again(store: Storage) -> None:
+    job = await admit_one(store)
+    assert await store.jobs.mark_done(job.id)
+    assert not await store.jobs.mark_cancelled(job.id)
+    assert not await store.jobs.mark_failed(job.id, "timeout", fault="ours")
+    assert not await store.jobs.mark_running(job.id)
+    assert (await store.jobs.get(job.id)).state == "done"  # type: ignore[union-attr]
+
+
+async def test_set_message_changes_only_the_ids_given(store: Storage) -> None:
+    job = await admit_one(store)
+    assert await store.jobs.set_message(job.id, progress_message_id=10)
+    assert await store.jobs.set_message(job.id, result_message_id=20)
+    got = await store.jobs.get(job.id)
+    assert (got.progress_message_id, got.result_message_id) == (10, 20)  # type: ignore[union-attr]
+    assert not await store.jobs.set_message(999, progress_message_id=1)
+
+
+async def test_by_result_message_finds_the_job_and_none_for_other_messages(
+    store: Storage,
+) -> None:
+    job = await admit_one(store)
+    await store.jobs.mark_done(job.id, result_message_id=8888)
+    found = await store.jobs.by_result_message(8888)
+    assert found is not None
+    assert found.id == job.id
+    assert await store.jobs.by_result_message(8889) is None
+
+
+async def test_pending_lists_queued_and_running_jobs_oldest_first(
+    open_store: object, clock: FakeClock
+) -> None:
+    store = await open_store(max_pending=10)  # type: ignore[operator]
+    first = await admit_one(store)
+    clock.advance(seconds=1)
+    second = await admit_one(store, user_id=2)
+    clock.advance(seconds=1)
+    third = await admit_one(store, user_id=3)
+    clock.advance(seconds=1)
+    finished = await admit_one(store, user_id=4)
+    await store.jobs.mark_running(second.id)
+    await store.jobs.mark_done(finished.id)
+    pending = await store.jobs.pending()
+    assert [j.id for j in pending] == [first.id, second.id, third.id]
+    assert [j.state for j in pending] == ["queued", "running", "queued"]
+
+
+async def test_job_written_before_a_crash_is_pending_after_reopening(
+    open_store: object, db_path: object, clock: FakeClock
+) -> None:
+    store = await open_store()  # type: ignore[operator]
+    queued = await admit_one(store)
+    running = await admit_one(store, user_id=2, reply_to_message_id=31)
+    await store.jobs.mark_running(running.id)
+    # The process dies: nothing is marked done; the connection just goes away.
+    await store.close()
+
+    reopened = await open_store()  # type: ignore[operator]
+    pending = await reopened.jobs.pending()
+    assert [(j.id, j.state) for j in pending] == [(queued.id, "queued"), (running.id, "running")]
+    assert pending[1].reply_to_message_id == 31
+    assert pending[0].prompt == BASE_JOB.prompt
+
+
+async def test_find_pending_matches_user_and_parent_only_while_unfinished(
+    open_store: object,
+) -> None:
+    store = await open_store(max_pending=10)  # type: ignore[operator]
+    parent = await admit_one(store)
+    await store.jobs.mark_done(parent.id, result_message_id=1)
+    regen = await admit_one(store, user_id=5, parent_job_id=parent.id)
+    assert (await store.jobs.find_pending(5, parent_job_id=parent.id)).id == regen.id  # type: ignore[union-attr]
+    assert await store.jobs.find_pending(6, parent_job_id=parent.id) is None
+    assert await store.jobs.find_pending(5, parent_job_id=None) is None
+    await store.jobs.mark_done(regen.id)
+    assert await store.jobs.find_pending(5, parent_job_id=parent.id) is None
+
+
+async def test_recent_for_user_is_newest_first_limited_and_filtered_by_guild(
+    open_store: object, clock: FakeClock
+) -> None:
+    store = await open_store(max_pending=10, default_limit=(100, "day"))  # type: ignore[operator]
+    ids = []
+    for guild in (1, 2, 1, 2, 1):
+        ids.append((await admit_one(store, guild_id=guild)).id)
+        clock.advance(seconds=1)
+    await admit_one(store, user_id=99)
+    recent = await store.jobs.recent_for_user(BASE_JOB.user_id, limit=3)
+    assert [j.id for j in recent] == ids[::-1][:3]
+    in_guild_1 = await store.jobs.recent_for_user(BASE_JOB.user_id, guild_id=1)
+    assert [j.id for j in in_guild_1] == [ids[4], ids[2], ids[0]]
+
+
+async def test_parent_job_must_exist(store: Storage) -> None:
+    with pytest.raises(StorageError, match="constraint") as caught:
+        await store.admit(make_job(parent_job_id=424242))
+    assert caught.value.code == "constraint"
+    assert await store.jobs.pending() == []
+
+
+async def test_seed_that_sqlite_cannot_store_is_a_value_error(store: Storage) -> None:
+    with pytest.raises(ValueError, match="seed must be between"):
+        await store.admit(make_job(seed=2**64 - 1))
+    assert await store.jobs.pending() == []
+
+
+async def test_direct_message_jobs_have_no_guild(store: Storage) -> None:
+    job = await admit_one(store, guild_id=None)
+    assert (await store.jobs.get(job.id)).guild_id is None  # type: ignore[union-attr]

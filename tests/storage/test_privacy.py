@@ -1,0 +1,90 @@
+"""Privacy: prompt retention and deleting one user's data."""
+
+from __future__ import annotations
+
+import pytest
+
+from storage import Storage
+from tests.storage.conftest import BASE_JOB, FakeClock, make_job
+
+GUILD, USER, OTHER, ADMIN = 2001, 1001, 1002, 5
+
+
+async def admit(store: Storage, **changes: object) -> int:
+    admission = await store.admit(make_job(**changes))
+    assert admission.admitted, admission
+    return admission.job.id  # type: ignore[union-attr]
+
+
+async def test_prompts_older_than_retention_are_blanked_and_counts_stay(
+    open_store: object, clock: FakeClock
+) -> None:
+    store = await open_store(default_limit=(100, "day"), max_pending=100)  # type: ignore[operator]
+    old = await admit(store)
+    await store.jobs.mark_done(old)
+    clock.advance(days=20)
+    recent = await admit(store)
+    await store.jobs.mark_done(recent)
+    clock.advance(days=11)  # old is 31 days old, recent 11
+    before = await store.usage.totals(GUILD, 60)
+
+    assert await store.privacy.blank_old_prompts(30) == 1
+
+    old_job, recent_job = await store.jobs.get(old), await store.jobs.get(recent)
+    assert (old_job.prompt, old_job.negative_prompt) == ("", "")  # type: ignore[union-attr]
+    assert old_job.prompt_blanked
+    assert old_job.seed == BASE_JOB.seed
+    assert recent_job.prompt == BASE_JOB.prompt  # type: ignore[union-attr]
+    assert await store.usage.totals(GUILD, 60) == before
+    assert await store.privacy.blank_old_prompts(30) == 0
+
+
+async def test_retention_keeps_the_prompt_of_unfinished_jobs(
+    store: Storage, clock: FakeClock
+) -> None:
+    queued = await admit(store)
+    clock.advance(days=40)
+    assert await store.privacy.blank_old_prompts(30) == 0
+    assert (await store.jobs.get(queued)).prompt == BASE_JOB.prompt  # type: ignore[union-attr]
+
+
+async def test_retention_days_below_one_is_refused(store: Storage) -> None:
+    with pytest.raises(ValueError, match="retention_days must be 1 or more"):
+        await store.privacy.blank_old_prompts(0)
+
+
+async def test_deleting_a_user_removes_their_jobs_and_limits_and_anonymises_the_audit(
+    open_store: object,
+) -> None:
+    store = await open_store(default_limit=(100, "day"), max_pending=100)  # type: ignore[operator]
+    theirs = await admit(store)
+    await store.jobs.mark_done(theirs, result_message_id=1)
+    regen_by_other = await admit(store, user_id=OTHER, parent_job_id=theirs)
+    others_own = await admit(store, user_id=OTHER, prompt="ゼニガメ")
+    await store.limits.set_user(GUILD, USER, 3, "day", actor_id=ADMIN)
+    await store.limits.set_user(GUILD, OTHER, 4, "day", actor_id=USER)  # USER as an admin
+    audit_before = len(await store.limits.audit(GUILD))
+
+    removed = await store.privacy.delete_user(USER)
+
+    assert removed >= 4
+    assert await store.jobs.get(theirs) is None
+    assert await store.jobs.recent_for_user(USER) == []
+    assert (await store.limits.effective(GUILD, USER)).source == "global"
+    regen = await store.jobs.get(regen_by_other)
+    assert regen is not None
+    assert regen.parent_job_id is None
+    assert regen.prompt == ""
+    assert (await store.jobs.get(others_own)).prompt == "ゼニガメ"  # type: ignore[union-attr]
+    other_limit = (await store.limits.list_user_limits(GUILD))[0]
+    assert (other_limit.user_id, other_limit.images, other_limit.updated_by) == (OTHER, 4, None)
+    audit = await store.limits.audit(GUILD)
+    assert len(audit) == audit_before
+    assert all(USER not in (e.actor_id, e.target_user_id) for e in audit)
+    assert [(e.actor_id, e.target_user_id) for e in audit] == [(None, OTHER), (ADMIN, None)]
+
+
+async def test_deleting_an_unknown_user_changes_nothing(store: Storage) -> None:
+    job = await admit(store)
+    assert await store.privacy.delete_user(424242) == 0
+    assert await store.jobs.get(job) is not None

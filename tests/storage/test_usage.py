@@ -1,0 +1,79 @@
+"""Usage statistics per guild: images per UTC day, top users, totals."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from storage import Storage
+from tests.storage.conftest import FakeClock, make_job
+
+GUILD = 2001
+
+
+async def make(store: Storage, *, user: int = 1, guild: int = GUILD, outcome: str = "done") -> None:
+    admission = await store.admit(make_job(user_id=user, guild_id=guild))
+    assert admission.admitted
+    job_id = admission.job.id  # type: ignore[union-attr]
+    await store.jobs.mark_running(job_id)
+    if outcome == "done":
+        await store.jobs.mark_done(job_id)
+    elif outcome == "failed":
+        await store.jobs.mark_failed(job_id, "bad_image", fault="ours")
+    elif outcome == "cancelled":
+        await store.jobs.mark_cancelled(job_id)
+
+
+@pytest.fixture
+async def busy_store(open_store: object, clock: FakeClock) -> Storage:
+    store = await open_store(default_limit=(1000, "day"), max_pending=1000)  # type: ignore[operator]
+    clock.now = datetime(2025, 3, 1, 23, 59, tzinfo=UTC)
+    await make(store, user=1)  # 1 March
+    clock.now = datetime(2025, 3, 2, 0, 1, tzinfo=UTC)
+    await make(store, user=1)  # 2 March
+    await make(store, user=2)
+    await make(store, user=2, outcome="failed")
+    await make(store, user=3, guild=GUILD + 1)  # another guild
+    clock.now = datetime(2025, 3, 4, 10, 0, tzinfo=UTC)
+    await make(store, user=2)
+    await make(store, user=2)
+    await make(store, user=3, outcome="cancelled")
+    return store
+
+
+async def test_images_per_day_has_every_utc_day_oldest_first_counting_done_jobs(
+    busy_store: Storage,
+) -> None:
+    per_day = await busy_store.usage.images_per_day(GUILD, 4)
+    assert per_day == [
+        (date(2025, 3, 1), 1),
+        (date(2025, 3, 2), 2),
+        (date(2025, 3, 3), 0),
+        (date(2025, 3, 4), 2),
+    ]
+    assert await busy_store.usage.images_per_day(GUILD, 1) == [(date(2025, 3, 4), 2)]
+
+
+async def test_top_users_are_ordered_by_images_then_id_and_limited(busy_store: Storage) -> None:
+    assert await busy_store.usage.top_users(GUILD, 7) == [(2, 3), (1, 2)]
+    assert await busy_store.usage.top_users(GUILD, 7, limit=1) == [(2, 3)]
+    assert await busy_store.usage.top_users(GUILD, 2) == [(2, 2)]
+
+
+async def test_totals_count_jobs_by_outcome_and_distinct_users(busy_store: Storage) -> None:
+    totals = await busy_store.usage.totals(GUILD, 7)
+    assert (totals.jobs, totals.done, totals.failed, totals.cancelled, totals.pending) == (
+        7,
+        5,
+        1,
+        1,
+        0,
+    )
+    assert totals.users == 3
+    assert totals.avg_run_seconds == 0.0
+
+
+async def test_days_below_one_is_a_value_error(store: Storage) -> None:
+    with pytest.raises(ValueError, match="days must be"):
+        await store.usage.images_per_day(GUILD, 0)
