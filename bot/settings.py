@@ -109,7 +109,7 @@ class Settings(BaseSettings):
         default="off", description="torch.compile the UNet at start-up (CUDA only)."
     )
     pokemon_log_level: str = Field(default="INFO", description="Log level for the bot's loggers.")
-    pokemon_heartbeat_file: Path | None = Field(
+    pokemon_heartbeat_file: Annotated[Path | None, BeforeValidator(_empty_to_none)] = Field(
         default=None, description="If set, the worker touches this file while healthy."
     )
 
