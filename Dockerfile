@@ -18,9 +18,10 @@ ENV DEBIAN_FRONTEND=noninteractive \
     LANG=C.UTF-8
 # Ubuntu's archive drops superseded package versions, so pinning them would break rebuilds;
 # the base image tag above is what pins the distribution.
+# fonts-noto-cjk: /stats charts label Japanese display names and titles.
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends python3 ca-certificates \
+    && apt-get install -y --no-install-recommends python3 ca-certificates fonts-noto-cjk \
     && rm -rf /var/lib/apt/lists/*
 
 FROM base AS deps
