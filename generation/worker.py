@@ -1,0 +1,647 @@
+"""The one `generation-worker` thread: owns the engine, schedules jobs fairly, batches them.
+
+The shape is aiosqlite's core: one thread owns a resource that is not thread-safe, takes work
+from a bounded intake, and resolves per-job asyncio futures on the loop with
+`call_soon_threadsafe`, after checking `done()` and guarding against a closed loop. A sentinel
+from the intake tells the thread to stop.
+
+The intake is not a plain FIFO queue, because the scheduling policy lives here: round-robin
+between users (FIFO within a user), and compatible jobs (equal `batch_key()`) may share one
+`engine.generate` call. The loop thread and the worker thread share it under one lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from generation.errors import (
+    FatalDeviceError,
+    GenerationError,
+    JobCancelledError,
+    JobTimeoutError,
+    OutOfMemoryError,
+    QueueFullError,
+    WorkerStoppedError,
+)
+from generation.types import (
+    GeneratedImage,
+    GenerationRequest,
+    GenerationResult,
+    Progress,
+    TokenizedPrompt,
+)
+
+log = logging.getLogger(__name__)
+
+THREAD_NAME = "generation-worker"
+# Weight of the newest measurement in the moving average of run times. A run is one engine
+# call (a job, or a batch whose members finish together), which is what an ETA waits on.
+EMA_ALPHA = 0.3
+# After stop() cancels the running batch, how long to wait for the engine to notice.
+ABORT_GRACE_SECONDS = 30.0
+# stop() polls the thread instead of awaiting a loop future, so it works even when the loop
+# the worker was started on is gone, and leaves no executor thread behind.
+_JOIN_POLL_SECONDS = 0.01
+
+_STOP: Any = object()  # the intake's sentinel: the thread exits when it takes this
+
+
+class EngineProtocol(Protocol):
+    """What the worker needs from `generation.pipeline.Engine` (see docs/DESIGN.md)."""
+
+    device: str
+    dtype: str
+    safety_checker: bool
+    model: str
+
+    def tokenize(self, text: str) -> TokenizedPrompt: ...
+
+    def generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        *,
+        on_step: Callable[[int, int], None] | None = None,
+        is_cancelled: Callable[[int], bool] | None = None,
+    ) -> list[GeneratedImage | GenerationError]: ...
+
+
+@dataclass(eq=False, slots=True)
+class _Job:
+    """A queued or running job. Mutable bookkeeping, private to the worker."""
+
+    job_id: int
+    user_id: int
+    request: GenerationRequest
+    future: asyncio.Future[GenerationResult]
+    on_progress: Callable[[Progress], None] | None
+    on_start: Callable[[], None] | None
+    submitted_at: float
+    cancel_requested: threading.Event = field(default_factory=threading.Event)
+    started_at: float | None = None
+    timed_out: bool = False
+    seq: int = 0  # arrival order, set by the intake
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class JobHandle:
+    """A submitted job: its future (a `GenerationResult`, or a `GenerationError`) and a cancel."""
+
+    job_id: int
+    future: asyncio.Future[GenerationResult]
+    _cancel: Callable[[], bool] = field(repr=False)
+
+    def cancel(self) -> bool:
+        """Queued: removed at once. Running: stops within one step. False if already finished."""
+        return self._cancel()
+
+
+class _Intake:
+    """Queued jobs per user and the round-robin order of users. Not thread-safe: hold the lock.
+
+    Round-robin is kept as "least recently served first": each batch taken stamps its users
+    with a rising counter, and the next head is the queued user with the oldest stamp (never
+    served first), ties going to the user whose oldest job came first. While every user stays
+    queued this is plain rotation; unlike a rotation list it also stays fair when the user who
+    is running now queues again before anyone else arrives.
+    """
+
+    __slots__ = ("_count", "_jobs", "_seq", "_served", "_stamps")
+
+    def __init__(self) -> None:
+        self._jobs: dict[int, deque[_Job]] = {}  # user -> FIFO of their queued jobs
+        self._stamps: dict[int, int] = {}  # user -> counter when last served
+        self._served = 0
+        self._seq = 0
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[_Job]:
+        for jobs in self._jobs.values():
+            yield from jobs
+
+    def copy(self) -> _Intake:
+        twin = _Intake()
+        twin._jobs = {user: deque(jobs) for user, jobs in self._jobs.items()}
+        twin._stamps = dict(self._stamps)
+        twin._served, twin._seq, twin._count = self._served, self._seq, self._count
+        return twin
+
+    def push(self, job: _Job) -> None:
+        self._seq += 1
+        job.seq = self._seq
+        self._jobs.setdefault(job.user_id, deque()).append(job)
+        self._count += 1
+
+    def remove(self, job: _Job) -> bool:
+        jobs = self._jobs.get(job.user_id)
+        if jobs is None or job not in jobs:
+            return False
+        jobs.remove(job)
+        self._count -= 1
+        if not jobs:
+            del self._jobs[job.user_id]
+        return True
+
+    def drain(self) -> list[_Job]:
+        """Empty the intake; the jobs come back in the order they would have run."""
+        jobs: list[_Job] = []
+        while self._count:
+            jobs.extend(self.take(1))
+        return jobs
+
+    def _order(self) -> list[int]:
+        return sorted(
+            self._jobs, key=lambda user: (self._stamps.get(user, -1), self._jobs[user][0].seq)
+        )
+
+    def take(self, max_batch: int) -> list[_Job]:
+        """The next batch: the head by round-robin, filled with compatible jobs.
+
+        Filling goes round the other users in round-robin order (then the head's user again),
+        taking only each user's *first* queued job when compatible, so every user's jobs stay
+        in FIFO order.
+        """
+        order = self._order()
+        head_user = order[0]
+        head = self._jobs[head_user].popleft()
+        batch, served = [head], {head_user}
+        key = head.request.batch_key()
+        rounds = [*order[1:], head_user]
+        while len(batch) < max_batch:
+            added = False
+            for user in rounds:
+                jobs = self._jobs[user]
+                if len(batch) < max_batch and jobs and jobs[0].request.batch_key() == key:
+                    batch.append(jobs.popleft())
+                    served.add(user)
+                    added = True
+            if not added:
+                break
+        self._count -= len(batch)
+        self._served += 1
+        for user in served:
+            self._stamps[user] = self._served
+        for user in order:
+            if not self._jobs[user]:
+                del self._jobs[user]
+        # Forget users that are neither queued nor in this batch; they rank as new when back.
+        self._stamps = {u: s for u, s in self._stamps.items() if u in self._jobs or u in served}
+        return batch
+
+
+class GenerationWorker:
+    """Runs generation jobs on one `generation-worker` thread that owns the engine."""
+
+    def __init__(
+        self,
+        engine: EngineProtocol,
+        *,
+        queue_size: int,
+        max_batch: int = 1,
+        job_timeout: float = 300.0,
+        heartbeat_file: Path | None = None,
+        heartbeat_interval: float = 5.0,
+    ) -> None:
+        if queue_size < 1:
+            raise ValueError(f"queue_size must be at least 1, got {queue_size}")
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be at least 1, got {max_batch}")
+        if job_timeout <= 0:
+            raise ValueError(f"job_timeout must be positive, got {job_timeout}")
+        self._engine = engine
+        self._queue_size = queue_size
+        self._max_batch = max_batch
+        self._job_timeout = job_timeout
+        self._heartbeat_file = Path(heartbeat_file) if heartbeat_file is not None else None
+        self._heartbeat_interval = heartbeat_interval
+        self._last_beat = float("-inf")
+        self._heartbeat_warned = False
+
+        self._cond = threading.Condition()
+        self._intake = _Intake()  # guarded by _cond
+        self._running: list[_Job] = []  # guarded by _cond
+        self._run_started: float | None = None  # guarded by _cond
+        self._closed = False  # no more submissions
+        self._stopping = False  # the thread should take the sentinel
+        self._abort = threading.Event()  # stop(timeout) ran out: cancel the running batch
+        self._interrupted: list[int] = []  # running job ids cut short by stop()
+
+        self._ema_run: float | None = None
+        self._healthy = True
+        self._fatal_error: BaseException | None = None
+        self.on_fatal: Callable[[BaseException], None] | None = None
+
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    # ---- loop side -------------------------------------------------------------------------
+
+    def start(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """Start the worker thread; callbacks and futures belong to `loop` (default: running)."""
+        if self._thread is not None:
+            raise RuntimeError("the generation worker is already started")
+        self._loop = loop if loop is not None else asyncio.get_running_loop()
+        # Daemon: a hung device call must not keep a dying process alive.
+        self._thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
+        self._thread.start()
+
+    def submit(
+        self,
+        job_id: int,
+        user_id: int,
+        request: GenerationRequest,
+        *,
+        on_progress: Callable[[Progress], None] | None = None,
+        on_start: Callable[[], None] | None = None,
+    ) -> JobHandle:
+        """Queue a job (loop thread only). Raises `QueueFullError` at once when full."""
+        loop = self._loop
+        if loop is None:
+            raise RuntimeError("start() the generation worker before submitting jobs")
+        with self._cond:
+            if self._closed:
+                raise WorkerStoppedError("the generation worker is stopped")
+            if len(self._intake) >= self._queue_size:
+                raise QueueFullError(f"the generation queue is full ({self._queue_size} jobs)")
+            if any(job.job_id == job_id for job in (*self._running, *self._intake)):
+                raise ValueError(f"job {job_id} is already queued or running")
+            job = _Job(
+                job_id=job_id,
+                user_id=user_id,
+                request=request,
+                future=loop.create_future(),
+                on_progress=on_progress,
+                on_start=on_start,
+                submitted_at=time.monotonic(),
+            )
+            self._intake.push(job)
+            self._cond.notify()
+
+        def cancel() -> bool:
+            return self._cancel(job)
+
+        # Cancelling the future itself (e.g. a task awaiting it was cancelled) cancels the job.
+        job.future.add_done_callback(lambda fut: cancel() if fut.cancelled() else None)
+        return JobHandle(job_id=job_id, future=job.future, _cancel=cancel)
+
+    def position(self, job_id: int) -> int | None:
+        """0 running, 1 in the next batch, ... in the scheduler's order; None if unknown."""
+        with self._cond:
+            return self._position_locked(job_id)
+
+    def eta_seconds(self, job_id: int) -> float | None:
+        """Seconds until this job's result is expected; None before any run was measured.
+
+        The rest of the running batch, plus one average run per batch ahead and its own.
+        """
+        with self._cond:
+            position = self._position_locked(job_id)
+            ema = self._ema_run
+            run_started = self._run_started
+        if position is None or ema is None:
+            return None
+        remaining = 0.0
+        if run_started is not None:
+            remaining = max(0.0, ema - (time.monotonic() - run_started))
+        return remaining + position * ema
+
+    @property
+    def queued(self) -> int:
+        """Jobs waiting to run (not counting the running batch)."""
+        with self._cond:
+            return len(self._intake)
+
+    @property
+    def running(self) -> int:
+        """Jobs in the batch the engine is running now."""
+        with self._cond:
+            return len(self._running)
+
+    @property
+    def healthy(self) -> bool:
+        """False once a device error other than out-of-memory happened."""
+        return self._healthy
+
+    @property
+    def fatal_error(self) -> BaseException | None:
+        """The error that made the worker unhealthy, if any."""
+        return self._fatal_error
+
+    async def stop(self, *, timeout: float | None = None) -> list[int]:  # noqa: ASYNC109
+        """Stop intake, let the running batch finish (cancel it after `timeout`), join the thread.
+
+        Returns the ids of jobs that did not run (still queued, or cut short by the timeout);
+        their futures fail with `WorkerStoppedError` and they stay queued on disk. (`timeout`
+        bounds the running batch, as docs/DESIGN.md names it, hence the ASYNC109 waiver.)
+        """
+        with self._cond:
+            self._closed = True
+            self._stopping = True
+            drained = self._intake.drain()
+            self._cond.notify_all()
+        stopped = WorkerStoppedError("the generation worker stopped before this job ran")
+        for job in drained:
+            _log_finished(job, None, 0, stopped)
+            self._settle(job, error=stopped)
+        thread = self._thread
+        if thread is not None and not await _join(thread, timeout):
+            log.warning("stop: the running batch outlived %ss; cancelling it", timeout)
+            self._abort.set()
+            if not await _join(thread, ABORT_GRACE_SECONDS):
+                log.error("stop: the generation thread did not stop; leaving it behind")
+        return [job.job_id for job in drained] + list(self._interrupted)
+
+    def _cancel(self, job: _Job) -> bool:
+        with self._cond:
+            if self._intake.remove(job):
+                queued = True
+            elif job in self._running:
+                job.cancel_requested.set()
+                return True
+            else:
+                return False
+        if queued:
+            error = JobCancelledError(f"job {job.job_id} was cancelled while queued")
+            _log_finished(job, None, 0, error)
+            self._settle(job, error=error)
+        return True
+
+    def _position_locked(self, job_id: int) -> int | None:
+        if any(job.job_id == job_id for job in self._running):
+            return 0
+        # Replay the scheduler on a copy: the order it will actually run the queue in.
+        intake = self._intake.copy()
+        position = 0
+        while len(intake):
+            position += 1
+            if any(job.job_id == job_id for job in intake.take(self._max_batch)):
+                return position
+        return None
+
+    # ---- thread side -----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        """The worker thread: take a batch or the sentinel, run it, repeat."""
+        log.info(
+            "generation worker started: device=%s max_batch=%s queue_size=%s",
+            getattr(self._engine, "device", "?"),
+            self._max_batch,
+            self._queue_size,
+        )
+        self._beat()
+        while True:
+            batch = self._take()
+            if batch is _STOP:
+                break
+            self._run_batch(batch)
+            if not self._healthy:
+                break
+        log.info("generation worker stopped")
+
+    def _take(self) -> Any:
+        """Block for the next batch (or the sentinel), touching the heartbeat while idle."""
+        while True:
+            with self._cond:
+                if self._stopping:
+                    return _STOP
+                if len(self._intake):
+                    batch = self._intake.take(self._max_batch)
+                    self._running = batch
+                    self._run_started = time.monotonic()
+                    return batch
+                self._cond.wait(self._heartbeat_interval)
+            self._beat()
+
+    def _run_batch(self, batch: list[_Job]) -> None:
+        started = self._run_started or time.monotonic()
+        for job in batch:
+            job.started_at = started
+            if job.on_start is not None:
+                self._post(job.on_start)
+
+        def on_step(step: int, total: int) -> None:
+            self._beat()
+            elapsed = time.monotonic() - started
+            for job in batch:
+                if job.on_progress is not None and not job.cancel_requested.is_set():
+                    self._post(job.on_progress, Progress(job.job_id, step, total, elapsed))
+
+        def is_cancelled(index: int) -> bool:
+            job = batch[index]
+            if job.cancel_requested.is_set() or self._abort.is_set():
+                return True
+            if time.monotonic() - started > self._job_timeout:
+                job.timed_out = True
+                return True
+            return False
+
+        requests = [job.request for job in batch]
+        fatal: FatalDeviceError | None = None
+        try:
+            entries: list[Any] = list(
+                self._engine.generate(requests, on_step=on_step, is_cancelled=is_cancelled)
+            )
+            if len(entries) != len(batch):
+                raise GenerationError(
+                    f"the engine returned {len(entries)} results for {len(batch)} requests"
+                )
+        except OutOfMemoryError as exc:
+            log.warning("out of memory on a batch of %s; failing only that batch", len(batch))
+            entries = [exc] * len(batch)
+        except FatalDeviceError as exc:
+            fatal = exc
+            entries = [exc] * len(batch)
+        except GenerationError as exc:
+            if not isinstance(exc, JobCancelledError):
+                log.error("batch of %s failed: %s", len(batch), exc)
+            entries = [exc] * len(batch)
+        except Exception as exc:
+            entries = [self._classify(exc, len(batch))] * len(batch)
+            if isinstance(entries[0], FatalDeviceError):
+                fatal = entries[0]
+        run_seconds = time.monotonic() - started
+
+        outcomes = [
+            self._outcome(job, entry, run_seconds, len(batch))
+            for job, entry in zip(batch, entries, strict=True)
+        ]
+        if fatal is None and all(isinstance(o, GenerationResult) for o in outcomes):
+            # Only whole runs teach the average: a cancelled or failed run is not typical.
+            self._ema_run = (
+                run_seconds
+                if self._ema_run is None
+                else EMA_ALPHA * run_seconds + (1 - EMA_ALPHA) * self._ema_run
+            )
+        # Turn unhealthy before any future settles, so whoever sees the error sees the state.
+        drained = self._turn_unhealthy(fatal) if fatal is not None else []
+        with self._cond:
+            self._running = []
+            self._run_started = None
+        for job, outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, WorkerStoppedError):
+                self._interrupted.append(job.job_id)
+            _log_finished(job, run_seconds, len(batch), outcome)
+            if isinstance(outcome, GenerationResult):
+                self._settle(job, result=outcome)
+            else:
+                self._settle(job, error=outcome)
+        if fatal is not None:
+            stopped = WorkerStoppedError("the generation worker failed before this job ran")
+            for job in drained:
+                _log_finished(job, None, 0, stopped)
+                self._settle(job, error=stopped)
+            if self.on_fatal is not None:
+                self._post(self.on_fatal, fatal)
+
+    def _classify(self, exc: Exception, size: int) -> GenerationError:
+        """Map an exception the engine did not translate onto the worker's error classes."""
+        message = str(exc)
+        if type(exc).__name__ == "OutOfMemoryError" or "out of memory" in message.lower():
+            log.warning("out of memory on a batch of %s: %s", size, message)
+            error: GenerationError = OutOfMemoryError(message)
+        elif "cuda" in message.lower():
+            error = FatalDeviceError(message)
+        else:
+            log.exception("unexpected error in a batch of %s", size)
+            error = GenerationError(f"unexpected {type(exc).__name__}: {message}")
+        error.__cause__ = exc
+        return error
+
+    def _outcome(
+        self, job: _Job, entry: Any, run_seconds: float, size: int
+    ) -> GenerationResult | GenerationError:
+        """What this job's future gets. A stop the worker asked for wins over what came back."""
+        if job.cancel_requested.is_set():
+            return JobCancelledError(f"job {job.job_id} was cancelled while running")
+        if isinstance(entry, GenerationError):
+            # The worker asked the engine to stop this member: say why, not just "cancelled".
+            if self._abort.is_set() and isinstance(entry, JobCancelledError):
+                return WorkerStoppedError("the generation worker stopped while this job ran")
+            if job.timed_out and isinstance(entry, JobCancelledError):
+                return JobTimeoutError(f"job {job.job_id} ran over {self._job_timeout:g} s")
+            return entry
+        if not isinstance(entry, GeneratedImage):
+            return GenerationError(f"the engine returned {type(entry).__name__}, not an image")
+        assert job.started_at is not None
+        return GenerationResult(
+            job_id=job.job_id,
+            png=entry.png,
+            seed=entry.seed,
+            steps=entry.steps,
+            width=entry.width,
+            height=entry.height,
+            token_count=entry.token_count,
+            truncated=entry.truncated,
+            queued_seconds=job.started_at - job.submitted_at,
+            run_seconds=run_seconds,
+            batch_size=size,
+        )
+
+    def _turn_unhealthy(self, error: FatalDeviceError) -> list[_Job]:
+        """Record the fatal error, close intake and return the queued jobs, now never to run."""
+        log.critical("device failed; the generation worker is unhealthy: %s", error)
+        self._fatal_error = error
+        self._healthy = False  # from here on the heartbeat goes stale
+        with self._cond:
+            self._closed = True
+            self._stopping = True
+            return self._intake.drain()
+
+    def _beat(self) -> None:
+        """Touch the heartbeat file, at most every half interval, only while healthy and running."""
+        if self._heartbeat_file is None or not self._healthy or self._stopping:
+            return
+        now = time.monotonic()
+        if now - self._last_beat < self._heartbeat_interval / 2:
+            return
+        self._last_beat = now
+        try:
+            self._heartbeat_file.touch()
+        except OSError as exc:
+            if not self._heartbeat_warned:
+                self._heartbeat_warned = True
+                log.warning("cannot touch heartbeat file %s: %s", self._heartbeat_file, exc)
+
+    # ---- crossing back to the loop ---------------------------------------------------------
+
+    def _post(self, callback: Callable[..., object], *args: object) -> None:
+        """Run `callback(*args)` on the loop; a closed loop means nobody is listening."""
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            loop.call_soon_threadsafe(callback, *args)
+        except RuntimeError:
+            log.debug("event loop closed; dropped %r", callback)
+
+    def _settle(
+        self,
+        job: _Job,
+        *,
+        result: GenerationResult | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        try:
+            on_loop = asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop:
+            _resolve(job.future, result, error)
+        else:
+            self._post(_resolve, job.future, result, error)
+
+
+def _resolve(
+    future: asyncio.Future[GenerationResult],
+    result: GenerationResult | None,
+    error: BaseException | None,
+) -> None:
+    """Set a future's outcome unless it is already done (e.g. cancelled by its awaiter)."""
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)  # type: ignore[arg-type]
+
+
+async def _join(thread: threading.Thread, limit: float | None) -> bool:
+    """Wait for `thread` to end without blocking the loop; False if `limit` seconds ran out."""
+    deadline = None if limit is None else time.monotonic() + limit
+    while thread.is_alive():
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(_JOIN_POLL_SECONDS)
+    thread.join()  # already ended; this only reaps it
+    return True
+
+
+def _log_finished(
+    job: _Job,
+    run_seconds: float | None,
+    batch: int,
+    outcome: GenerationResult | BaseException,
+) -> None:
+    """The one summary line per finished job."""
+    started = job.started_at if job.started_at is not None else time.monotonic()
+    name = "done" if isinstance(outcome, GenerationResult) else getattr(outcome, "code", "error")
+    log.info(
+        "job=%s user=%s queued=%.2fs run=%.2fs steps=%s batch=%s outcome=%s",
+        job.job_id,
+        job.user_id,
+        started - job.submitted_at,
+        run_seconds or 0.0,
+        job.request.steps,
+        batch,
+        name,
+    )
