@@ -1,0 +1,591 @@
+"""The in-memory world of the fake Discord: users, guilds, channels, messages, commands.
+
+These classes are the fake server's own mutable records (not domain values), so they are
+plain slotted dataclasses that the harness and the handlers change in place. Each one knows
+how to render itself as the JSON payload real Discord would send.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+DISCORD_EPOCH_MS = 1_420_070_400_000
+
+
+class Perm:
+    """Permission bits as Discord numbers them (only the ones a bot like ours meets)."""
+
+    CREATE_INSTANT_INVITE = 1 << 0
+    KICK_MEMBERS = 1 << 1
+    BAN_MEMBERS = 1 << 2
+    ADMINISTRATOR = 1 << 3
+    MANAGE_CHANNELS = 1 << 4
+    MANAGE_GUILD = 1 << 5
+    ADD_REACTIONS = 1 << 6
+    VIEW_CHANNEL = 1 << 10
+    SEND_MESSAGES = 1 << 11
+    MANAGE_MESSAGES = 1 << 13
+    EMBED_LINKS = 1 << 14
+    ATTACH_FILES = 1 << 15
+    READ_MESSAGE_HISTORY = 1 << 16
+    MENTION_EVERYONE = 1 << 17
+    USE_EXTERNAL_EMOJIS = 1 << 18
+    MANAGE_ROLES = 1 << 28
+    USE_APPLICATION_COMMANDS = 1 << 31
+    ALL = (1 << 53) - 1
+
+    EVERYONE_DEFAULT = (
+        VIEW_CHANNEL
+        | SEND_MESSAGES
+        | ADD_REACTIONS
+        | EMBED_LINKS
+        | ATTACH_FILES
+        | READ_MESSAGE_HISTORY
+        | USE_EXTERNAL_EMOJIS
+        | USE_APPLICATION_COMMANDS
+    )
+    BOT_DEFAULT = (
+        VIEW_CHANNEL
+        | SEND_MESSAGES
+        | ADD_REACTIONS
+        | EMBED_LINKS
+        | ATTACH_FILES
+        | READ_MESSAGE_HISTORY
+        | USE_EXTERNAL_EMOJIS
+    )
+
+
+class Intent:
+    """Gateway intent bits; events are only delivered to sessions that asked for them."""
+
+    GUILDS = 1 << 0
+    GUILD_MEMBERS = 1 << 1
+    GUILD_PRESENCES = 1 << 8
+    GUILD_MESSAGES = 1 << 9
+    GUILD_MESSAGE_REACTIONS = 1 << 10
+    DIRECT_MESSAGES = 1 << 12
+    DIRECT_MESSAGE_REACTIONS = 1 << 13
+    MESSAGE_CONTENT = 1 << 15
+    PRIVILEGED = GUILD_MEMBERS | GUILD_PRESENCES | MESSAGE_CONTENT
+
+
+class MessageFlag:
+    """Message flag bits the fake sets or reads."""
+
+    EPHEMERAL = 1 << 6
+    LOADING = 1 << 7
+
+
+class SnowflakeFactory:
+    """Real-looking snowflakes: the timestamp part is wall-clock time, as discord.py reads it."""
+
+    def __init__(self) -> None:
+        self._counter = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def next(self, *, at: float | None = None) -> int:
+        """A new unique id whose embedded time is `at` (epoch seconds, default now)."""
+        ms = int((time.time() if at is None else at) * 1000)
+        with self._lock:
+            increment = next(self._counter) & 0xFFF
+        return ((ms - DISCORD_EPOCH_MS) << 22) | (1 << 17) | increment
+
+
+def snowflake_time(snowflake: int) -> float:
+    """Epoch seconds embedded in a snowflake."""
+    return ((snowflake >> 22) + DISCORD_EPOCH_MS) / 1000
+
+
+def iso(ts: float) -> str:
+    """ISO-8601 timestamp in the form Discord uses."""
+    return datetime.fromtimestamp(ts, UTC).isoformat()
+
+
+@dataclass(slots=True)
+class FakeUser:
+    id: int
+    username: str
+    bot: bool = False
+    global_name: str | None = None
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "username": self.username,
+            "global_name": self.global_name,
+            "discriminator": "0",
+            "avatar": None,
+            "bot": self.bot,
+            "system": False,
+            "public_flags": 0,
+            "flags": 0,
+            "banner": None,
+            "accent_color": None,
+            "avatar_decoration_data": None,
+        }
+
+
+@dataclass(slots=True)
+class FakeRole:
+    id: int
+    name: str
+    permissions: int = 0
+    position: int = 0
+    managed: bool = False
+    bot_id: int | None = None
+
+    def to_payload(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "id": str(self.id),
+            "name": self.name,
+            "color": 0,
+            "colors": {"primary_color": 0, "secondary_color": None, "tertiary_color": None},
+            "hoist": False,
+            "icon": None,
+            "unicode_emoji": None,
+            "position": self.position,
+            "permissions": str(self.permissions),
+            "managed": self.managed,
+            "mentionable": False,
+            "flags": 0,
+        }
+        if self.bot_id is not None:
+            data["tags"] = {"bot_id": str(self.bot_id)}
+        return data
+
+
+@dataclass(slots=True)
+class FakeMember:
+    user: FakeUser
+    guild_id: int
+    roles: list[int] = field(default_factory=list)
+    nick: str | None = None
+    joined_at: float = field(default_factory=time.time)
+
+    @property
+    def id(self) -> int:
+        return self.user.id
+
+    def to_payload(self, *, with_user: bool = True) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "roles": [str(r) for r in self.roles],
+            "nick": self.nick,
+            "avatar": None,
+            "banner": None,
+            "joined_at": iso(self.joined_at),
+            "premium_since": None,
+            "deaf": False,
+            "mute": False,
+            "flags": 0,
+            "pending": False,
+            "communication_disabled_until": None,
+        }
+        if with_user:
+            data["user"] = self.user.to_payload()
+        return data
+
+
+@dataclass(slots=True)
+class Overwrite:
+    """A channel permission overwrite; `type` 0 is a role, 1 a member."""
+
+    id: int
+    type: int
+    allow: int = 0
+    deny: int = 0
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "type": self.type,
+            "allow": str(self.allow),
+            "deny": str(self.deny),
+        }
+
+
+@dataclass(slots=True)
+class FakeChannel:
+    id: int
+    guild_id: int
+    name: str
+    type: int = 0  # 0 text, 2 voice, 4 category, 5 announcement
+    position: int = 0
+    overwrites: list[Overwrite] = field(default_factory=list)
+    parent_id: int | None = None
+    last_message_id: int | None = None
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "type": self.type,
+            "guild_id": str(self.guild_id),
+            "name": self.name,
+            "position": self.position,
+            "permission_overwrites": [o.to_payload() for o in self.overwrites],
+            "parent_id": None if self.parent_id is None else str(self.parent_id),
+            "topic": None,
+            "nsfw": False,
+            "last_message_id": None if self.last_message_id is None else str(self.last_message_id),
+            "rate_limit_per_user": 0,
+            "flags": 0,
+        }
+
+
+@dataclass(slots=True)
+class FakeGuild:
+    id: int
+    name: str
+    owner_id: int
+    roles: dict[int, FakeRole] = field(default_factory=dict)
+    members: dict[int, FakeMember] = field(default_factory=dict)
+    channels: dict[int, FakeChannel] = field(default_factory=dict)
+    preferred_locale: str = "en-US"
+
+    @property
+    def everyone(self) -> FakeRole:
+        return self.roles[self.id]
+
+    def base_permissions(self, user_id: int) -> int:
+        """Guild-level permissions of a member (Discord's algorithm, before overwrites)."""
+        if user_id == self.owner_id:
+            return Perm.ALL
+        member = self.members.get(user_id)
+        if member is None:
+            return 0
+        perms = self.everyone.permissions
+        for role_id in member.roles:
+            role = self.roles.get(role_id)
+            if role is not None:
+                perms |= role.permissions
+        if perms & Perm.ADMINISTRATOR:
+            return Perm.ALL
+        return perms
+
+    def channel_permissions(self, user_id: int, channel_id: int) -> int:
+        """Permissions of a member in one channel: base, then @everyone, role, member overwrites."""
+        perms = self.base_permissions(user_id)
+        if perms == Perm.ALL:
+            return perms
+        channel = self.channels.get(channel_id)
+        member = self.members.get(user_id)
+        if channel is None or member is None:
+            return perms
+        by_id = {o.id: o for o in channel.overwrites}
+        everyone = by_id.get(self.id)
+        if everyone is not None:
+            perms = (perms & ~everyone.deny) | everyone.allow
+        allow = deny = 0
+        for role_id in member.roles:
+            ow = by_id.get(role_id)
+            if ow is not None and ow.type == 0:
+                allow |= ow.allow
+                deny |= ow.deny
+        perms = (perms & ~deny) | allow
+        own = by_id.get(user_id)
+        if own is not None and own.type == 1:
+            perms = (perms & ~own.deny) | own.allow
+        # Without View Channel nothing else in the channel applies.
+        if not perms & Perm.VIEW_CHANNEL:
+            return 0
+        return perms
+
+    def to_payload(self, *, bot_id: int, all_members: bool) -> dict[str, Any]:
+        """The GUILD_CREATE payload; without the members intent only the bot's member is sent."""
+        members = [m.to_payload() for m in self.members.values() if all_members or m.id == bot_id]
+        joined = self.members[bot_id].joined_at if bot_id in self.members else time.time()
+        return {
+            "id": str(self.id),
+            "name": self.name,
+            "icon": None,
+            "splash": None,
+            "discovery_splash": None,
+            "banner": None,
+            "description": None,
+            "owner_id": str(self.owner_id),
+            "afk_channel_id": None,
+            "afk_timeout": 300,
+            "verification_level": 0,
+            "default_message_notifications": 1,
+            "explicit_content_filter": 0,
+            "mfa_level": 0,
+            "nsfw_level": 0,
+            "premium_tier": 0,
+            "premium_subscription_count": 0,
+            "premium_progress_bar_enabled": False,
+            "system_channel_id": None,
+            "system_channel_flags": 0,
+            "rules_channel_id": None,
+            "public_updates_channel_id": None,
+            "safety_alerts_channel_id": None,
+            "vanity_url_code": None,
+            "preferred_locale": self.preferred_locale,
+            "features": [],
+            "roles": [r.to_payload() for r in self.roles.values()],
+            "emojis": [],
+            "stickers": [],
+            "members": members,
+            "member_count": len(self.members),
+            "channels": [c.to_payload() for c in self.channels.values()],
+            "threads": [],
+            "presences": [],
+            "voice_states": [],
+            "stage_instances": [],
+            "guild_scheduled_events": [],
+            "soundboard_sounds": [],
+            "large": False,
+            "unavailable": False,
+            "lazy": True,
+            "joined_at": iso(joined),
+            "application_id": None,
+            "max_members": 500000,
+        }
+
+
+@dataclass(slots=True)
+class FakeAttachment:
+    id: int
+    filename: str
+    data: bytes
+    url: str
+    content_type: str | None = None
+    description: str | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    def image_size(self) -> tuple[int, int] | None:
+        """Width and height for a PNG (read from its IHDR chunk), else None."""
+        if self.data[:8] == b"\x89PNG\r\n\x1a\n" and len(self.data) >= 24:
+            return int.from_bytes(self.data[16:20], "big"), int.from_bytes(self.data[20:24], "big")
+        return None
+
+    def to_payload(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "id": str(self.id),
+            "filename": self.filename,
+            "size": self.size,
+            "url": self.url,
+            "proxy_url": self.url,
+        }
+        if self.content_type:
+            data["content_type"] = self.content_type
+        if self.description is not None:
+            data["description"] = self.description
+        dims = self.image_size()
+        if dims is not None:
+            data["width"], data["height"] = dims
+            data["content_type"] = "image/png"
+        return data
+
+
+_USER_MENTION = re.compile(r"<@!?(\d+)>")
+_ROLE_MENTION = re.compile(r"<@&(\d+)>")
+
+
+@dataclass(slots=True)
+class FakeMessage:
+    id: int
+    channel_id: int
+    guild_id: int | None
+    author: FakeUser
+    content: str = ""
+    embeds: list[dict[str, Any]] = field(default_factory=list)
+    attachments: list[FakeAttachment] = field(default_factory=list)
+    reactions: dict[str, list[int]] = field(default_factory=dict)  # emoji key -> user ids
+    flags: int = 0
+    type: int = 0
+    message_reference: dict[str, Any] | None = None
+    allowed_mentions: dict[str, Any] | None = None
+    webhook_id: int | None = None
+    application_id: int | None = None
+    interaction_id: int | None = None
+    interaction_metadata: dict[str, Any] | None = None
+    components: list[dict[str, Any]] = field(default_factory=list)
+    created_at: float = field(default_factory=time.time)
+    edited_at: float | None = None
+    deleted: bool = False
+    versions: list[dict[str, Any]] = field(default_factory=list)  # payload after each write
+
+    @property
+    def ephemeral(self) -> bool:
+        return bool(self.flags & MessageFlag.EPHEMERAL)
+
+    @property
+    def loading(self) -> bool:
+        return bool(self.flags & MessageFlag.LOADING)
+
+    def reaction_users(self, emoji: str) -> list[int]:
+        return list(self.reactions.get(emoji, []))
+
+    def pings(self) -> set[str]:
+        """Who this message would notify: `user:ID`, `role:ID`, `everyone` (Discord's rules).
+
+        With no `allowed_mentions` every mention in the content pings; with one, only the
+        listed kinds and ids do. An empty set means the message pings nobody.
+        """
+        am = self.allowed_mentions
+        users = {int(u) for u in _USER_MENTION.findall(self.content)}
+        roles = {int(r) for r in _ROLE_MENTION.findall(self.content)}
+        everyone = "@everyone" in self.content or "@here" in self.content
+        found: set[str] = set()
+        if am is None:
+            found |= {f"user:{u}" for u in users} | {f"role:{r}" for r in roles}
+            if everyone:
+                found.add("everyone")
+            return found
+        parse = set(am.get("parse", []))
+        allowed_users = {int(u) for u in am.get("users", [])}
+        allowed_roles = {int(r) for r in am.get("roles", [])}
+        found |= {f"user:{u}" for u in users if "users" in parse or u in allowed_users}
+        found |= {f"role:{r}" for r in roles if "roles" in parse or r in allowed_roles}
+        if everyone and "everyone" in parse:
+            found.add("everyone")
+        return found
+
+    def to_payload(self, *, bot_id: int, referenced: FakeMessage | None = None) -> dict[str, Any]:
+        """The message as the bot sees it (`me` on reactions means the bot reacted)."""
+        reactions = [
+            {
+                "emoji": emoji_payload(key),
+                "count": len(users),
+                "count_details": {"burst": 0, "normal": len(users)},
+                "me": bot_id in users,
+                "me_burst": False,
+                "burst_colors": [],
+            }
+            for key, users in self.reactions.items()
+            if users
+        ]
+        data: dict[str, Any] = {
+            "id": str(self.id),
+            "type": self.type,
+            "channel_id": str(self.channel_id),
+            "author": self.author.to_payload(),
+            "content": self.content,
+            "timestamp": iso(self.created_at),
+            "edited_timestamp": None if self.edited_at is None else iso(self.edited_at),
+            "tts": False,
+            "mention_everyone": False,
+            "mentions": [],
+            "mention_roles": [],
+            "attachments": [a.to_payload() for a in self.attachments],
+            "embeds": list(self.embeds),
+            "reactions": reactions,
+            "pinned": False,
+            "flags": self.flags,
+            "components": list(self.components),
+        }
+        if self.guild_id is not None:
+            data["guild_id"] = str(self.guild_id)
+        if self.webhook_id is not None:
+            data["webhook_id"] = str(self.webhook_id)
+        if self.application_id is not None:
+            data["application_id"] = str(self.application_id)
+        if self.interaction_metadata is not None:
+            data["interaction_metadata"] = self.interaction_metadata
+        if self.message_reference is not None:
+            data["message_reference"] = self.message_reference
+            data["referenced_message"] = (
+                None if referenced is None else referenced.to_payload(bot_id=bot_id)
+            )
+        return data
+
+
+def emoji_key(raw: str) -> str:
+    """The canonical key for an emoji from a URL or a payload: `🔁` or `name:id`."""
+    if raw.startswith("<") and raw.endswith(">"):
+        raw = raw.strip("<>").removeprefix("a:")
+    return raw
+
+
+def emoji_payload(key: str) -> dict[str, Any]:
+    """The `emoji` object Discord sends for a key made by `emoji_key`."""
+    if ":" in key:
+        name, _, emoji_id = key.rpartition(":")
+        return {"id": emoji_id, "name": name, "animated": False}
+    return {"id": None, "name": key}
+
+
+def is_plausible_unicode_emoji(key: str) -> bool:
+    """Discord answers Unknown Emoji for plain words; real emoji are non-ASCII."""
+    if ":" in key:
+        name, _, emoji_id = key.rpartition(":")
+        return bool(name) and emoji_id.isdigit()
+    return bool(key) and any(ord(ch) > 0x7F for ch in key)
+
+
+@dataclass(slots=True)
+class FakeCommand:
+    """A registered application command: the payload as sent, plus Discord's fields."""
+
+    id: int
+    application_id: int
+    guild_id: int | None
+    payload: dict[str, Any]
+    version: int
+
+    @property
+    def name(self) -> str:
+        return str(self.payload["name"])
+
+    @property
+    def type(self) -> int:
+        return int(self.payload.get("type", 1))
+
+    def to_payload(self) -> dict[str, Any]:
+        data = dict(self.payload)
+        data.setdefault("type", 1)
+        data.setdefault("description", "")
+        data.setdefault("options", [])
+        data.setdefault("default_member_permissions", None)
+        data.setdefault("nsfw", False)
+        if data["default_member_permissions"] is not None:
+            # Sent as an int by discord.py, stored and returned by Discord as a string.
+            data["default_member_permissions"] = str(data["default_member_permissions"])
+        data.update(
+            id=str(self.id),
+            application_id=str(self.application_id),
+            version=str(self.version),
+        )
+        if self.guild_id is not None:
+            data["guild_id"] = str(self.guild_id)
+        return data
+
+
+@dataclass(slots=True)
+class FakeApplication:
+    id: int
+    name: str
+    owner: FakeUser
+    bot: FakeUser
+    flags: int = 0
+    privileged_intents: int = 0  # which privileged intents the developer portal enables
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "name": self.name,
+            "icon": None,
+            "description": "A fake application for end-to-end tests.",
+            "summary": "",
+            "type": None,
+            "bot_public": True,
+            "bot_require_code_grant": False,
+            "verify_key": "0" * 64,
+            "owner": self.owner.to_payload(),
+            "team": None,
+            "flags": self.flags,
+            "bot": self.bot.to_payload(),
+            "rpc_origins": [],
+            "redirect_uris": [],
+            "interactions_endpoint_url": None,
+            "approximate_guild_count": 1,
+            "tags": [],
+        }

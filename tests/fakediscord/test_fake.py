@@ -1,0 +1,533 @@
+"""The fake Discord, proven with a small real `commands.Bot` over real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import struct
+import zlib
+from typing import Literal
+
+import aiohttp
+import discord
+import discord.gateway
+import discord.http
+import pytest
+from discord import app_commands
+from discord.ext import commands
+
+from tests.fakediscord import FakeDiscord, InteractionRecord, Perm, run_client
+from tests.fakediscord.plugin import fake_discord  # noqa: F401  (pytest finds it by name)
+
+
+def tiny_png(width: int, height: int, shade: int) -> bytes:
+    """A real, decodable grey PNG (no Pillow needed)."""
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
+    rows = b"".join(b"\x00" + bytes([shade]) * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+PNG_PROGRESS = tiny_png(8, 8, 40)
+PNG_FINAL = tiny_png(16, 12, 200)
+
+
+class JapaneseTranslator(app_commands.Translator):
+    """Serves the `ja=` extras of each `locale_str`, as the product's translator would."""
+
+    async def translate(
+        self,
+        string: app_commands.locale_str,
+        locale: discord.Locale,
+        context: app_commands.TranslationContextTypes,
+    ) -> str | None:
+        return string.extras.get(locale.value)
+
+
+class DemoBot(commands.Bot):
+    """A miniature of the product bot: defer, progress edit, final edit, 🔁, admin group."""
+
+    def __init__(self, guild_id: int) -> None:
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=discord.Intents.default(),
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+        self.guild_id = guild_id
+        self.raw_reactions: list[discord.RawReactionActionEvent] = []
+        self.removed_guilds: list[int] = []
+        self.limit_targets: list[discord.Member | discord.User] = []
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.errors: list[BaseException] = []
+
+    async def setup_hook(self) -> None:
+        bot = self
+
+        @app_commands.command(name="draw", description="Draw a picture")
+        @app_commands.describe(prompt="What to draw")
+        @app_commands.rename(prompt=app_commands.locale_str("prompt", ja="プロンプト"))
+        async def draw(interaction: discord.Interaction[DemoBot], prompt: str) -> None:
+            await bot.gate.wait()  # lets a test stall the bot before its first response
+            await interaction.response.defer()
+            await interaction.edit_original_response(
+                content=f"drawing {discord.utils.escape_markdown(prompt)}: 50%",
+                attachments=[discord.File(io.BytesIO(PNG_PROGRESS), "progress.png")],
+            )
+            message = await interaction.edit_original_response(
+                content="done",
+                embed=discord.Embed(title=prompt[:256], description="seed 42"),
+                attachments=[discord.File(io.BytesIO(PNG_FINAL), "result.png")],
+            )
+            await message.add_reaction("🔁")
+
+        ratelimit = app_commands.Group(
+            name="ratelimit",
+            description="Rate limits",
+            default_permissions=discord.Permissions(manage_guild=True),
+        )
+
+        @ratelimit.command(name="set", description="Set a user's limit")
+        async def set_limit(
+            interaction: discord.Interaction[DemoBot],
+            user: discord.Member,
+            images: app_commands.Range[int, 1, 100],
+            per: Literal["hour", "day"],
+        ) -> None:
+            bot.limit_targets.append(user)
+            await interaction.response.send_message(
+                f"{user.mention}: {images} per {per} (admin={interaction.permissions.manage_guild})",
+                ephemeral=True,
+            )
+
+        server = app_commands.Group(
+            name="guild", description="Server-wide limits", parent=ratelimit
+        )
+
+        @server.command(name="default", description="Set the server default")
+        async def set_default(interaction: discord.Interaction[DemoBot], images: int) -> None:
+            await interaction.response.send_message(f"default {images}", ephemeral=True)
+
+        @app_commands.command(name="ping", description="Defer, then answer with a followup")
+        async def ping(interaction: discord.Interaction[DemoBot]) -> None:
+            await interaction.response.defer(ephemeral=True)
+            await interaction.followup.send("pong")
+            await interaction.followup.send("second", ephemeral=True)
+
+        await self.tree.set_translator(JapaneseTranslator())
+        self.tree.add_command(ping)
+        self.tree.add_command(draw)
+        self.tree.add_command(ratelimit)
+        self.tree.on_error = self._on_tree_error  # type: ignore[method-assign]
+        guild = discord.Object(self.guild_id)
+        self.tree.copy_global_to(guild=guild)
+        await self.tree.sync(guild=guild)
+
+    async def _on_tree_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        self.errors.append(getattr(error, "original", error))
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        """discord.py sleeps 5 s before every re-IDENTIFY; the fake has no login quota."""
+
+    async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
+        self.raw_reactions.append(payload)
+
+    async def on_guild_remove(self, guild: discord.Guild) -> None:
+        self.removed_guilds.append(guild.id)
+
+
+async def draw(
+    fake: FakeDiscord, prompt: str = "ピカチュウ", **kwargs: object
+) -> InteractionRecord:
+    return await fake.invoke("draw", {"prompt": prompt}, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def fake(fake_discord: FakeDiscord) -> FakeDiscord:  # noqa: F811  (the plugin's fixture)
+    """The plugin's started, redirected fake, under a short name."""
+    return fake_discord
+
+
+# -- redirect and plain HTTP ------------------------------------------------------------------
+
+
+async def test_redirect_points_discord_py_at_the_fake_and_restores_it() -> None:
+    before_base = discord.http.Route.BASE
+    before_gateway = discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
+    async with FakeDiscord() as fake:
+        with fake.redirect():
+            assert f"http://127.0.0.1:{fake.port}/api/v10" == discord.http.Route.BASE
+            assert str(discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY) == fake.gateway_url
+    assert before_base == discord.http.Route.BASE
+    assert before_gateway == discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
+
+
+async def test_rest_answers_exact_json_content_type_and_refuses_a_bad_token(
+    fake: FakeDiscord,
+) -> None:
+    async with aiohttp.ClientSession() as http:
+        ok = await http.get(
+            f"{fake.api_base}/users/@me", headers={"Authorization": f"Bot {fake.token}"}
+        )
+        bad = await http.get(f"{fake.api_base}/users/@me", headers={"Authorization": "Bot nope"})
+        assert ok.headers["Content-Type"] == "application/json"
+        assert (await ok.json())["id"] == str(fake.bot_user.id)
+        assert bad.status == 401
+    assert [(r.path, r.status, r.authorized) for r in fake.requests] == [
+        ("/users/@me", 200, True),
+        ("/users/@me", 401, False),
+    ]
+
+
+async def test_upload_over_the_file_limit_is_refused_with_413(fake: FakeDiscord) -> None:
+    fake.max_file_size = 1024
+    form = aiohttp.FormData(quote_fields=False)
+    form.add_field("payload_json", '{"content": "big"}', content_type="application/json")
+    form.add_field(
+        "files[0]", b"x" * 2048, filename="big.bin", content_type="application/octet-stream"
+    )
+    async with aiohttp.ClientSession() as http:
+        response = await http.post(
+            f"{fake.api_base}/channels/{fake.channel.id}/messages",
+            data=form,
+            headers={"Authorization": f"Bot {fake.token}"},
+        )
+        body = await response.json()
+    assert (response.status, body["code"]) == (413, 40005)
+    assert fake.channel_messages(fake.channel) == []
+
+
+async def test_gateway_speaks_plain_or_zlib_acks_heartbeats_and_refuses_a_bad_token(
+    fake: FakeDiscord,
+) -> None:
+    async with aiohttp.ClientSession() as http:
+        async with http.ws_connect(f"{fake.gateway_url}?v=10&encoding=json") as ws:
+            hello = await ws.receive()
+            assert hello.type is aiohttp.WSMsgType.TEXT
+            assert hello.json()["op"] == 10
+            await ws.send_json({"op": 1, "d": None})
+            assert (await ws.receive_json())["op"] == 11
+            await ws.send_json({"op": 2, "d": {"token": "wrong", "intents": 1, "properties": {}}})
+            closed = await ws.receive()
+            assert closed.type is aiohttp.WSMsgType.CLOSE
+            assert closed.data == 4004
+        async with http.ws_connect(f"{fake.gateway_url}?v=10&compress=zlib-stream") as ws:
+            hello = await ws.receive()
+            assert hello.type is aiohttp.WSMsgType.BINARY
+            assert hello.data.endswith(b"\x00\x00\xff\xff")
+            assert b'"op":10' in zlib.decompressobj().decompress(hello.data)
+    assert fake.gateway.identify_count == 0
+
+
+# -- connecting and syncing -------------------------------------------------------------------
+
+
+async def test_bot_connects_with_zlib_and_sees_ready_and_guild_create(fake: FakeDiscord) -> None:
+    async with run_client(fake, DemoBot(fake.guild.id)) as bot:
+        assert bot.user is not None
+        assert bot.user.id == fake.bot_user.id
+        guild = bot.get_guild(fake.guild.id)
+        assert guild is not None
+        assert guild.get_channel(fake.channel.id) is not None
+        assert bot.application_id == fake.application.id
+        assert fake.gateway.identify_count == 1
+        assert fake.gateway.connections[0].compress  # discord.py asked for zlib-stream
+        assert fake.gateway.connections[0].heartbeats >= 1  # sent at once after HELLO
+        assert [f.t for f in fake.gateway.frames if f.op == 0][:2] == ["READY", "GUILD_CREATE"]
+        assert fake.requests_to("GET", "/oauth2/applications/@me")
+
+
+async def test_tree_sync_is_stored_with_options_localizations_and_permissions(
+    fake: FakeDiscord,
+) -> None:
+    async with run_client(fake, DemoBot(fake.guild.id)):
+        commands_by_name = {c["name"]: c for c in fake.registered_commands(fake.guild)}
+    assert fake.sync_count(fake.guild) == 1
+    assert fake.registered_commands() == []  # nothing global was synced
+    assert set(commands_by_name) == {"draw", "ping", "ratelimit"}
+    prompt = commands_by_name["draw"]["options"][0]
+    assert (prompt["name"], prompt["type"], prompt["required"]) == ("prompt", 3, True)
+    assert prompt["name_localizations"] == {"ja": "プロンプト"}
+    ratelimit = commands_by_name["ratelimit"]
+    assert ratelimit["default_member_permissions"] == str(Perm.MANAGE_GUILD)
+    set_options = ratelimit["options"][0]["options"]
+    assert [(o["name"], o["type"]) for o in set_options] == [("user", 6), ("images", 4), ("per", 3)]
+
+
+# -- the main flow ----------------------------------------------------------------------------
+
+
+async def test_deferred_command_edits_twice_with_png_and_its_reaction_echo_reaches_the_bot(
+    fake: FakeDiscord,
+) -> None:
+    async with run_client(fake, DemoBot(fake.guild.id)) as bot:
+        record = await draw(fake)
+        edits = await record.wait_edits(2)
+        await fake.wait_until(lambda: bot.raw_reactions)
+
+    assert record.deferred
+    assert not record.ephemeral
+    assert record.response_delay is not None
+    assert record.first_response_at is not None
+    assert record.first_response_at <= edits[0].at <= edits[1].at
+    assert [e.content for e in edits] == ["drawing ピカチュウ: 50%", "done"]
+    assert [a.data for a in edits[0].attachments] == [PNG_PROGRESS]
+    assert [(a.filename, a.data) for a in edits[1].attachments] == [("result.png", PNG_FINAL)]
+    assert edits[1].embeds[0]["title"] == "ピカチュウ"
+
+    message = record.original_message
+    assert message is not None
+    assert not message.loading
+    assert message.author.id == fake.bot_user.id
+    assert message.channel_id == fake.channel.id
+    assert message.reactions == {"🔁": [fake.bot_user.id]}
+    assert fake.requests_to("PUT", "/channels/*/messages/*/reactions/🔁/@me", status=204)
+    echo = bot.raw_reactions[0]
+    assert (echo.user_id, echo.message_id, str(echo.emoji)) == (
+        fake.bot_user.id,
+        message.id,
+        "🔁",
+    )
+    assert fake.dispatched("MESSAGE_UPDATE")  # the bot's own edits are echoed too
+    assert bot.errors == []
+
+
+async def test_attachment_urls_serve_the_uploaded_bytes(fake: FakeDiscord) -> None:
+    async with run_client(fake, DemoBot(fake.guild.id)):
+        record = await draw(fake)
+        await record.wait_edits(2)
+        message = record.original_message
+        assert message is not None
+        async with aiohttp.ClientSession() as http:
+            response = await http.get(message.attachments[0].url)
+            assert await response.read() == PNG_FINAL
+    assert message.attachments[0].to_payload()["width"] == 16
+
+
+async def test_429_on_an_edit_is_retried_by_discord_py_and_lands_once(fake: FakeDiscord) -> None:
+    rule = fake.fail_next("PATCH", "/webhooks/*/*/messages/@original", retry_after=0.05)
+    async with run_client(fake, DemoBot(fake.guild.id)) as bot:
+        record = await draw(fake)
+        await record.wait_edits(2)
+        await fake.wait_until(lambda: bot.raw_reactions)
+    patches = fake.requests_to("PATCH", "/webhooks/*/*/messages/@original")
+    assert [p.status for p in patches] == [429, 200, 200]
+    assert patches[0].fault
+    assert len(rule.hits) == 1
+    assert rule.remaining == 0
+    # The retry resent the same multipart body: payload_json and the file bytes.
+    assert patches[0].json == patches[1].json
+    assert patches[0].files[0].data == patches[1].files[0].data == PNG_PROGRESS
+    assert [e.content for e in record.edits] == ["drawing ピカチュウ: 50%", "done"]
+    assert bot.errors == []
+
+
+async def test_gateway_drop_then_resume_replays_events_missed_while_away(fake: FakeDiscord) -> None:
+    async with run_client(fake, DemoBot(fake.guild.id)) as bot:
+        record = await draw(fake)
+        await record.wait_edits(2)
+        await fake.wait_until(lambda: bot.raw_reactions)
+        message = record.original_message
+        assert message is not None
+
+        assert await fake.drop_gateway() == 1
+        await fake.react(fake.alice, fake.channel.id, message.id, "🔁")  # while disconnected
+        await fake.wait_resumed()
+        await fake.wait_until(lambda: len(bot.raw_reactions) == 2)
+
+    assert bot.raw_reactions[1].user_id == fake.alice.id
+    assert fake.gateway.identify_count == 1  # resumed, not re-identified
+    assert fake.gateway.connections[-1].path == "/resume"
+    assert "RESUMED" in [f.t for f in fake.gateway.frames]
+    assert message.reactions["🔁"] == [fake.bot_user.id, fake.alice.id]
+
+
+async def test_500_on_a_channel_message_is_retried_and_delivered_once(fake: FakeDiscord) -> None:
+    fake.fail_next("POST", "/channels/*/messages", status=500)
+    async with run_client(fake, DemoBot(fake.guild.id)) as bot:
+        channel = bot.get_channel(fake.channel.id)
+        assert isinstance(channel, discord.TextChannel)
+        await channel.send("once")
+    posts = fake.requests_to("POST", "/channels/*/messages")
+    assert [p.status for p in posts] == [500, 200]
+    assert [m.content for m in fake.channel_messages(fake.channel)] == ["once"]
+
+
+# -- interactions: options, deadlines, tokens -------------------------------------------------
+
+
+async def test_first_followup_after_a_defer_becomes_the_original_response(
+    fake: FakeDiscord,
+) -> None:
+    async with run_client(fake, DemoBot(fake.guild.id)):
+        record = await fake.invoke("ping")
+        await record.wait_followups(1)
+    original = record.original_message
+    assert original is not None
+    assert record.ephemeral
+    assert (original.content, original.ephemeral, original.loading) == ("pong", True, False)
+    assert [m.content for m in record.followups] == ["second"]
+    assert record.followups[0].ephemeral
+
+
+async def test_subcommand_group_with_user_option_resolves_the_member(fake: FakeDiscord) -> None:
+    async with run_client(fake, DemoBot(fake.guild.id)) as bot:
+        record = await fake.invoke(
+            "ratelimit set",
+            {"user": fake.bob, "images": 5, "per": "day"},
+            user=fake.moderator,
+            locale="ja",
+        )
+        await record.wait_response()
+    assert record.callback_type == 4
+    assert record.ephemeral
+    message = record.original_message
+    assert message is not None
+    assert message.content == f"<@{fake.bob.id}>: 5 per day (admin=True)"
+    assert message.allowed_mentions == {"parse": []}
+    assert message.pings() == set()
+    assert [(o["name"], o["type"]) for o in record.payload["data"]["options"]] == [("set", 1)]
+    target = bot.limit_targets[0]
+    assert isinstance(target, discord.Member)
+    assert target.id == fake.bob.id
+    assert not fake.dispatched("MESSAGE_CREATE")  # ephemeral messages never reach the gateway
+
+
+async def test_nested_subcommand_group_is_sent_as_group_then_subcommand(fake: FakeDiscord) -> None:
+    async with run_client(fake, DemoBot(fake.guild.id)):
+        record = await fake.invoke("ratelimit guild default", {"images": 7}, user=fake.moderator)
+        await record.wait_response()
+    group = record.payload["data"]["options"][0]
+    assert (group["name"], group["type"]) == ("guild", 2)
+    assert (group["options"][0]["name"], group["options"][0]["type"]) == ("default", 1)
+    assert record.original_message is not None
+    assert record.original_message.content == "default 7"
+
+
+async def test_invoke_refuses_what_the_discord_client_would_not_send(fake: FakeDiscord) -> None:
+    async with run_client(fake, DemoBot(fake.guild.id)):
+        with pytest.raises(ValueError, match="not registered"):
+            await fake.invoke("nope")
+        with pytest.raises(ValueError, match="needs a sub-command"):
+            await fake.invoke("ratelimit")
+        with pytest.raises(ValueError, match="outside"):
+            await fake.invoke("ratelimit set", {"user": fake.bob, "images": 0, "per": "day"})
+        with pytest.raises(ValueError, match="choices"):
+            await fake.invoke("ratelimit set", {"user": fake.bob, "images": 1, "per": "week"})
+        with pytest.raises(ValueError, match="missing"):
+            await fake.invoke("draw", {})
+    assert fake.interactions == {}
+
+
+async def test_a_first_response_after_the_deadline_gets_unknown_interaction(
+    fake: FakeDiscord,
+) -> None:
+    async with run_client(fake, DemoBot(fake.guild.id)) as bot:
+        bot.gate.clear()
+        record = await draw(fake)
+        await fake.wait_for_event("INTERACTION_CREATE")
+        fake.advance_time(fake.interaction_deadline + 0.1)
+        bot.gate.set()
+        rejected = await record.wait_rejected()
+        await fake.wait_until(lambda: bot.errors)
+    assert (rejected[0].status, rejected[0].code) == (404, 10062)
+    assert not record.responded
+    assert record.original_message is None
+    assert isinstance(bot.errors[0], discord.NotFound)
+
+
+async def test_an_edit_after_the_token_expired_gets_401(fake: FakeDiscord) -> None:
+    async with run_client(fake, DemoBot(fake.guild.id)) as bot:
+        record = await draw(fake, age=fake.token_lifetime + 1)  # user ran it 15 min ago
+        rejected = await record.wait_rejected()
+        await fake.wait_until(lambda: bot.errors)
+    assert record.deferred  # the callback itself was in time
+    assert (rejected[0].status, rejected[0].code) == (401, 50027)
+    assert record.edits == []
+
+
+# -- permissions, guild removal, channel messages ---------------------------------------------
+
+
+async def test_denied_send_permission_and_removal_from_the_guild_are_seen_by_the_bot(
+    fake: FakeDiscord,
+) -> None:
+    async with run_client(fake, DemoBot(fake.guild.id)) as bot:
+        channel = bot.get_channel(fake.channel.id)
+        assert isinstance(channel, discord.TextChannel)
+        await fake.deny_channel_permission(fake.channel, Perm.SEND_MESSAGES)
+        await fake.wait_until(lambda: not channel.permissions_for(channel.guild.me).send_messages)
+        with pytest.raises(discord.Forbidden) as denied:
+            await channel.send("hello")
+        await fake.remove_bot_from_guild(fake.guild)
+        await fake.wait_until(lambda: bot.removed_guilds)
+        with pytest.raises(discord.Forbidden) as gone:
+            await channel.send("hello")
+    assert denied.value.code == 50013
+    assert gone.value.code == 50001
+    assert bot.get_guild(fake.guild.id) is None
+    assert fake.channel_messages(fake.channel) == []
+
+
+async def test_channel_reply_keeps_its_reference_and_is_echoed(fake: FakeDiscord) -> None:
+    async with run_client(fake, DemoBot(fake.guild.id)) as bot:
+        original = await fake.post_message(fake.alice, fake.channel, "hi <@123>")
+        channel = bot.get_channel(fake.channel.id)
+        assert isinstance(channel, discord.TextChannel)
+        sent = await channel.send(
+            "again <@123>",
+            reference=discord.MessageReference(message_id=original.id, channel_id=channel.id),
+        )
+        await fake.wait_for_event("MESSAGE_CREATE", lambda d: d["id"] == str(sent.id))
+    reply = fake.messages[sent.id]
+    assert reply.message_reference is not None
+    assert reply.message_reference["message_id"] == str(original.id)
+    assert reply.type == 19
+    assert sent.reference is not None
+    assert sent.reference.message_id == original.id
+    assert reply.pings() == set()
+    assert original.pings() == {"user:123"}
+    # Without the Message Content intent the bot never saw alice's text.
+    alice_event = fake.dispatched("MESSAGE_CREATE")[0]
+    assert alice_event["id"] == str(original.id)
+    assert alice_event["content"] == ""
+
+
+# -- more gateway failures ----------------------------------------------------------------------
+
+
+async def test_abrupt_network_failure_and_op7_reconnect_are_both_resumed(
+    fake: FakeDiscord,
+) -> None:
+    async with run_client(fake, DemoBot(fake.guild.id)):
+        await fake.drop_gateway(abort=True)
+        await fake.wait_resumed()
+        await fake.request_reconnect()
+        await fake.wait_resumed(2)
+        record = await draw(fake)
+        await record.wait_edits(2)
+    assert fake.gateway.identify_count == 1
+    assert record.original_message is not None
+
+
+async def test_invalid_session_makes_the_client_identify_again(fake: FakeDiscord) -> None:
+    async with run_client(fake, DemoBot(fake.guild.id)):
+        first = await fake.wait_connected()
+        await fake.invalidate_session()
+        await fake.wait_until(lambda: fake.gateway.identify_count == 2)
+        second = await fake.wait_connected()
+        record = await fake.invoke("ping")
+        await record.wait_followups(1)
+    assert first.ended
+    assert second.session_id != first.session_id
+    assert fake.gateway.resume_count == 0
