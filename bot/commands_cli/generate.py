@@ -1,0 +1,187 @@
+"""`pokemon-bot generate "プロンプト" -o out.png`: one image, no Discord.
+
+The way to check a GPU and a model before going live: it loads the model exactly as the bot
+does (same loader, same Engine), shows a progress bar on stderr, writes the PNG and prints the
+seed and timings. Defaults come from the same settings as the bot (POKEMON_MODEL, POKEMON_STEPS,
+POKEMON_SIZE, ...). torch is imported only once the arguments are known to be good.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+import sys
+import time
+from pathlib import Path
+from typing import TextIO
+
+from bot.cli import CliError
+from bot.settings import Settings
+from generation.types import SCHEDULERS, GenerationRequest
+
+SEED_MAX = 2**32 - 1
+STEPS_RANGE = (1, 150)
+GUIDANCE_RANGE = (1.0, 20.0)
+SIZE_RANGE = (64, 1024)
+BAR_WIDTH = 30
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `generate`; a missing one takes the settings' default."""
+    parser.add_argument("prompt", help="the prompt, in Japanese")
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=None,
+        help="PNG file to write (default pokemon-SEED.png)",
+    )
+    parser.add_argument("--model", default=None, help="Hub id or local folder (POKEMON_MODEL)")
+    parser.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N (POKEMON_DEVICE)")
+    parser.add_argument("--seed", type=int, default=None, help="0..2^32-1; random when left out")
+    parser.add_argument("--steps", type=int, default=None, help="denoising steps (POKEMON_STEPS)")
+    parser.add_argument(
+        "--guidance", type=float, default=None, help="classifier-free guidance (POKEMON_GUIDANCE)"
+    )
+    parser.add_argument("--negative", default="", help="negative prompt")
+    parser.add_argument("--height", type=int, default=None, help="pixels, multiple of 8")
+    parser.add_argument("--width", type=int, default=None, help="pixels, multiple of 8")
+    parser.add_argument(
+        "--scheduler", choices=SCHEDULERS, default=None, help="sampler (POKEMON_SCHEDULER)"
+    )
+    parser.add_argument(
+        "--safety-checker",
+        choices=("on", "off"),
+        default=None,
+        help="check the image for NSFW content (POKEMON_SAFETY_CHECKER)",
+    )
+
+
+def build_request(args: argparse.Namespace, settings: Settings) -> GenerationRequest:
+    """Validate the options into a request; every problem is one CliError line."""
+    prompt = (args.prompt or "").strip()
+    if not prompt:
+        raise CliError("the prompt is empty")
+    seed = random.randint(0, SEED_MAX) if args.seed is None else args.seed
+    if not 0 <= seed <= SEED_MAX:
+        raise CliError(f"--seed must be between 0 and {SEED_MAX}, not {seed}")
+    steps = settings.pokemon_steps if args.steps is None else args.steps
+    if not STEPS_RANGE[0] <= steps <= STEPS_RANGE[1]:
+        raise CliError(
+            f"--steps must be between {STEPS_RANGE[0]} and {STEPS_RANGE[1]}, not {steps}"
+        )
+    guidance = settings.pokemon_guidance if args.guidance is None else args.guidance
+    if not GUIDANCE_RANGE[0] <= guidance <= GUIDANCE_RANGE[1]:
+        raise CliError(
+            f"--guidance must be between {GUIDANCE_RANGE[0]:g} and {GUIDANCE_RANGE[1]:g}, "
+            f"not {guidance:g}"
+        )
+    sizes = {}
+    for name in ("height", "width"):
+        value = getattr(args, name)
+        value = settings.pokemon_size if value is None else value
+        if value % 8 or not SIZE_RANGE[0] <= value <= SIZE_RANGE[1]:
+            raise CliError(
+                f"--{name} must be a multiple of 8 between {SIZE_RANGE[0]} and {SIZE_RANGE[1]}, "
+                f"not {value}"
+            )
+        sizes[name] = value
+    return GenerationRequest(
+        prompt=prompt,
+        negative_prompt=(args.negative or "").strip(),
+        seed=seed,
+        steps=steps,
+        guidance=guidance,
+        height=sizes["height"],
+        width=sizes["width"],
+        scheduler=args.scheduler or settings.pokemon_scheduler,
+    )
+
+
+class ProgressBar:
+    """A one-line text bar on stderr, redrawn after each denoising step."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.started = time.monotonic()
+        self.drawn = False
+
+    def __call__(self, step: int, total: int) -> None:
+        done = int(BAR_WIDTH * step / max(total, 1))
+        bar = "#" * done + "-" * (BAR_WIDTH - done)
+        elapsed = time.monotonic() - self.started
+        self.stream.write(f"\r[{bar}] {step}/{total} steps {elapsed:.1f}s")
+        self.stream.flush()
+        self.drawn = True
+
+    def close(self) -> None:
+        if self.drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def main(args: argparse.Namespace) -> int:
+    """Load the model, make one image, write it; 0 on success, 1 when no image came out."""
+    try:
+        settings = Settings()
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        raise CliError(f"invalid settings: {_one_line(exc)}") from exc
+    request = build_request(args, settings)
+    output: Path = args.output or Path(f"pokemon-{request.seed}.png")
+    if output.exists() and output.is_dir():
+        raise CliError(f"{output} is a folder; give a file name for the PNG")
+    if not output.parent.exists():
+        raise CliError(f"folder {output.parent} does not exist")
+    safety = (args.safety_checker or settings.pokemon_safety_checker) == "on"
+    model = args.model or settings.pokemon_model
+    device = args.device or settings.pokemon_device
+
+    from bot.logging_setup import setup_logging
+
+    setup_logging("WARNING")
+    logging.getLogger("generation").setLevel(logging.INFO)  # load and download progress
+
+    from generation.errors import GenerationError, ModelLoadError
+    from generation.loader import load_engine, resolve_model
+
+    started = time.monotonic()
+    try:
+        folder = resolve_model(model)  # fails fast, before torch is imported
+        print(f"loading {model} ...", file=sys.stderr)
+        engine = load_engine(folder, device=device, safety_checker=safety)
+    except ModelLoadError as exc:
+        raise CliError(str(exc)) from exc
+    load_s = time.monotonic() - started
+    print(
+        f"loaded on {engine.device} ({engine.dtype}) in {load_s:.1f}s; seed {request.seed}",
+        file=sys.stderr,
+    )
+
+    bar = ProgressBar(sys.stderr)
+    started = time.monotonic()
+    try:
+        result = engine.generate([request], on_step=bar)[0]
+    except GenerationError as exc:  # out of memory, or the device failed
+        raise CliError(f"generation failed: {exc}") from exc
+    finally:
+        bar.close()
+    run_s = time.monotonic() - started
+    if isinstance(result, GenerationError):
+        print(f"pokemon-bot generate: no image ({result.code}): {result}", file=sys.stderr)
+        return 1
+    try:
+        output.write_bytes(result.png)
+    except OSError as exc:
+        raise CliError(f"cannot write {output}: {exc.strerror or exc}") from exc
+    note = " (prompt cut to 77 tokens)" if result.truncated else ""
+    print(
+        f"wrote {output}: seed {result.seed}, {result.steps} steps, "
+        f"{result.width}x{result.height}, {run_s:.1f}s (model load {load_s:.1f}s){note}"
+    )
+    return 0
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return " ".join(line.strip() for line in lines[:3]) if lines else type(exc).__name__

@@ -1,0 +1,403 @@
+"""Find a checkpoint (local folder or Hub id) and load it, component by component, into an Engine.
+
+The published checkpoint predates today's libraries: its `model_index.json` names
+`CLIPFeatureExtractor` (gone from transformers 5) and a `T5Tokenizer` that transformers 5 no
+longer loads the way the model was trained. So nothing here calls
+`DiffusionPipeline.from_pretrained`: each component is loaded on its own, the tokenizer is our
+`RinnaTokenizer`, and `StableDiffusionPipeline` is built with its constructor. Every failure
+becomes a `ModelLoadError` with one line an operator can act on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import re
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from generation.errors import ModelLoadError
+from generation.tokenizer import RinnaTokenizer, TokenizerLoadError
+
+if TYPE_CHECKING:
+    from generation.pipeline import Engine
+
+log = logging.getLogger(__name__)
+
+PIPELINE_CLASSES = ("StableDiffusionPipeline", "JapaneseStableDiffusionPipeline")
+REQUIRED = ("unet", "vae", "text_encoder", "tokenizer")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+# Weight files that are variants of the main ones (we load the main ones and cast).
+_VARIANT = re.compile(r"\.(fp16|bf16|non_ema|ema)\.")
+_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+
+
+def resolve_model(source: str | Path) -> Path:
+    """A local model folder, or a Hub id downloaded (or found in the cache) → the folder."""
+    text = str(source).strip()
+    if not text:
+        raise ModelLoadError("no model given: set POKEMON_MODEL to a Hub id or a local folder")
+    path = Path(text).expanduser()
+    if path.exists():
+        return _check_folder(path)
+    if text.startswith((".", "/", "~")) or "\\" in text or not _HUB_ID.match(text):
+        raise ModelLoadError(f"model folder {text} does not exist")
+    return _from_hub(text)
+
+
+def _check_folder(path: Path) -> Path:
+    if not path.is_dir():
+        raise ModelLoadError(f"{path} is a file, not a model folder")
+    if not (path / "model_index.json").is_file():
+        raise ModelLoadError(
+            f"{path} is not a diffusers model folder (no model_index.json); "
+            "expected the layout of svjack/Stable-Diffusion-Pokemon-ja"
+        )
+    return path.resolve()
+
+
+def load_tokenizer(source: str | Path) -> RinnaTokenizer:
+    """Only the tokenizer of `source` (folder or Hub id): no torch, no weights downloaded."""
+    text = str(source).strip()
+    path = Path(text).expanduser()
+    if text and not path.exists() and _HUB_ID.match(text) and not text.startswith((".", "~")):
+        folder = _from_hub(text, tokenizer_only=True)
+    else:
+        folder = resolve_model(source)
+    return _load_tokenizer(folder)
+
+
+def _from_hub(repo_id: str, *, tokenizer_only: bool = False) -> Path:
+    """Download (or find in the cache) the files of `repo_id` that loading needs."""
+    from huggingface_hub import HfApi, constants, snapshot_download
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HFValidationError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    def cached() -> Path | None:
+        try:
+            return Path(snapshot_download(repo_id, local_files_only=True))
+        except (LocalEntryNotFoundError, OSError, ValueError):
+            return None
+
+    if constants.HF_HUB_OFFLINE:
+        folder = cached()
+        if folder is None:
+            raise ModelLoadError(
+                f"{repo_id} is not a local folder and is not in the Hugging Face cache "
+                f"({constants.HF_HUB_CACHE}), and HF_HUB_OFFLINE is set; download it once "
+                "online or point POKEMON_MODEL at a local folder"
+            )
+        return _check_folder(folder)
+
+    try:
+        files = HfApi().list_repo_files(repo_id)
+    except HFValidationError as exc:
+        raise ModelLoadError(f"{repo_id!r} is neither a local folder nor a valid Hub id") from exc
+    except GatedRepoError as exc:
+        raise ModelLoadError(
+            f"{repo_id} is gated on the Hugging Face Hub: accept its license and log in "
+            "(HF_TOKEN) first"
+        ) from exc
+    except (RepositoryNotFoundError, RevisionNotFoundError) as exc:
+        raise ModelLoadError(
+            f"unknown Hub model id {repo_id} (and no local folder of that name); "
+            "check the spelling, or log in (HF_TOKEN) if it is private"
+        ) from exc
+    except Exception as exc:  # network errors come from several libraries
+        folder = cached()
+        if folder is not None:
+            log.warning("cannot reach the Hugging Face Hub (%s); using the cached %s", exc, repo_id)
+            return _check_folder(folder)
+        raise ModelLoadError(
+            f"cannot reach the Hugging Face Hub to download {repo_id} ({_one_line(exc)}) "
+            "and it is not cached; check the network or use a local folder"
+        ) from exc
+
+    wanted = _wanted_files(files)
+    if tokenizer_only:
+        wanted = [f for f in wanted if f == "model_index.json" or f.startswith("tokenizer/")]
+    log.info("downloading %s: %d files (cached files are reused)", repo_id, len(wanted))
+    started = time.monotonic()
+    try:
+        folder = Path(snapshot_download(repo_id, allow_patterns=wanted, tqdm_class=_logging_tqdm()))
+    except Exception as exc:
+        raise ModelLoadError(f"downloading {repo_id} failed: {_one_line(exc)}") from exc
+    log.info("model %s ready in %s (%.1fs)", repo_id, folder, time.monotonic() - started)
+    return _check_folder(folder)
+
+
+def _wanted_files(files: list[str]) -> list[str]:
+    """model_index.json and each component's configs plus one weight format (safetensors first)."""
+    wanted = [f for f in files if f == "model_index.json"]
+    by_folder: dict[str, list[str]] = {}
+    for name in files:
+        if "/" in name and name.count("/") == 1:
+            by_folder.setdefault(name.split("/")[0], []).append(name)
+    for names in by_folder.values():
+        weights = [n for n in names if n.endswith((".safetensors", ".bin"))]
+        main = [n for n in weights if not _VARIANT.search(n.split("/")[1])]
+        safetensors = [n for n in main if n.endswith(".safetensors")]
+        wanted += safetensors or [n for n in main if n.endswith(".bin")]
+        wanted += [n for n in names if n.endswith((".json", ".txt", ".model"))]
+    return wanted
+
+
+def _logging_tqdm() -> type:
+    """A tqdm class that reports download progress to the log at INFO instead of a terminal bar."""
+    from tqdm.auto import tqdm
+
+    class LoggingTqdm(tqdm):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["disable"] = False
+            kwargs["file"] = _NullWriter()  # the log line below replaces the terminal bar
+            super().__init__(*args, **kwargs)
+            self._last_logged = -1
+
+        def update(self, n: float | None = 1) -> bool | None:
+            result = super().update(n)
+            if self.total:
+                tenth = int(10 * self.n / self.total)
+                if tenth > self._last_logged:
+                    self._last_logged = tenth
+                    log.info("download %s: %d%%", self.desc or "files", tenth * 10)
+            return result
+
+    return LoggingTqdm
+
+
+class _NullWriter:
+    def write(self, _text: str) -> int:
+        return 0
+
+    def flush(self) -> None:
+        return None
+
+
+def load_engine(
+    source: str | Path,
+    *,
+    device: str = "auto",
+    safety_checker: bool = True,
+    compile: bool = False,
+) -> Engine:
+    """Load the checkpoint at `source` (folder or Hub id) onto `device` and return an Engine."""
+    folder = resolve_model(source)
+    index = _read_json(folder / "model_index.json", "model_index.json")
+    pipeline_class = index.get("_class_name")
+    if pipeline_class not in PIPELINE_CLASSES:
+        raise ModelLoadError(
+            f"{folder} holds a {pipeline_class or 'unknown'} pipeline, not a Stable Diffusion "
+            f"text-to-image model ({' or '.join(PIPELINE_CLASSES)})"
+        )
+    for name in REQUIRED:
+        if not (folder / name).is_dir():
+            raise ModelLoadError(f"{folder} is missing the {name}/ component")
+
+    torch_device, dtype = _pick_device(device)
+    import torch
+
+    started = time.monotonic()
+    with _quiet_libraries():
+        from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel
+        from diffusers.models.attention_processor import AttnProcessor2_0
+
+        tokenizer = _load_tokenizer(folder)
+        text_encoder = _load_text_encoder(folder, dtype)
+        unet = _component("unet", folder, UNet2DConditionModel, torch_dtype=dtype)
+        vae = _component("vae", folder, AutoencoderKL, torch_dtype=dtype)
+        checker, feature_extractor = _load_safety(folder, index, dtype, wanted=safety_checker)
+        scheduler_config = _read_json(folder / "scheduler" / "scheduler_config.json", None)
+
+        from generation.schedulers import make_scheduler
+
+        try:
+            pipe = StableDiffusionPipeline(
+                vae=vae,
+                text_encoder=text_encoder,
+                tokenizer=None,  # prompts arrive as embeddings from RinnaTokenizer
+                unet=unet,
+                scheduler=make_scheduler("lms", scheduler_config),
+                safety_checker=checker,
+                feature_extractor=feature_extractor,
+                requires_safety_checker=False,
+            )
+            pipe.set_progress_bar_config(disable=True)
+            pipe.to(torch_device)
+        except Exception as exc:
+            raise ModelLoadError(
+                f"cannot assemble the pipeline from {folder}: {_one_line(exc)}"
+            ) from exc
+        # SDPA attention: diffusers' default with torch 2, made explicit so nothing else slips in.
+        pipe.unet.set_attn_processor(AttnProcessor2_0())
+        pipe.vae.set_attn_processor(AttnProcessor2_0())
+        if torch_device.startswith("cuda"):
+            pipe.unet.to(memory_format=torch.channels_last)
+
+    from generation.pipeline import Engine
+
+    engine = Engine(
+        pipe,
+        tokenizer,
+        device=torch_device,
+        dtype=str(dtype).removeprefix("torch."),
+        safety_checker=checker is not None,
+        model=str(source),
+        scheduler_config=scheduler_config,
+    )
+    log.info(
+        "loaded %s on %s (%s, safety checker %s) in %.1fs",
+        source,
+        torch_device,
+        engine.dtype,
+        "on" if engine.safety_checker else "off",
+        time.monotonic() - started,
+    )
+    if compile:
+        if torch_device.startswith("cuda"):
+            engine.compile_unet()
+        else:
+            log.info("torch.compile is used on CUDA only; running %s uncompiled", torch_device)
+    return engine
+
+
+def _pick_device(device: str) -> tuple[str, Any]:
+    """`auto` → cuda if available else cpu; fp16 weights on CUDA, float32 on CPU."""
+    import torch
+
+    choice = device.strip().lower()
+    if not _DEVICE.match(choice):
+        raise ModelLoadError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N")
+    if choice == "auto":
+        choice = "cuda" if torch.cuda.is_available() else "cpu"
+    if choice.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ModelLoadError(f"device {choice} was asked for but CUDA is not available")
+        index = int(choice.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise ModelLoadError(
+                f"device {choice} does not exist ({torch.cuda.device_count()} CUDA device(s))"
+            )
+        return choice, torch.float16
+    return "cpu", torch.float32
+
+
+def _load_tokenizer(folder: Path) -> RinnaTokenizer:
+    try:
+        return RinnaTokenizer.from_folder(folder / "tokenizer")
+    except TokenizerLoadError as exc:
+        raise ModelLoadError(str(exc)) from exc
+
+
+def _load_text_encoder(folder: Path, dtype: Any) -> Any:
+    config = _read_json(folder / "text_encoder" / "config.json", "text_encoder/config.json")
+    kinds = {config.get("model_type"), *(config.get("architectures") or [])}
+    if not kinds & {"clip_text_model", "CLIPTextModel"}:
+        raise ModelLoadError(
+            f"text_encoder in {folder} is {config.get('model_type') or 'unknown'}, "
+            "expected a CLIP text model (CLIPTextModel)"
+        )
+    from transformers import CLIPTextModel
+
+    return _component("text_encoder", folder, CLIPTextModel, dtype=dtype)
+
+
+def _load_safety(
+    folder: Path, index: dict[str, Any], dtype: Any, *, wanted: bool
+) -> tuple[Any, Any]:
+    """The safety checker and its image processor, or (None, None) when off or absent."""
+    if not wanted:
+        log.info("safety checker disabled by setting")
+        return None, None
+    listed = index.get("safety_checker")
+    if not (folder / "safety_checker").is_dir() or not listed or listed == [None, None]:
+        log.warning("%s has no safety checker; images will not be checked", folder)
+        return None, None
+    from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
+
+    checker = _component("safety_checker", folder, StableDiffusionSafetyChecker, dtype=dtype)
+    return checker, _load_feature_extractor(folder)
+
+
+def _load_feature_extractor(folder: Path) -> Any:
+    """A CLIPImageProcessor from `preprocessor_config.json` (the checkpoint names the old class)."""
+    import transformers
+
+    # transformers 5 splits the PIL implementation out; 4.x has only CLIPImageProcessor.
+    cls = getattr(transformers, "CLIPImageProcessorPil", None) or transformers.CLIPImageProcessor
+    config_file = folder / "feature_extractor" / "preprocessor_config.json"
+    if not config_file.is_file():
+        log.warning("%s has no feature_extractor/; using CLIP's standard preprocessing", folder)
+        return cls()
+    config = _read_json(config_file, "feature_extractor/preprocessor_config.json")
+    for key in ("feature_extractor_type", "image_processor_type", "processor_class"):
+        config.pop(key, None)
+    try:
+        return cls(**config)
+    except Exception as exc:
+        raise ModelLoadError(f"cannot build the feature extractor: {_one_line(exc)}") from exc
+
+
+def _component(name: str, folder: Path, cls: Any, **kwargs: Any) -> Any:
+    # Say which format to read: diffusers otherwise logs an error for every .bin-only folder.
+    safetensors = any((folder / name).glob("*.safetensors"))
+    try:
+        model = cls.from_pretrained(folder / name, use_safetensors=safetensors, **kwargs)
+    except Exception as exc:
+        raise ModelLoadError(f"cannot load {name} from {folder}: {_one_line(exc)}") from exc
+    model.eval()
+    return model
+
+
+def _read_json(path: Path, label: str | None) -> dict[str, Any]:
+    """The JSON object at `path`; `{}` when absent and `label` is None (optional file)."""
+    if not path.is_file():
+        if label is None:
+            return {}
+        raise ModelLoadError(f"{path.parent} is missing {path.name}")
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"cannot read {path}: {_one_line(exc)}") from exc
+    if not isinstance(data, dict):
+        raise ModelLoadError(f"{path} is not a JSON object")
+    return data
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:300]
+
+
+@contextlib.contextmanager
+def _quiet_libraries() -> Iterator[None]:
+    """Silence diffusers/transformers chatter (progress bars, deprecation notes) while loading."""
+    import diffusers.utils.logging as dlog
+    import transformers.utils.logging as tlog
+
+    d_level, t_level = dlog.get_verbosity(), tlog.get_verbosity()
+    d_bars, t_bars = dlog.is_progress_bar_enabled(), tlog.is_progress_bar_enabled()
+    dlog.set_verbosity_error()
+    tlog.set_verbosity_error()
+    dlog.disable_progress_bar()
+    tlog.disable_progress_bar()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", UserWarning)
+            yield
+    finally:
+        dlog.set_verbosity(d_level)
+        tlog.set_verbosity(t_level)
+        if d_bars:
+            dlog.enable_progress_bar()
+        if t_bars:
+            tlog.enable_progress_bar()

@@ -1,0 +1,339 @@
+"""The Engine: one loaded model that turns a batch of GenerationRequests into PNGs.
+
+It reproduces rinna's `JapaneseStableDiffusionPipeline` (diffusers 0.8.1) on today's diffusers:
+prompts are tokenized by `RinnaTokenizer` and encoded here without an attention mask, and the
+pipeline gets `prompt_embeds` / `negative_prompt_embeds`; initial latents are drawn per member on
+a CPU `torch.Generator` so a batched member equals the same job run alone; denoising runs with
+`output_type="latent"` so that cancelled members are never decoded, and decoding, the NaN/black
+check, the safety checker and PNG encoding happen here, per member.
+
+Only the generation worker thread calls `generate`; an Engine is not thread-safe.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from generation.errors import (
+    BadImageError,
+    FatalDeviceError,
+    GenerationError,
+    JobCancelledError,
+    OutOfMemoryError,
+    UnsafeImageError,
+)
+from generation.tokenizer import RinnaTokenizer
+from generation.types import SCHEDULERS, GeneratedImage, GenerationRequest, TokenizedPrompt
+
+log = logging.getLogger(__name__)
+
+OnStep = Callable[[int, int], None]
+IsCancelled = Callable[[int], bool]
+
+WARMUP_SIZE = 512  # the model's native resolution: what torch.compile is warmed up for
+
+
+class Engine:
+    """A loaded pipeline plus its tokenizer. Built by `generation.loader.load_engine`."""
+
+    def __init__(
+        self,
+        pipe: Any,
+        tokenizer: RinnaTokenizer,
+        *,
+        device: str,
+        dtype: str,
+        safety_checker: bool,
+        model: str,
+        scheduler_config: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.pipe = pipe
+        self.tokenizer = tokenizer
+        self.device = device
+        self.dtype = dtype
+        self.safety_checker = safety_checker
+        self.model = model
+        self._scheduler_config = dict(scheduler_config or {})
+        self._schedulers: dict[str, Any] = {}
+        self.compiled = False
+
+    # -- public ------------------------------------------------------------------------
+
+    def tokenize(self, text: str) -> TokenizedPrompt:
+        """The 77 ids the text encoder sees for `text`, with the real length and a cut flag."""
+        return self.tokenizer.encode(text)
+
+    def generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        *,
+        on_step: OnStep | None = None,
+        is_cancelled: IsCancelled | None = None,
+    ) -> list[GeneratedImage | GenerationError]:
+        """Run one batch (all requests share one `batch_key()`); one entry per request, in order.
+
+        Per-member failures come back as error entries; `OutOfMemoryError` and
+        `FatalDeviceError` are raised for the whole call.
+        """
+        import torch
+
+        _check_batch(requests)
+        cancelled: set[int] = set()
+
+        def poll_cancelled() -> None:
+            if is_cancelled is None:
+                return
+            for index in range(len(requests)):
+                if index not in cancelled and _safe_call(is_cancelled, index):
+                    cancelled.add(index)
+
+        poll_cancelled()
+        # Members cancelled while queued for this batch are dropped before any work.
+        live = [i for i in range(len(requests)) if i not in cancelled]
+        results: list[GeneratedImage | GenerationError] = [
+            JobCancelledError("cancelled before it started") for _ in requests
+        ]
+        if not live:
+            return results
+        oom: str | None = None
+        try:
+            produced = self._generate(
+                [requests[i] for i in live], live, cancelled, poll_cancelled, on_step
+            )
+        except torch.cuda.OutOfMemoryError as exc:
+            # Only the text is kept: the traceback's frames still hold the batch's tensors,
+            # and the cache can be emptied only once they are gone.
+            oom = _one_line(exc)
+        except RuntimeError as exc:
+            if _is_device_error(exc, self.device):
+                raise FatalDeviceError(f"CUDA error: {_one_line(exc)}") from exc
+            raise
+        if oom is not None:
+            _free_cuda_cache()
+            raise OutOfMemoryError(f"out of GPU memory for a batch of {len(live)}: {oom}")
+        for index, result in zip(live, produced, strict=True):
+            results[index] = result
+        return results
+
+    def compile_unet(self) -> None:
+        """Wrap the UNet in `torch.compile` and warm it up at the native size (CUDA only)."""
+        import torch
+
+        started = time.monotonic()
+        self.pipe.unet = torch.compile(self.pipe.unet)
+        self.compiled = True
+        warmup = GenerationRequest(
+            prompt="ウォームアップ", steps=2, height=WARMUP_SIZE, width=WARMUP_SIZE
+        )
+        self.generate([warmup])
+        log.info("UNet compiled and warmed up in %.1fs", time.monotonic() - started)
+
+    # -- steps -------------------------------------------------------------------------
+
+    def _generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        members: Sequence[int],
+        cancelled: set[int],
+        poll_cancelled: Callable[[], None],
+        on_step: OnStep | None,
+    ) -> list[GeneratedImage | GenerationError]:
+        import torch
+
+        first = requests[0]
+        pipe = self.pipe
+
+        # 1. Tokenize and encode every prompt and negative prompt in one text-encoder call.
+        started = time.perf_counter()
+        tokens = [self.tokenizer.encode(r.prompt) for r in requests]
+        negatives = [self.tokenizer.encode(r.negative_prompt or "") for r in requests]
+        embeds = self._encode([t.ids for t in tokens] + [n.ids for n in negatives])
+        prompt_embeds, negative_embeds = embeds[: len(requests)], embeds[len(requests) :]
+        encode_s = time.perf_counter() - started
+
+        # 2. Initial noise: one CPU generator per member, so a seed means one image whatever
+        # the batch. float32 then cast equals drawing in the target dtype (as 0.8.1 did).
+        scale = pipe.vae_scale_factor
+        latents = torch.cat(
+            [
+                torch.randn(
+                    (1, pipe.unet.config.in_channels, first.height // scale, first.width // scale),
+                    generator=torch.Generator("cpu").manual_seed(r.seed),
+                    dtype=torch.float32,
+                )
+                for r in requests
+            ]
+        ).to(device=self.device, dtype=prompt_embeds.dtype)
+
+        # 3. Denoise, polling for cancellation after every step.
+        def step_end(pipeline: Any, index: int, _t: Any, tensors: dict[str, Any]) -> dict:
+            poll_cancelled()
+            if cancelled.issuperset(members):
+                pipeline._interrupt = True  # the loop skips every remaining step
+            elif on_step is not None:
+                _safe_call(on_step, index + 1, pipeline.num_timesteps)
+            return tensors
+
+        pipe.scheduler = self._scheduler(first.scheduler)
+        started = time.perf_counter()
+        latents = pipe(
+            prompt_embeds=prompt_embeds,
+            negative_prompt_embeds=negative_embeds,
+            height=first.height,
+            width=first.width,
+            num_inference_steps=first.steps,
+            guidance_scale=first.guidance,
+            latents=latents,
+            output_type="latent",
+            return_dict=False,
+            callback_on_step_end=step_end,
+        )[0]
+        denoise_s = time.perf_counter() - started
+
+        # 4. Decode, check and encode each member that is still wanted.
+        results: list[GeneratedImage | GenerationError] = []
+        for index, request in enumerate(requests):
+            poll_cancelled()
+            if members[index] in cancelled:
+                results.append(JobCancelledError("cancelled while running"))
+                continue
+            timings = {"encode": encode_s, "denoise": denoise_s}
+            results.append(
+                self._finish(request, tokens[index], latents[index : index + 1], timings)
+            )
+        return results
+
+    def _encode(self, ids: Sequence[Sequence[int]]) -> Any:
+        """Text-encoder hidden states for rows of ids; no attention mask, like the original."""
+        import torch
+
+        encoder = self.pipe.text_encoder
+        batch = torch.tensor(ids, dtype=torch.long, device=self.device)
+        with torch.no_grad():
+            return encoder(batch)[0].to(encoder.dtype)
+
+    def _finish(
+        self,
+        request: GenerationRequest,
+        tokens: TokenizedPrompt,
+        latents: Any,
+        timings: dict[str, float],
+    ) -> GeneratedImage | GenerationError:
+        import numpy as np
+        import torch
+
+        pipe = self.pipe
+        started = time.perf_counter()
+        with torch.no_grad():
+            scaled = latents / pipe.vae.config.scaling_factor
+            decoded = pipe.vae.decode(scaled, return_dict=False)[0]
+            image = (decoded / 2 + 0.5).clamp(0, 1).cpu().permute(0, 2, 3, 1).float().numpy()
+        timings["decode"] = time.perf_counter() - started
+
+        if not np.isfinite(image).all():
+            return BadImageError("the image came out with NaN values")
+        pixels = (image * 255).round().astype("uint8")
+        if not pixels.any():
+            return BadImageError("the image came out all black")
+
+        started = time.perf_counter()
+        if self.safety_checker and pipe.safety_checker is not None:
+            from PIL import Image
+
+            features = pipe.feature_extractor([Image.fromarray(pixels[0])], return_tensors="pt")
+            clip_input = features.pixel_values.to(device=self.device, dtype=latents.dtype)
+            with torch.no_grad():
+                _, flagged = pipe.safety_checker(images=image.copy(), clip_input=clip_input)
+            if flagged[0]:
+                return UnsafeImageError("the safety checker flagged the image")
+        timings["safety"] = time.perf_counter() - started
+
+        started = time.perf_counter()
+        png = _png(pixels[0])
+        timings["png"] = time.perf_counter() - started
+        return GeneratedImage(
+            png=png,
+            seed=request.seed,
+            steps=request.steps,
+            width=request.width,
+            height=request.height,
+            token_count=tokens.count,
+            truncated=tokens.truncated,
+            timings=timings,
+        )
+
+    def _scheduler(self, name: str) -> Any:
+        scheduler = self._schedulers.get(name)
+        if scheduler is None:
+            from generation.schedulers import make_scheduler
+
+            scheduler = make_scheduler(name, self._scheduler_config)
+            self._schedulers[name] = scheduler
+        return scheduler
+
+
+def _check_batch(requests: Sequence[GenerationRequest]) -> None:
+    if not requests:
+        raise ValueError("generate() needs at least one request")
+    key = requests[0].batch_key()
+    if any(r.batch_key() != key for r in requests[1:]):
+        raise ValueError("every request in a batch must have the same batch_key()")
+    first = requests[0]
+    if first.scheduler not in SCHEDULERS:
+        raise ValueError(
+            f"unknown scheduler {first.scheduler!r}; choose one of: {', '.join(SCHEDULERS)}"
+        )
+    if first.height % 8 or first.width % 8 or first.height <= 0 or first.width <= 0:
+        raise ValueError(
+            f"height and width must be positive multiples of 8, not {first.height}x{first.width}"
+        )
+    if first.steps < 1:
+        raise ValueError(f"steps must be at least 1, not {first.steps}")
+
+
+def _png(pixels: Any) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _safe_call(callback: Callable[..., Any], *args: Any) -> Any:
+    """Call a caller-supplied hook; a bug in it must not kill the batch (it is logged)."""
+    try:
+        return callback(*args)
+    except Exception:
+        log.exception("generation callback %r failed", callback)
+        return None
+
+
+def _is_device_error(exc: BaseException, device: str) -> bool:
+    import torch
+
+    if not device.startswith("cuda"):
+        return False
+    accelerator_error = getattr(torch, "AcceleratorError", None)
+    if accelerator_error is not None and isinstance(exc, accelerator_error):
+        return True
+    text = str(exc)
+    return any(marker in text for marker in ("CUDA", "cuDNN", "CUBLAS", "cublas", "NCCL"))
+
+
+def _free_cuda_cache() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:300]

@@ -1,0 +1,34 @@
+"""Shared fixtures: the tiny reference checkpoint, and one Engine loaded from it for the session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from generation.pipeline import Engine
+
+# The tiny models gain nothing from intra-op threads, and on a shared CPU torch's spinning
+# worker threads make them tens of times slower. Set before torch is first imported (here or
+# in a subprocess, which inherits it); an explicit setting wins.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+TINY_MODEL = Path(__file__).resolve().parent / "reference" / "tiny-pokemon-ja"
+
+
+@pytest.fixture(scope="session")
+def tiny_model() -> Path:
+    """The tiny random-weight checkpoint in the published layout (read-only: copy to change it)."""
+    return TINY_MODEL
+
+
+@pytest.fixture(scope="session")
+def tiny_engine(tiny_model: Path) -> Engine:
+    """The tiny checkpoint loaded through the real loader, on CPU, safety checker on."""
+    from generation.loader import load_engine
+
+    return load_engine(tiny_model, device="cpu", safety_checker=True)
