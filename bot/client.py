@@ -1,0 +1,145 @@
+"""`PokemonBot`: the discord.py client with its dependencies, cogs and one-time setup."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord.ext import commands
+
+from bot.jobs import JobRunner
+from bot.messaging import PROGRESS_INTERVAL
+from bot.settings import Settings
+from bot.sync import hash_file_for, sync_if_changed
+from bot.translator import CatalogTranslator
+from bot.tree import PokemonTree
+
+if TYPE_CHECKING:
+    from generation.worker import GenerationWorker
+    from storage import Storage
+
+log = logging.getLogger(__name__)
+
+# Loaded in this order in `setup_hook`; one cog per feature.
+EXTENSIONS: tuple[str, ...] = (
+    "bot.cogs.generate",
+    "bot.cogs.reactions",
+    "bot.cogs.ratelimit",
+    "bot.cogs.usage",
+    "bot.cogs.stats",
+)
+
+EXIT_OK = 0
+EXIT_WORKER_FATAL = 3
+
+
+def bot_intents() -> discord.Intents:
+    """Guilds (channels, roles, permissions) and guild reactions: nothing privileged."""
+    intents = discord.Intents.none()
+    intents.guilds = True
+    intents.guild_reactions = True
+    return intents
+
+
+class PokemonBot(commands.Bot):
+    """The bot: slash commands only, no mentions ever resolved unless a message asks for one."""
+
+    settings: Settings
+    store: Storage
+    worker: GenerationWorker
+    engine: Any
+    owner_ids: frozenset[int]
+    runner: JobRunner
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: Storage,
+        worker: GenerationWorker,
+        engine: Any,
+        progress_interval: float = PROGRESS_INTERVAL,
+        sync_commands: bool = True,
+    ) -> None:
+        super().__init__(
+            command_prefix=commands.when_mentioned,  # unused: no message content intent
+            help_command=None,
+            intents=bot_intents(),
+            allowed_mentions=discord.AllowedMentions.none(),
+            tree_cls=PokemonTree,
+        )
+        self.settings = settings
+        self.store = store
+        self.worker = worker
+        self.engine = engine
+        self.owner_ids = frozenset(settings.pokemon_owner_ids)
+        self.runner = JobRunner(self, progress_interval=progress_interval)
+        self.sync_commands = sync_commands
+        self.exit_code = EXIT_OK
+        self._shutdown: asyncio.Task[None] | None = None
+        self._ready_logged = False
+
+    @property
+    def commands_hash_file(self) -> Path:
+        return hash_file_for(Path(self.settings.pokemon_db))
+
+    async def setup_hook(self) -> None:
+        """One-time setup after login, before the gateway connects (so before any command)."""
+        await self.tree.set_translator(CatalogTranslator())
+        for name in EXTENSIONS:
+            await self.load_extension(name)
+        self.worker.on_fatal = self._worker_fatal
+        await self.runner.resume_pending(max_age=self.settings.pokemon_resume_max_age)
+        if self.sync_commands:
+            assert self.application_id is not None
+            await sync_if_changed(
+                self.tree,
+                self.commands_hash_file,
+                application_id=self.application_id,
+                guild_id=self.settings.pokemon_dev_guild,
+            )
+
+    async def on_ready(self) -> None:
+        # on_ready fires again after every reconnect; say "ready" once.
+        if self._ready_logged:
+            return
+        self._ready_logged = True
+        names = ", ".join(f"{g.name} ({g.id})" for g in self.guilds) or "none yet"
+        log.info("ready as %s in guilds: %s", self.user, names)
+
+    def is_owner_id(self, user_id: int) -> bool:
+        """Configured owners have every admin right in every guild."""
+        return user_id in self.owner_ids
+
+    def _worker_fatal(self, error: BaseException) -> None:
+        log.critical(
+            "the generation worker is unhealthy (%s); exiting so a supervisor restarts", error
+        )
+        self.request_shutdown(EXIT_WORKER_FATAL)
+
+    def request_shutdown(self, exit_code: int = EXIT_OK) -> None:
+        """Start a clean shutdown once (signal handlers and the fatal-worker path call this)."""
+        if self._shutdown is None:
+            self.exit_code = exit_code
+            self._shutdown = asyncio.get_running_loop().create_task(self.shutdown())
+        elif exit_code != EXIT_OK:
+            self.exit_code = exit_code
+
+    async def wait_shutdown(self) -> None:
+        """Wait for a requested shutdown to finish (no-op if none was requested)."""
+        if self._shutdown is not None:
+            await self._shutdown
+
+    async def shutdown(self, *, worker_timeout: float = 30.0) -> None:
+        """Stop intake, let the running job finish (or leave it persisted), close the worker
+        and the gateway. Queued jobs stay `queued` on disk and resume at the next start."""
+        log.info("shutting down: no new jobs")
+        self.runner.stop_intake()
+        left = await self.worker.stop(timeout=worker_timeout)
+        if left:
+            log.info("left %d queued jobs on disk for the next start: %s", len(left), left)
+        await self.runner.drain(within=10.0)
+        await self.close()

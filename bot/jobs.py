@@ -1,0 +1,377 @@
+"""The job runner: hand a stored job to the worker, show its queue place and progress, deliver
+the image (or the reason there is none), and keep the job row in step.
+
+A job's messages go through `send_safely()`, so a job that outlives its interaction token
+moves to a channel reply by itself. Jobs found `queued`/`running` on disk at start-up are
+resumed the same way, replying to the message they were last shown in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from bot.i18n import catalog, t
+from bot.messaging import (
+    PROGRESS_INTERVAL,
+    REGENERATE_EMOJI,
+    Destination,
+    EditThrottle,
+    channel_notice,
+    progress_bar,
+    relative,
+    result_embed,
+    send_ephemeral,
+    send_safely,
+)
+from generation.errors import (
+    GenerationError,
+    JobCancelledError,
+    QueueFullError,
+    WorkerStoppedError,
+)
+from generation.types import GenerationRequest, GenerationResult, Progress
+
+if TYPE_CHECKING:
+    from bot.client import PokemonBot
+    from generation.worker import JobHandle
+    from storage import JobRecord
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True, eq=False)
+class ActiveJob:
+    """The loop-side state of one job the worker holds: where it shows, and its edit pacing."""
+
+    job_id: int
+    user_id: int
+    guild_id: int | None
+    locale: str
+    request: GenerationRequest
+    dest: Destination
+    parent_job_id: int | None
+    throttle: EditThrottle
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    handle: JobHandle | None = None
+    latest: Progress | None = None
+    edit_scheduled: bool = False
+    finished: bool = False
+    progress_message_id: int | None = None
+    running: asyncio.Task[Any] | None = None  # mark_running, awaited before the final state
+
+
+def request_from_job(job: JobRecord) -> GenerationRequest:
+    """Rebuild the worker's request from a stored job row (resume, 🔁)."""
+    return GenerationRequest(
+        prompt=job.prompt,
+        negative_prompt=job.negative_prompt or "",
+        seed=job.seed,
+        steps=job.steps,
+        guidance=job.guidance,
+        height=job.height,
+        width=job.width,
+        scheduler=job.scheduler,
+    )
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+
+class JobRunner:
+    """Owned by the bot; every coroutine runs on the event loop."""
+
+    def __init__(self, bot: PokemonBot, *, progress_interval: float = PROGRESS_INTERVAL) -> None:
+        self.bot = bot
+        self.progress_interval = progress_interval
+        self.accepting = True
+        self.stopping = False
+        self.active: dict[int, ActiveJob] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- intake ---------------------------------------------------------------------------
+
+    async def submit(
+        self,
+        job: JobRecord,
+        request: GenerationRequest,
+        dest: Destination,
+        *,
+        locale: str,
+    ) -> JobHandle:
+        """Queue a stored job on the worker and show its place in the queue.
+
+        Raises `QueueFullError` / `WorkerStoppedError` at once; the caller settles the row.
+        """
+        if dest.interaction is not None and dest.handoff_text is None:
+            dest.handoff_text = t("pokemon.handoff", locale)
+        active = ActiveJob(
+            job_id=job.id,
+            user_id=job.user_id,
+            guild_id=job.guild_id,
+            locale=locale,
+            request=request,
+            dest=dest,
+            parent_job_id=job.parent_job_id,
+            throttle=EditThrottle(self.progress_interval),
+        )
+        handle = self.bot.worker.submit(
+            job.id,
+            job.user_id,
+            request,
+            on_progress=lambda p: self._on_progress(active, p),
+            on_start=lambda: self._on_start(active),
+        )
+        active.handle = handle
+        self.active[job.id] = active
+        self._spawn(self._follow(active))
+        await self._show_queued(active)
+        return handle
+
+    def stop_intake(self) -> None:
+        """New commands and 🔁 are refused from now on; running work carries on."""
+        self.accepting = False
+
+    async def drain(self, within: float | None = None) -> None:
+        """Wait for deliveries in flight (after the worker stopped) so none is cut off."""
+        self.stopping = True
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=within)
+
+    # -- progress -------------------------------------------------------------------------
+
+    async def _show_queued(self, active: ActiveJob) -> None:
+        worker = self.bot.worker
+        position = worker.position(active.job_id)
+        eta = worker.eta_seconds(active.job_id)
+        if position is None or position == 0:
+            return  # already running (or done): progress edits take over
+        if eta is not None:
+            when = relative(discord.utils.utcnow() + dt.timedelta(seconds=eta))
+            text = t("pokemon.queued", active.locale, position=position, eta=when)
+        else:
+            text = t("pokemon.queued_no_eta", active.locale, position=position)
+        await self._show(active, text)
+
+    def _on_start(self, active: ActiveJob) -> None:
+        active.running = self._spawn(self._mark_running(active))
+        if active.latest is None:
+            active.latest = Progress(active.job_id, 0, active.request.steps, 0.0)
+        self._request_progress_edit(active)
+
+    def _on_progress(self, active: ActiveJob, progress: Progress) -> None:
+        active.latest = progress
+        self._request_progress_edit(active)
+
+    def _request_progress_edit(self, active: ActiveJob) -> None:
+        """Coalesce steps: edit now if the throttle allows, else once when it next allows."""
+        if active.finished or active.edit_scheduled:
+            return
+        active.edit_scheduled = True
+        if active.throttle.ready():
+            self._spawn(self._edit_progress(active))
+        else:
+            asyncio.get_running_loop().call_later(
+                active.throttle.wait_time(), lambda: self._spawn(self._edit_progress(active))
+            )
+
+    async def _edit_progress(self, active: ActiveJob) -> None:
+        async with active.lock:
+            active.edit_scheduled = False
+            progress = active.latest
+            if active.finished or progress is None:
+                return
+            if not active.throttle.ready():  # a queued-position edit slipped in meanwhile
+                self._request_progress_edit(active)
+                return
+            text = t(
+                "pokemon.progress",
+                active.locale,
+                bar=progress_bar(progress.step, progress.total),
+                step=progress.step,
+                total=progress.total,
+            )
+            await self._show_locked(active, text)
+
+    async def _show(self, active: ActiveJob, text: str) -> None:
+        async with active.lock:
+            if not active.finished:
+                await self._show_locked(active, text)
+
+    async def _show_locked(self, active: ActiveJob, text: str) -> None:
+        try:
+            message = await send_safely(self.bot, active.dest, content=text)
+        except discord.HTTPException as exc:
+            log.warning("job=%s: progress message failed: %s", active.job_id, exc)
+            return
+        finally:
+            active.throttle.mark()
+        if active.dest.reply_to is None:
+            active.dest.reply_to = message.id  # fallback replies point at what the user saw
+        if message.id != active.progress_message_id:
+            active.progress_message_id = message.id
+            await self.bot.store.jobs.set_message(active.job_id, progress_message_id=message.id)
+
+    async def _mark_running(self, active: ActiveJob) -> None:
+        await self.bot.store.jobs.mark_running(active.job_id)
+
+    # -- outcome --------------------------------------------------------------------------
+
+    async def _follow(self, active: ActiveJob) -> None:
+        assert active.handle is not None
+        try:
+            try:
+                result = await active.handle.future
+                if active.running is not None:
+                    await asyncio.shield(active.running)  # the row is `running` before `done`
+            except (JobCancelledError, WorkerStoppedError) as exc:
+                if self.stopping or not self.accepting:
+                    # Shutting down: the row stays queued/running on disk and resumes next start.
+                    log.info("job=%s left for resumption (%s)", active.job_id, exc.code)
+                    return
+                await self._fail(active, exc)
+            except GenerationError as exc:
+                await self._fail(active, exc)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.exception("job=%s: the worker failed unexpectedly", active.job_id)
+                wrapped = GenerationError(str(exc))
+                await self._fail(active, wrapped)
+            else:
+                await self._deliver(active, result)
+        except Exception:
+            log.exception("job=%s: delivery failed", active.job_id)
+            await self.bot.store.jobs.mark_failed(active.job_id, "delivery_failed", fault="ours")
+        finally:
+            active.finished = True
+            self.active.pop(active.job_id, None)
+
+    async def _deliver(self, active: ActiveJob, result: GenerationResult) -> None:
+        store = self.bot.store
+        quota = None
+        if active.guild_id is not None:
+            quota = await store.limits.quota(active.guild_id, active.user_id)
+        embed = result_embed(
+            active.locale,
+            prompt=active.request.prompt,
+            negative_prompt=active.request.negative_prompt,
+            seed=result.seed,
+            steps=result.steps,
+            seconds=result.run_seconds,
+            user_id=active.user_id,
+            quota=quota,
+            truncated=result.truncated,
+            parent_job_id=active.parent_job_id,
+        )
+        async with active.lock:
+            active.finished = True  # no progress edit may land after the image
+            message = await send_safely(
+                self.bot, active.dest, content=None, embed=embed, png=result.png
+            )
+        await store.jobs.mark_done(active.job_id, result_message_id=message.id)
+        try:
+            await message.add_reaction(REGENERATE_EMOJI)
+        except discord.HTTPException as exc:
+            log.warning("job=%s: could not add %s: %s", active.job_id, REGENERATE_EMOJI, exc)
+        # The worker logs the one summary line per job; this ties the job to its message.
+        log.info(
+            "job=%s delivered to message=%s via %s",
+            active.job_id,
+            message.id,
+            "interaction" if isinstance(message, discord.InteractionMessage) else "channel",
+        )
+
+    async def _fail(self, active: ActiveJob, exc: GenerationError) -> None:
+        store = self.bot.store
+        if active.running is not None:
+            await asyncio.shield(active.running)
+        if isinstance(exc, JobCancelledError):
+            await store.jobs.mark_cancelled(active.job_id)
+        else:
+            await store.jobs.mark_failed(
+                active.job_id, exc.code, fault="ours" if exc.ours else "user"
+            )
+        log.info("job=%s failed (%s); telling user=%s", active.job_id, exc.code, active.user_id)
+        key = f"error.gen.{exc.code}"
+        text = t(key if key in catalog("en") else "error.gen.generation_failed", active.locale)
+        async with active.lock:
+            active.finished = True
+            dest = active.dest
+            if dest.message is None and dest.token_usable() and dest.interaction is not None:
+                await send_ephemeral(dest.interaction, text)
+                return
+            if dest.message is not None:
+                with contextlib.suppress(discord.HTTPException):
+                    await dest.message.delete()
+        await channel_notice(
+            self.bot,
+            dest.channel_id,
+            active.user_id,
+            text,
+            guild_id=dest.guild_id,
+            reply_to=dest.reply_to,
+        )
+
+    # -- resume ---------------------------------------------------------------------------
+
+    async def resume_pending(self, *, max_age: float) -> tuple[int, int]:
+        """Queue again the jobs left queued/running by the last process; fail (fault ours) those
+        older than `max_age` seconds. Returns (resumed, expired)."""
+        now = discord.utils.utcnow()
+        resumed = expired = 0
+        for job in await self.bot.store.jobs.pending():
+            reply_to = job.progress_message_id or job.reply_to_message_id
+            age = (now - _aware(job.created_at)).total_seconds()
+            if age > max_age:
+                await self.bot.store.jobs.mark_failed(job.id, "expired", fault="ours")
+                await channel_notice(
+                    self.bot,
+                    job.channel_id,
+                    job.user_id,
+                    t("pokemon.resume_expired", job.locale),
+                    guild_id=job.guild_id,
+                    reply_to=reply_to,
+                )
+                expired += 1
+                continue
+            dest = Destination(channel_id=job.channel_id, guild_id=job.guild_id, reply_to=reply_to)
+            try:
+                await self.submit(job, request_from_job(job), dest, locale=job.locale)
+            except (QueueFullError, WorkerStoppedError) as exc:
+                await self.bot.store.jobs.mark_failed(job.id, exc.code, fault="ours")
+                await channel_notice(
+                    self.bot,
+                    job.channel_id,
+                    job.user_id,
+                    t("pokemon.resume_failed", job.locale),
+                    guild_id=job.guild_id,
+                    reply_to=reply_to,
+                )
+                expired += 1
+                continue
+            resumed += 1
+        if resumed or expired:
+            log.info("resumed %d jobs, failed %d too old or not queueable", resumed, expired)
+        return resumed, expired
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("job runner task failed", exc_info=task.exception())

@@ -1,0 +1,278 @@
+"""How the bot talks: ephemeral refusals, the progress bar, the result embed, and `send_safely()`.
+
+Every message goes out with the client's `AllowedMentions.none()`; echoed prompts are also
+markdown- and mention-escaped, so `@everyone` in a prompt neither pings nor renders as a ping.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from bot.i18n import t
+
+if TYPE_CHECKING:
+    from storage import Quota
+
+log = logging.getLogger(__name__)
+
+RESULT_FILENAME = "pokemon.png"
+REGENERATE_EMOJI = "🔁"
+DELETE_EMOJIS = frozenset({"🗑️", "🗑"})  # with and without the emoji variation selector
+# An interaction token lives 15 minutes; below this much left we post to the channel instead.
+TOKEN_MARGIN = dt.timedelta(seconds=60)
+PROGRESS_INTERVAL = 2.0  # seconds between edits of one message (Discord's rate limits)
+EMBED_FIELD_MAX = 1024
+EMBED_DESCRIPTION_MAX = 4096
+
+
+def relative(when: dt.datetime | float) -> str:
+    """`<t:UNIX:R>`: each client renders it in its own language ("in 2 minutes", "2分後")."""
+    if not isinstance(when, dt.datetime):
+        when = dt.datetime.fromtimestamp(when, tz=dt.UTC)
+    return discord.utils.format_dt(when, "R")
+
+
+def escape_user_text(text: str, limit: int | None = None) -> str:
+    """User text made inert for Discord: no markdown, no mentions; cut to `limit` characters."""
+    escaped = discord.utils.escape_mentions(discord.utils.escape_markdown(text))
+    if limit is not None and len(escaped) > limit:
+        escaped = escaped[: limit - 1] + "…"
+    return escaped
+
+
+def progress_bar(step: int, total: int, width: int = 16) -> str:
+    """`▰▰▰▰▱▱▱▱ 4/8`: a fixed-width bar and the step count."""
+    total = max(total, 1)
+    step = min(max(step, 0), total)
+    filled = round(width * step / total)
+    return f"{'▰' * filled}{'▱' * (width - filled)} {step}/{total}"
+
+
+def quota_text(quota: Quota | None, locale: object) -> str:
+    """The remaining quota and when it frees up, or "unlimited"."""
+    if quota is None or quota.limit is None:
+        return t("pokemon.quota_unlimited", locale)
+    text = t(
+        "pokemon.quota_remaining",
+        locale,
+        remaining=max(quota.remaining or 0, 0),
+        limit=quota.limit,
+        period=t(f"pokemon.period.{quota.period}", locale),
+    )
+    if quota.reset_at is not None:
+        text += " · " + t("pokemon.quota_reset", locale, when=relative(quota.reset_at))
+    return text
+
+
+def result_embed(
+    locale: object,
+    *,
+    prompt: str,
+    negative_prompt: str,
+    seed: int,
+    steps: int,
+    seconds: float,
+    user_id: int,
+    quota: Quota | None,
+    truncated: bool,
+    parent_job_id: int | None = None,
+) -> discord.Embed:
+    """The embed that carries a finished image: prompt, seed, steps, time, requester, quota."""
+    embed = discord.Embed(
+        description=escape_user_text(prompt, EMBED_DESCRIPTION_MAX),
+        colour=discord.Colour.from_rgb(238, 21, 21),
+    )
+    embed.set_image(url=f"attachment://{RESULT_FILENAME}")
+    if negative_prompt:
+        embed.add_field(
+            name=t("pokemon.field_negative", locale),
+            value=escape_user_text(negative_prompt, EMBED_FIELD_MAX),
+            inline=False,
+        )
+    embed.add_field(name=t("pokemon.field_seed", locale), value=str(seed))
+    embed.add_field(name=t("pokemon.field_steps", locale), value=str(steps))
+    embed.add_field(name=t("pokemon.field_time", locale), value=f"{seconds:.1f} s")
+    # Mentions inside embeds never ping, and they show who asked (useful under 🔁 replies).
+    embed.add_field(name=t("pokemon.field_requester", locale), value=f"<@{user_id}>")
+    embed.add_field(name=t("pokemon.field_quota", locale), value=quota_text(quota, locale))
+    if truncated:
+        embed.add_field(name="⚠️", value=t("pokemon.truncated", locale), inline=False)
+    footer = t("pokemon.footer_regen", locale, emoji=REGENERATE_EMOJI)
+    if parent_job_id is not None:
+        footer = t("pokemon.footer_variation", locale) + " · " + footer
+    embed.set_footer(text=footer)
+    return embed
+
+
+class EditThrottle:
+    """At most one edit per `interval` seconds for one message; `clock` is injectable for tests."""
+
+    def __init__(
+        self, interval: float = PROGRESS_INTERVAL, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.interval = interval
+        self.clock = clock
+        self._last: float | None = None
+
+    def ready(self) -> bool:
+        """Whether an edit now would respect the interval."""
+        return self._last is None or self.clock() - self._last >= self.interval
+
+    def wait_time(self) -> float:
+        """Seconds until an edit would respect the interval (0 when ready)."""
+        if self._last is None:
+            return 0.0
+        return max(self.interval - (self.clock() - self._last), 0.0)
+
+    def mark(self) -> None:
+        """Record that an edit was just made."""
+        self._last = self.clock()
+
+
+@dataclass(slots=True)
+class Destination:
+    """Where one job's messages go. Mutable: once the token is too old, or an edit through it
+    fails, the job moves to a channel message (a reply) and later edits go there."""
+
+    channel_id: int
+    guild_id: int | None
+    interaction: discord.Interaction[Any] | None = None
+    message: discord.Message | None = None
+    reply_to: int | None = None
+    handoff_text: str | None = None  # left in the original response when moving to the channel
+
+    def token_usable(self, now: dt.datetime | None = None) -> bool:
+        """Whether the interaction token has comfortably more than a minute left."""
+        if self.interaction is None:
+            return False
+        now = now or discord.utils.utcnow()
+        return self.interaction.expires_at - now > TOKEN_MARGIN
+
+
+def _file(png: bytes | None) -> discord.File | None:
+    # A File is consumed by one upload, so each attempt gets a fresh one.
+    return None if png is None else discord.File(io.BytesIO(png), filename=RESULT_FILENAME)
+
+
+async def send_safely(
+    client: discord.Client,
+    dest: Destination,
+    *,
+    content: str | None = None,
+    embed: discord.Embed | None = None,
+    png: bytes | None = None,
+) -> discord.Message:
+    """Show `content`/`embed`/`png` as this job's message, through the best route still open.
+
+    1. the interaction's original response, while the token has more than a minute left;
+    2. the channel message this job already posted (bot token: no expiry);
+    3. a new channel message replying to `dest.reply_to` (or to the original response).
+    A failure of route 1 (token expired early, response deleted) falls through to 2 and 3.
+    """
+    if dest.interaction is not None and dest.message is None:
+        if dest.token_usable():
+            try:
+                edit: dict[str, Any] = {"content": content, "embed": embed}
+                if png is not None:
+                    edit["attachments"] = [_file(png)]
+                return await dest.interaction.edit_original_response(**edit)
+            except discord.HTTPException as exc:
+                log.info("edit of original response failed (%s); posting to the channel", exc)
+        elif not dest.interaction.is_expired():
+            # The last use of the token: say where the job went, and learn the message id the
+            # channel post will reply to (otherwise "thinking…" would hang there).
+            try:
+                original = await dest.interaction.edit_original_response(
+                    content=dest.handoff_text, embed=None
+                )
+                dest.reply_to = dest.reply_to or original.id
+            except discord.HTTPException as exc:
+                log.info("could not hand the original response over: %s", exc)
+        dest.interaction = None
+    if dest.message is not None:
+        edit = {"content": content, "embed": embed}
+        if png is not None:
+            edit["attachments"] = [_file(png)]
+        try:
+            return await dest.message.edit(**edit)
+        except discord.NotFound:
+            log.info("message %s was deleted; posting a new one", dest.message.id)
+            dest.message = None
+    channel = client.get_partial_messageable(dest.channel_id, guild_id=dest.guild_id)
+    reference = None
+    if dest.reply_to is not None:
+        reference = discord.MessageReference(
+            message_id=dest.reply_to, channel_id=dest.channel_id, fail_if_not_exists=False
+        )
+    kwargs: dict[str, Any] = {"content": content, "embed": embed, "reference": reference}
+    if png is not None:
+        kwargs["file"] = _file(png)
+    dest.message = await channel.send(**kwargs)
+    return dest.message
+
+
+async def send_ephemeral(interaction: discord.Interaction[Any], content: str) -> None:
+    """A refusal or error only the invoking user sees, before or after the defer.
+
+    A public "thinking…" defer cannot turn ephemeral, and the first followup after a defer
+    replaces the deferred message with the defer's flags. So after a public defer we delete the
+    original response first; the followup then is a new message and honours `ephemeral`.
+    """
+    if interaction.is_expired():
+        log.info("interaction %s expired before we could answer it", interaction.id)
+        return
+    if not interaction.response.is_done():
+        await interaction.response.send_message(content, ephemeral=True)
+        return
+    if interaction.extras.get("deferred_public"):
+        try:
+            await interaction.delete_original_response()
+        except discord.HTTPException as exc:
+            log.debug("could not delete the original response: %s", exc)
+        interaction.extras["deferred_public"] = False
+    await interaction.followup.send(content, ephemeral=True)
+
+
+async def defer_public(interaction: discord.Interaction[Any]) -> None:
+    """Defer with a visible "thinking…" state; remembered so a later refusal can be ephemeral."""
+    await interaction.response.defer(thinking=True)
+    interaction.extras["deferred_public"] = True
+
+
+async def channel_notice(
+    client: discord.Client,
+    channel_id: int,
+    user_id: int,
+    text: str,
+    *,
+    guild_id: int | None = None,
+    reply_to: int | None = None,
+    delete_after: float | None = None,
+) -> discord.Message | None:
+    """A channel message addressed to one user, pinging that user only; None if it failed."""
+    channel = client.get_partial_messageable(channel_id, guild_id=guild_id)
+    reference = None
+    if reply_to is not None:
+        reference = discord.MessageReference(
+            message_id=reply_to, channel_id=channel_id, fail_if_not_exists=False
+        )
+    try:
+        return await channel.send(
+            f"<@{user_id}> {text}",
+            reference=reference,
+            allowed_mentions=discord.AllowedMentions(
+                everyone=False, roles=False, replied_user=False, users=[discord.Object(user_id)]
+            ),
+            delete_after=delete_after,
+        )
+    except discord.HTTPException as exc:
+        log.warning("could not post a notice in channel %s: %s", channel_id, exc)
+        return None

@@ -1,0 +1,59 @@
+"""Japanese names and descriptions for every slash command, read from the string catalog.
+
+Keys follow the command tree, so a new command needs only catalog entries, no code here:
+
+- command or group: `cmd.<qualified name, spaces as dots>.name` / `.description`
+  (`cmd.pokemon.description`, `cmd.ratelimit.set.name`)
+- option: `cmd.<command>.<option>.name` / `.description` (`cmd.pokemon.prompt.description`)
+- choice: `choice.<value>` (`choice.day`)
+- any string given as `locale_str("…", key="some.key")` uses that key instead.
+
+English is the default text in the code (docstrings, `describe`); the `en` catalog carries the
+same keys so that tests can hold both languages to the same standard.
+"""
+
+from __future__ import annotations
+
+import discord
+from discord import app_commands
+from discord.app_commands import TranslationContextLocation as Where
+
+from bot.i18n import catalog
+
+
+def catalog_key(
+    string: app_commands.locale_str, context: app_commands.TranslationContext
+) -> str | None:
+    """The catalog key for one translatable string of the command tree, or None."""
+    explicit = string.extras.get("key")
+    if explicit:
+        return str(explicit)
+    data = context.data
+    if context.location in (Where.command_name, Where.group_name):
+        return f"cmd.{data.qualified_name.replace(' ', '.')}.name"
+    if context.location in (Where.command_description, Where.group_description):
+        return f"cmd.{data.qualified_name.replace(' ', '.')}.description"
+    if context.location in (Where.parameter_name, Where.parameter_description):
+        kind = "name" if context.location is Where.parameter_name else "description"
+        command = data.command.qualified_name.replace(" ", ".")
+        return f"cmd.{command}.{data.name}.{kind}"
+    if context.location is Where.choice_name:
+        return f"choice.{data.value}"
+    return None
+
+
+class CatalogTranslator(app_commands.Translator):
+    """Answers `ja` from `bot/locale/ja.json`; every other locale keeps the English default."""
+
+    async def translate(
+        self,
+        string: app_commands.locale_str,
+        locale: discord.Locale,
+        context: app_commands.TranslationContext,
+    ) -> str | None:
+        if locale is not discord.Locale.japanese:
+            return None
+        key = catalog_key(string, context)
+        if key is None:
+            return None
+        return catalog("ja").get(key)

@@ -1,0 +1,94 @@
+"""The command tree every slash-command error flows through: one ephemeral, localized answer."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+
+from bot.errors import UserFacingError
+from bot.i18n import t
+from bot.messaging import send_ephemeral
+
+if TYPE_CHECKING:
+    from bot.client import PokemonBot
+
+log = logging.getLogger(__name__)
+
+
+def new_error_id() -> str:
+    """A short id the user can quote and the operator can grep for."""
+    return secrets.token_hex(4)
+
+
+class PokemonTree(app_commands.CommandTree["PokemonBot"]):
+    """`on_error` maps `UserFacingError` to its text (refunding quota when asked),
+    permission failures to "not allowed", and anything else to an error id plus a logged traceback."""
+
+    async def on_error(
+        self, interaction: discord.Interaction[PokemonBot], error: app_commands.AppCommandError, /
+    ) -> None:
+        original: BaseException = error
+        if isinstance(error, app_commands.CommandInvokeError):
+            original = error.original
+        locale = interaction.locale
+        if isinstance(original, UserFacingError):
+            await self._settle_job(
+                interaction, original.key.removeprefix("error."), refund=original.refund
+            )
+            text = original.localized(locale)
+            log.info(
+                "refused %s for user=%s: %s",
+                _command_name(interaction),
+                interaction.user.id,
+                original.key,
+            )
+        elif isinstance(original, app_commands.CheckFailure):
+            text = t("error.not_allowed", locale)
+        elif isinstance(original, app_commands.TransformerError):
+            text = t("error.invalid_option", locale, value=str(original.value)[:100])
+        else:
+            error_id = new_error_id()
+            log.error(
+                "error id=%s in %s by user=%s guild=%s channel=%s",
+                error_id,
+                _command_name(interaction),
+                interaction.user.id,
+                interaction.guild_id,
+                interaction.channel_id,
+                exc_info=original,
+            )
+            await self._settle_job(interaction, "internal", refund=True, fault="ours")
+            text = t("error.unexpected", locale, error_id=error_id)
+        try:
+            await send_ephemeral(interaction, text)
+        except discord.HTTPException:
+            log.warning("could not tell user=%s about an error", interaction.user.id, exc_info=True)
+
+    async def _settle_job(
+        self,
+        interaction: discord.Interaction[PokemonBot],
+        code: str,
+        *,
+        refund: bool,
+        fault: str = "rejected",
+    ) -> None:
+        """A job admitted by this interaction but never handed to the worker is failed, so it does
+        not stay queued on disk; `rejected` and `ours` do not count against the quota, `user` does."""
+        job_id = interaction.extras.get("job_id")
+        if job_id is None or interaction.extras.get("submitted"):
+            return
+        if not refund:
+            fault = "user"
+        try:
+            await interaction.client.store.jobs.mark_failed(job_id, code, fault=fault)
+        except Exception:
+            log.exception("could not settle job=%s after an error", job_id)
+
+
+def _command_name(interaction: discord.Interaction[Any]) -> str:
+    command = interaction.command
+    return f"/{command.qualified_name}" if command is not None else "an interaction"
