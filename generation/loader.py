@@ -290,6 +290,26 @@ def _pick_device(device: str) -> tuple[str, Any]:
     return "cpu", torch.float32
 
 
+def describe_device(device: str) -> str:
+    """One line on the device `device` resolves to, for `pokemon-bot doctor`.
+
+    Raises `ModelLoadError` when it cannot be used (no CUDA, no such GPU).
+    """
+    import torch
+
+    choice, dtype = _pick_device(device)
+    precision = str(dtype).removeprefix("torch.")
+    if choice == "cpu":
+        return f"cpu ({precision}): CUDA {'available but not chosen' if torch.cuda.is_available() else 'not available'}"
+    index = int(choice.partition(":")[2] or 0)
+    free, total = torch.cuda.mem_get_info(index)
+    gib = 1024**3
+    return (
+        f"{choice} {torch.cuda.get_device_name(index)} ({precision} weights), "
+        f"{total / gib:.1f} GiB total, {free / gib:.1f} GiB free"
+    )
+
+
 def _load_tokenizer(folder: Path) -> RinnaTokenizer:
     try:
         return RinnaTokenizer.from_folder(folder / "tokenizer")

@@ -333,6 +333,25 @@ def test_quick_without_a_heartbeat_setting_fails(tmp_path: Path) -> None:
     assert "POKEMON_HEARTBEAT_FILE is not set" in line(result, "✗ heartbeat:")
 
 
+def test_cuda_asked_for_without_cuda_fails_with_the_fix(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    result = doctor(tmp_path, POKEMON_DEVICE="cuda")
+    assert result.returncode == 1
+    report = line(result, "✗ device:")
+    assert "CUDA is not available" in report
+    assert "POKEMON_DEVICE=cpu" in report
+
+
+def test_auto_device_on_a_machine_without_cuda_reports_cpu(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    result = doctor(tmp_path, POKEMON_DEVICE="auto")
+    assert "cpu (float32)" in line(result, "✓ device:")
+
+
 # --- GPU ------------------------------------------------------------------------------------
 
 

@@ -17,7 +17,13 @@ from huggingface_hub import constants
 from PIL import Image
 
 from generation.errors import ModelLoadError
-from generation.loader import _wanted_files, load_engine, load_tokenizer, resolve_model
+from generation.loader import (
+    _wanted_files,
+    describe_device,
+    load_engine,
+    load_tokenizer,
+    resolve_model,
+)
 from generation.types import GenerationRequest
 
 REFERENCE = Path(__file__).resolve().parents[1] / "reference"
@@ -331,3 +337,20 @@ def test_cuda_compile_wraps_the_unet_and_still_makes_images(tiny_model):
     assert engine.compiled is True
     assert type(engine.pipe.unet).__name__ == "OptimizedModule"
     assert case1_pixels(engine).shape == (64, 64, 3)
+
+
+def test_describe_device_names_cpu_and_its_precision() -> None:
+    line = describe_device("cpu")
+    assert line.startswith("cpu (float32)")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_describe_device_refuses_cuda_without_cuda_in_one_line() -> None:
+    with pytest.raises(ModelLoadError, match="CUDA is not available") as info:
+        describe_device("cuda")
+    assert "\n" not in str(info.value)
+
+
+def test_describe_device_refuses_an_unknown_device() -> None:
+    with pytest.raises(ModelLoadError, match="unknown device"):
+        describe_device("tpu")
