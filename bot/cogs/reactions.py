@@ -54,6 +54,7 @@ class Reactions(commands.Cog):
             return  # not one of our results (or from before the database was reset)
         if emoji == REGENERATE_EMOJI:
             await self._regenerate(payload, job)
+            await self._take_back(payload)
         else:
             await self._delete(payload, job)
 
@@ -116,6 +117,18 @@ class Reactions(commands.Cog):
             log.info("job=%s queued by 🔁 from user=%s on job=%s", job.id, user_id, parent.id)
         finally:
             self._admitting.discard(key)
+
+    async def _take_back(self, payload: discord.RawReactionActionEvent) -> None:
+        """Remove the user's 🔁 so that the next 🔁 on this result is a fresh event.
+
+        This is the one use of Manage Messages; without it the reaction simply stays.
+        """
+        channel = self.bot.get_partial_messageable(payload.channel_id, guild_id=payload.guild_id)
+        message = channel.get_partial_message(payload.message_id)
+        try:
+            await message.remove_reaction(payload.emoji, discord.Object(payload.user_id))
+        except discord.HTTPException as exc:
+            log.debug("could not remove 🔁 of user=%s: %s", payload.user_id, exc)
 
     async def _delete(self, payload: discord.RawReactionActionEvent, job: JobRecord) -> None:
         if not self._may_delete(payload, job):

@@ -45,6 +45,10 @@ async def test_another_users_regen_gives_a_second_image_replying_to_the_first(
         assert png_of(second).size == (64, 64)
         assert second.reactions == {REGENERATE_EMOJI: [fake_discord.bot_user.id]}
         assert second.pings() == set()
+        # Bob's 🔁 was taken back (so a later 🔁 is a new event); the bot's own stays.
+        await fake_discord.wait_until(
+            lambda: first.reaction_users(REGENERATE_EMOJI) == [fake_discord.bot_user.id]
+        )
         # Progress was shown in the reply itself before the image replaced it.
         assert any("/3" in version.get("content", "") for version in second.versions)
 

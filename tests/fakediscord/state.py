@@ -58,6 +58,7 @@ class Perm:
         | ATTACH_FILES
         | READ_MESSAGE_HISTORY
         | USE_EXTERNAL_EMOJIS
+        | MANAGE_MESSAGES  # the invite asks for it, to take back users' 🔁
     )
 
 
