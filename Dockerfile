@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 #
-# pokemon-bot on an NVIDIA GPU:  docker compose up -d --build   (see docs/DEPLOY.md)
+# pokemon-bot on an NVIDIA GPU:  docker compose up -d --build   (see README.md)
 #
 # Stages: base (CUDA + Python) → deps (venv: torch, then the dependencies of pyproject.toml)
 # → app (the project's code) → runtime (base + the two, a non-root user, no build tools).

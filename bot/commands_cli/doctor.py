@@ -34,8 +34,10 @@ OK, FAIL, WARN = "✓", "✗", "!"
 # long garbage-collection pause without flapping the container to unhealthy.
 HEARTBEAT_MAX_AGE = 60.0
 
-# Measured on CPU by bench/; None until a benchmark fills it in.
-CPU_SECONDS_PER_IMAGE: float | None = None  # TODO(bench)
+# One denoising step of the full SD 1.x UNet at 512² (batch 2 for guidance) took about 20 s on
+# a 2-core x86-64 build machine (docs/PERFORMANCE.md), so 25 steps are about 8 minutes there;
+# more cores divide that, but CPU stays minutes per image.
+CPU_SECONDS_PER_IMAGE: float | None = 500.0
 
 # What generation/loader.py needs: these components, and the file each cannot do without. The
 # others (scheduler, safety checker, feature extractor) fall back to defaults or off when absent.
@@ -336,7 +338,7 @@ def _check_safety(settings: Settings, components: dict[str, Any] | None) -> Chec
 def _check_device(spec: str) -> Check:
     if spec == "cpu":
         pace = (
-            f"about {CPU_SECONDS_PER_IMAGE:.0f} s per 512×512 image"
+            f"about {CPU_SECONDS_PER_IMAGE / 60:.0f} min per 512×512 image on 2 cores"
             if CPU_SECONDS_PER_IMAGE is not None
             else "tens of seconds or more per 512×512 image"
         )
