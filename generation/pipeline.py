@@ -266,6 +266,11 @@ class Engine:
             timings=timings,
         )
 
+    def use_scheduler(self, name: str, scheduler: Any) -> None:
+        """Run requests naming `name` with this scheduler instance (benchmarks compare
+        diffusers' stock LMS with the project's this way)."""
+        self._schedulers[name] = scheduler
+
     def _scheduler(self, name: str) -> Any:
         scheduler = self._schedulers.get(name)
         if scheduler is None:

@@ -354,3 +354,14 @@ def test_describe_device_refuses_cuda_without_cuda_in_one_line() -> None:
 def test_describe_device_refuses_an_unknown_device() -> None:
     with pytest.raises(ModelLoadError, match="unknown device"):
         describe_device("tpu")
+
+
+def test_dtype_override_sets_the_weights_precision(tiny_model: Path) -> None:
+    engine = load_engine(tiny_model, device="cpu", safety_checker=False, dtype="bfloat16")
+    assert engine.dtype == "bfloat16"
+    assert engine.pipe.unet.dtype == torch.bfloat16
+
+
+def test_unknown_dtype_is_one_clear_line(tiny_model: Path) -> None:
+    with pytest.raises(ModelLoadError, match="unknown dtype 'float8'"):
+        load_engine(tiny_model, device="cpu", dtype="float8")

@@ -285,3 +285,30 @@ def test_cuda_runtime_errors_are_device_errors_only_on_cuda():
     assert _is_device_error(illegal, "cuda:1")
     assert not _is_device_error(illegal, "cpu")
     assert not _is_device_error(RuntimeError("shape mismatch"), "cuda")
+
+
+def test_use_scheduler_swaps_the_instance_a_request_runs_with(tiny_engine) -> None:
+    from diffusers import LMSDiscreteScheduler
+
+    from generation.schedulers import MODEL_CARD_BETAS
+
+    stock = LMSDiscreteScheduler(**MODEL_CARD_BETAS)
+    calls: list[int] = []
+    original_step = stock.step
+
+    def counting_step(*args, **kwargs):
+        calls.append(1)
+        return original_step(*args, **kwargs)
+
+    stock.step = counting_step
+    previous = tiny_engine._scheduler("lms")
+    try:
+        tiny_engine.use_scheduler("lms", stock)
+        request = GenerationRequest(
+            "漫画の鳥", seed=1, steps=3, height=64, width=64, scheduler="lms"
+        )
+        (image,) = tiny_engine.generate([request])
+        assert not isinstance(image, Exception)
+        assert len(calls) == 3
+    finally:
+        tiny_engine.use_scheduler("lms", previous)
