@@ -185,3 +185,19 @@ def test_trie_splits_exactly_like_transformers_trie_on_random_text():
         for word in words:
             reference.add(word)
         assert _Trie(words).split(text) == reference.split(text), (words, text)
+
+
+TRANSFORMERS_4_25 = json.loads(
+    (Path(__file__).parent / "data" / "tokens_transformers_4_25.json").read_text("utf-8")
+)
+
+
+def test_600_unseen_prompts_match_transformers_4_25_exactly(tok):
+    """Ids recorded from transformers 4.25.1's own slow T5Tokenizer (see data/make_*.py)."""
+    mismatches = [
+        c["prompt"]
+        for c in TRANSFORMERS_4_25
+        if list(tok.encode(c["prompt"]).ids) != c["input_ids"]
+    ]
+    assert len(TRANSFORMERS_4_25) == 600
+    assert mismatches == []
