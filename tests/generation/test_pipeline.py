@@ -102,6 +102,21 @@ def test_lms_image_matches_the_original_pipeline_within_2_of_255(tiny_engine, ca
     assert np.abs(pixels(result) - reference(case)).max() <= TOLERANCE
 
 
+ORIGINAL = Path(__file__).parent / "data" / "original_0_8_1"
+UNSEEN = json.loads((ORIGINAL / "cases.json").read_text("utf-8"))
+
+
+@pytest.mark.parametrize("index", range(len(UNSEEN)), ids=[c["prompt"] for c in UNSEEN])
+def test_lms_matches_diffusers_0_8_1_on_unseen_sizes_seeds_and_negatives(tiny_engine, index):
+    """Images recorded from the original pipeline itself (see data/original_0_8_1/make_cases.py):
+    non-square sizes, other seeds, guidance and step counts, negative prompts, a typed </s>."""
+    case = UNSEEN[index]
+    result = tiny_engine.generate([request_for(case)])[0]
+    expected = np.load(ORIGINAL / f"case{index}.npy") * 255.0
+    assert pixels(result).shape == expected.shape
+    assert np.abs(pixels(result) - expected).max() <= TOLERANCE
+
+
 def test_same_case_at_another_seed_differs_from_the_reference(tiny_engine):
     case = CASES[0]
     result = tiny_engine.generate([request_for(case, seed=case["seed"] + 1)])[0]
