@@ -47,6 +47,18 @@ class UsageRepository:
             (day, counts.get(day, 0)) for day in (first + timedelta(days=i) for i in range(days))
         ]
 
+    async def user_images(self, guild_id: int | None, user_id: int, days: int = 1) -> int:
+        """Images one user made (done jobs) in a guild over the last `days` UTC days; 1 = today."""
+        _, start = self._window(days)
+        row = await self._db.read(
+            lambda tx: tx.fetchone(
+                "SELECT COUNT(*) AS n FROM jobs WHERE guild_id IS ? AND user_id = ? "
+                "AND created_at >= ? AND state = 'done'",
+                (guild_id, user_id, start),
+            )
+        )
+        return row["n"] if row is not None else 0
+
     async def top_users(self, guild_id: int, days: int, limit: int = 10) -> list[tuple[int, int]]:
         """(user id, images) for the busiest users, most images first (ties by user id)."""
         _, start = self._window(days)

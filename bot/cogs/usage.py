@@ -94,11 +94,15 @@ class UsageCog(commands.Cog):
     @app_commands.command(name="usage", description=described("cmd.usage.description"))
     async def usage(self, interaction: discord.Interaction[PokemonBot]) -> None:
         """Show how many images you have made and how many you can still make."""
-        # One indexed read; quick enough to answer inside Discord's 3 s without deferring.
-        quota = await interaction.client.store.limits.quota(
-            interaction.guild_id, interaction.user.id
-        )
-        lines = [t("usage.header", interaction.locale), *quota_lines(quota, interaction.locale)]
+        # Two indexed reads; quick enough to answer inside Discord's 3 s without deferring.
+        store = interaction.client.store
+        quota = await store.limits.quota(interaction.guild_id, interaction.user.id)
+        today = await store.usage.user_images(interaction.guild_id, interaction.user.id)
+        lines = [
+            t("usage.header", interaction.locale),
+            t("usage.today", interaction.locale, count=today),
+            *quota_lines(quota, interaction.locale),
+        ]
         await interaction.response.send_message("\n".join(lines), ephemeral=True)
 
 

@@ -187,12 +187,14 @@ async def test_usage_shows_the_users_count_and_remaining_quota(
     fake = fake_discord
     empty = await reply_of(await fake.invoke("usage", {}, user=fake.alice))
     assert t("usage.used.day", "en", used=0, limit=20) in empty.content
+    assert t("usage.today", "en", count=0) in empty.content
     assert t("usage.reset_full", "en") in empty.content
 
     await bot_rig.wait_result(await fake.invoke("pokemon", {"prompt": PROMPT}, user=fake.alice))
 
     usage = await reply_of(await fake.invoke("usage", {}, user=fake.alice, locale="ja"))
     assert t("usage.used.day", "ja", used=1, limit=20) in usage.content
+    assert t("usage.today", "ja", count=1) in usage.content
     assert t("usage.remaining", "ja", remaining=19) in usage.content
     assert text_before("usage.reset", "ja", "when") + "<t:" in usage.content
     assert (

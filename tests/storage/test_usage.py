@@ -55,6 +55,19 @@ async def test_images_per_day_has_every_utc_day_oldest_first_counting_done_jobs(
     assert await busy_store.usage.images_per_day(GUILD, 1) == [(date(2025, 3, 4), 2)]
 
 
+async def test_user_images_counts_one_users_done_jobs_today_in_that_guild(
+    busy_store: Storage,
+) -> None:
+    # 4 March: user 2 made two images; user 3's job was cancelled and user 1 made none.
+    assert await busy_store.usage.user_images(GUILD, 2) == 2
+    assert await busy_store.usage.user_images(GUILD, 3) == 0
+    assert await busy_store.usage.user_images(GUILD, 1) == 0
+    # Over three days user 2 has three done images (the failed one does not count) ...
+    assert await busy_store.usage.user_images(GUILD, 2, days=3) == 3
+    # ... and user 3's image on 2 March was in another guild.
+    assert await busy_store.usage.user_images(GUILD + 1, 3, days=3) == 1
+
+
 async def test_top_users_are_ordered_by_images_then_id_and_limited(busy_store: Storage) -> None:
     assert await busy_store.usage.top_users(GUILD, 7) == [(2, 3), (1, 2)]
     assert await busy_store.usage.top_users(GUILD, 7, limit=1) == [(2, 3)]
