@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import discord
+import yarl
 
 from bot.client import EXIT_OK, PokemonBot
+from bot.crashloop import CrashLoopGuard, starts_file_for
 from bot.settings import Settings
 
 if TYPE_CHECKING:
@@ -26,10 +30,29 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EXIT_CONFIG = 2  # bad settings, a rejected token, a model that will not load
+# For testing against a loopback Discord only (e.g. `tests/fakediscord`, which a subprocess
+# cannot otherwise reach): the REST base, e.g. http://127.0.0.1:8123/api/v10, and optionally
+# the gateway URL (default: ws:// on the same host and port). Never set in production.
+API_BASE_VARIABLE = "POKEMON_DISCORD_API_BASE"
+GATEWAY_VARIABLE = "POKEMON_DISCORD_GATEWAY"
 
 
 class StartupError(Exception):
     """A start-up failure the operator can fix; printed as one line."""
+
+
+def redirect_discord(api_base: str | None, gateway: str | None = None) -> None:
+    """Point discord.py at another Discord (a loopback fake in tests); no-op without a base."""
+    if not api_base:
+        return
+    base = yarl.URL(api_base.rstrip("/"))
+    if gateway:
+        ws = yarl.URL(gateway)
+    else:
+        ws = base.with_scheme("wss" if base.scheme == "https" else "ws").with_path("/")
+    log.warning("using the Discord at %s (gateway %s): for testing only", base, ws)
+    discord.http.Route.BASE = str(base)
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = ws
 
 
 def load_model(settings: Settings) -> Any:
@@ -62,14 +85,23 @@ async def run_bot(
     *,
     engine_factory: Callable[[Settings], Any] = load_model,
     bot_factory: Callable[..., PokemonBot] = PokemonBot,
+    crash_guard: CrashLoopGuard | None = None,
 ) -> int:
-    """Run the bot until a signal or a fatal worker error; the process exit status."""
+    """Run the bot until a signal or a fatal worker error; the process exit status.
+
+    `crash_guard` (default: a record next to the database) delays the login after repeated
+    crashed starts, so a crash loop cannot burn Discord's daily login allowance.
+    """
     from generation.errors import ModelLoadError
     from storage import Storage, StorageError
 
     if settings.discord_token is None or not settings.discord_token.get_secret_value().strip():
         raise StartupError("DISCORD_TOKEN is not set; put the bot token in the environment or .env")
     token = settings.discord_token.get_secret_value().strip()
+    started_at = time.time()
+    redirect_discord(os.environ.get(API_BASE_VARIABLE), os.environ.get(GATEWAY_VARIABLE))
+    if crash_guard is None:
+        crash_guard = CrashLoopGuard(starts_file_for(Path(settings.pokemon_db)))
     loop = asyncio.get_running_loop()
     stop_requested = asyncio.Event()
     bot: PokemonBot | None = None
@@ -110,6 +142,9 @@ async def run_bot(
                 return EXIT_OK
             worker = make_worker(settings, engine)
             worker.start(loop)
+            if not await _back_off(crash_guard, stop_requested):
+                return EXIT_OK
+            crash_guard.record_login(started_at)
             bot = bot_factory(settings=settings, store=store, worker=worker, engine=engine)
             async with bot:
                 try:
@@ -126,6 +161,7 @@ async def run_bot(
                     raise StartupError(f"could not start on Discord: {exc}") from None
                 finally:
                     await bot.wait_shutdown()
+            crash_guard.record_exit(clean=bot.exit_code == EXIT_OK)
             return bot.exit_code
         finally:
             if worker is not None:
@@ -135,3 +171,23 @@ async def run_bot(
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+
+
+async def _back_off(guard: CrashLoopGuard, stop_requested: asyncio.Event) -> bool:
+    """Wait as the crash-loop guard says; False if a signal asked us to stop meanwhile."""
+    guard.load()
+    delay = guard.delay()
+    if delay <= 0:
+        return True
+    log.warning(
+        "the last %d starts crashed within %.0f s of each other; waiting %.1f s before logging "
+        "in (Discord resets the token after 1000 logins a day)",
+        guard.crashes_in_a_row(),
+        guard.window,
+        delay,
+    )
+    try:
+        await asyncio.wait_for(stop_requested.wait(), delay)
+    except TimeoutError:
+        return True
+    return False

@@ -34,6 +34,7 @@ EXTENSIONS: tuple[str, ...] = (
 
 EXIT_OK = 0
 EXIT_WORKER_FATAL = 3
+RETENTION_INTERVAL = 3600.0  # seconds between prompt-retention sweeps while running
 
 
 def bot_intents() -> discord.Intents:
@@ -53,6 +54,7 @@ class PokemonBot(commands.Bot):
     engine: Any
     owner_ids: frozenset[int]
     runner: JobRunner
+    retention_interval: float = RETENTION_INTERVAL
 
     def __init__(
         self,
@@ -81,6 +83,7 @@ class PokemonBot(commands.Bot):
         self.exit_code = EXIT_OK
         self._shutdown: asyncio.Task[None] | None = None
         self._ready_logged = False
+        self._retention: asyncio.Task[None] | None = None
 
     @property
     def commands_hash_file(self) -> Path:
@@ -92,6 +95,11 @@ class PokemonBot(commands.Bot):
         for name in EXTENSIONS:
             await self.load_extension(name)
         self.worker.on_fatal = self._worker_fatal
+        # Prompts are kept no longer than the retention period: swept now and every hour.
+        await self.apply_retention()
+        self._retention = asyncio.get_running_loop().create_task(
+            self._retention_loop(), name="prompt-retention"
+        )
         await self.runner.resume_pending(max_age=self.settings.pokemon_resume_max_age)
         if self.sync_commands:
             assert self.application_id is not None
@@ -109,6 +117,25 @@ class PokemonBot(commands.Bot):
         self._ready_logged = True
         names = ", ".join(f"{g.name} ({g.id})" for g in self.guilds) or "none yet"
         log.info("ready as %s in guilds: %s", self.user, names)
+
+    async def apply_retention(self) -> int:
+        """Blank the prompts of finished jobs older than POKEMON_RETENTION_DAYS; rows blanked.
+        A failure is logged and retried at the next sweep, never fatal."""
+        try:
+            return await self.store.privacy.blank_old_prompts(self.settings.pokemon_retention_days)
+        except Exception:
+            log.exception("prompt retention failed; retrying in %.0f s", self.retention_interval)
+            return 0
+
+    async def _retention_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.retention_interval)
+            await self.apply_retention()
+
+    async def close(self) -> None:
+        if self._retention is not None:
+            self._retention.cancel()
+        await super().close()
 
     def is_owner_id(self, user_id: int) -> bool:
         """Configured owners have every admin right in every guild."""

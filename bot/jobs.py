@@ -22,6 +22,7 @@ from bot.i18n import catalog, t
 from bot.messaging import (
     PROGRESS_INTERVAL,
     REGENERATE_EMOJI,
+    SERVER_ERROR_RETRY_DELAYS,
     Destination,
     EditThrottle,
     channel_notice,
@@ -66,6 +67,7 @@ class ActiveJob:
     finished: bool = False
     progress_message_id: int | None = None
     running: asyncio.Task[Any] | None = None  # mark_running, awaited before the final state
+    delivered: bool = False  # the picture is on Discord (even if recording that failed)
 
 
 def request_from_job(job: JobRecord) -> GenerationRequest:
@@ -95,6 +97,8 @@ class JobRunner:
         self.accepting = True
         self.stopping = False
         self.active: dict[int, ActiveJob] = {}
+        # Pauses between our retries of the final upload on a Discord 5xx (tests shorten them).
+        self.retry_delays: tuple[float, ...] = SERVER_ERROR_RETRY_DELAYS
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- intake ---------------------------------------------------------------------------
@@ -232,7 +236,13 @@ class JobRunner:
                 result = await active.handle.future
                 if active.running is not None:
                     await asyncio.shield(active.running)  # the row is `running` before `done`
-            except (JobCancelledError, WorkerStoppedError) as exc:
+            except WorkerStoppedError as exc:
+                # The worker stopped before (or while) running it: a shutdown, or a fatal device
+                # error that is about to restart the process. The row stays queued/running on
+                # disk and the next start resumes it, replying to the message shown here.
+                log.info("job=%s left for resumption (%s)", active.job_id, exc.code)
+                return
+            except JobCancelledError as exc:
                 if self.stopping or not self.accepting:
                     # Shutting down: the row stays queued/running on disk and resumes next start.
                     log.info("job=%s left for resumption (%s)", active.job_id, exc.code)
@@ -248,9 +258,8 @@ class JobRunner:
                 await self._fail(active, wrapped)
             else:
                 await self._deliver(active, result)
-        except Exception:
-            log.exception("job=%s: delivery failed", active.job_id)
-            await self.bot.store.jobs.mark_failed(active.job_id, "delivery_failed", fault="ours")
+        except Exception as exc:
+            await self._undelivered(active, exc)
         finally:
             active.finished = True
             self.active.pop(active.job_id, None)
@@ -275,8 +284,14 @@ class JobRunner:
         async with active.lock:
             active.finished = True  # no progress edit may land after the image
             message = await send_safely(
-                self.bot, active.dest, content=None, embed=embed, png=result.png
+                self.bot,
+                active.dest,
+                content=None,
+                embed=embed,
+                png=result.png,
+                retry_delays=self.retry_delays,
             )
+            active.delivered = True
         await store.jobs.mark_done(active.job_id, result_message_id=message.id)
         try:
             await message.add_reaction(REGENERATE_EMOJI)
@@ -288,6 +303,42 @@ class JobRunner:
             active.job_id,
             message.id,
             "interaction" if isinstance(message, discord.InteractionMessage) else "channel",
+        )
+
+    async def _undelivered(self, active: ActiveJob, exc: Exception) -> None:
+        """The picture could not be posted (no permission, Discord down, bot removed) or its
+        outcome not recorded: settle the row, and tell the user if any route still works."""
+        if isinstance(exc, discord.Forbidden | discord.NotFound):
+            log.warning("job=%s: could not deliver: %s", active.job_id, exc)
+        else:
+            log.exception("job=%s: delivery failed", active.job_id)
+        try:
+            if active.delivered:
+                # On Discord already: never fail it (a restart would not resume it either).
+                await self.bot.store.jobs.mark_done(active.job_id)
+            else:
+                await self.bot.store.jobs.mark_failed(
+                    active.job_id, "delivery_failed", fault="ours"
+                )
+        except Exception:
+            log.exception("job=%s: could not record the outcome", active.job_id)
+        if active.delivered:
+            return
+        text = t("error.gen.delivery_failed", active.locale)
+        dest = active.dest
+        try:
+            if dest.message is None and dest.token_usable() and dest.interaction is not None:
+                await send_ephemeral(dest.interaction, text)
+                return
+        except discord.HTTPException as notice_error:
+            log.info("job=%s: ephemeral notice failed: %s", active.job_id, notice_error)
+        await channel_notice(
+            self.bot,
+            dest.channel_id,
+            active.user_id,
+            text,
+            guild_id=dest.guild_id,
+            reply_to=dest.reply_to,
         )
 
     async def _fail(self, active: ActiveJob, exc: GenerationError) -> None:

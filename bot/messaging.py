@@ -6,13 +6,15 @@ markdown- and mention-escaped, so `@everyone` in a prompt neither pings nor rend
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import io
 import logging
+import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import discord
 
@@ -23,6 +25,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 RESULT_FILENAME = "pokemon.png"
 REGENERATE_EMOJI = "🔁"
 DELETE_EMOJIS = frozenset({"🗑️", "🗑"})  # with and without the emoji variation selector
@@ -31,6 +35,10 @@ TOKEN_MARGIN = dt.timedelta(seconds=60)
 PROGRESS_INTERVAL = 2.0  # seconds between edits of one message (Discord's rate limits)
 EMBED_FIELD_MAX = 1024
 EMBED_DESCRIPTION_MAX = 4096
+# Pauses before each of our own retries when Discord answers 5xx. discord.py retries 500, 502,
+# 504 and 524 itself (about 16 s in all) but raises at once on 503 and after its last try; a
+# finished picture is worth another half minute of trying.
+SERVER_ERROR_RETRY_DELAYS: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0)
 
 
 def relative(when: dt.datetime | float) -> str:
@@ -162,6 +170,36 @@ def _file(png: bytes | None) -> discord.File | None:
     return None if png is None else discord.File(io.BytesIO(png), filename=RESULT_FILENAME)
 
 
+def new_nonce() -> str:
+    """A message nonce (at most 25 characters) for `enforce_nonce` sends."""
+    return secrets.token_hex(10)
+
+
+async def retry_server_errors(
+    call: Callable[[], Awaitable[T]], delays: Sequence[float], what: str
+) -> T:
+    """Run `call`, and again after each of `delays` while Discord answers 5xx.
+
+    Only for calls that are safe to repeat when the failed attempt actually landed: edits
+    (PATCH sets the same content again) and sends carrying an enforced nonce (Discord returns
+    the message the first attempt created instead of posting a second one).
+    """
+    for attempt, delay in enumerate(delays, start=1):
+        try:
+            return await call()
+        except discord.DiscordServerError as exc:
+            log.warning(
+                "%s: Discord answered %s; retry %s/%s in %.1f s",
+                what,
+                exc.status,
+                attempt,
+                len(delays),
+                delay,
+            )
+            await asyncio.sleep(delay)
+    return await call()
+
+
 async def send_safely(
     client: discord.Client,
     dest: Destination,
@@ -169,28 +207,42 @@ async def send_safely(
     content: str | None = None,
     embed: discord.Embed | None = None,
     png: bytes | None = None,
+    retry_delays: Sequence[float] = (),
 ) -> discord.Message:
     """Show `content`/`embed`/`png` as this job's message, through the best route still open.
 
     1. the interaction's original response, while the token has more than a minute left;
     2. the channel message this job already posted (bot token: no expiry);
     3. a new channel message replying to `dest.reply_to` (or to the original response).
-    A failure of route 1 (token expired early, response deleted) falls through to 2 and 3.
+    A 4xx on route 1 (token expired early, response deleted) falls through to 2 and 3. A 5xx
+    is retried on the same route after each of `retry_delays` (never moved to another route:
+    the failed attempt may have landed, and a second route would post the picture twice).
     """
+
+    def edit_kwargs() -> dict[str, Any]:
+        edit: dict[str, Any] = {"content": content, "embed": embed}
+        if png is not None:
+            edit["attachments"] = [_file(png)]  # a fresh File per attempt
+        return edit
+
     if dest.interaction is not None and dest.message is None:
+        interaction = dest.interaction
         if dest.token_usable():
             try:
-                edit: dict[str, Any] = {"content": content, "embed": embed}
-                if png is not None:
-                    edit["attachments"] = [_file(png)]
-                return await dest.interaction.edit_original_response(**edit)
+                return await retry_server_errors(
+                    lambda: interaction.edit_original_response(**edit_kwargs()),
+                    retry_delays,
+                    "edit of the original response",
+                )
+            except discord.DiscordServerError:
+                raise
             except discord.HTTPException as exc:
                 log.info("edit of original response failed (%s); posting to the channel", exc)
-        elif not dest.interaction.is_expired():
+        elif not interaction.is_expired():
             # The last use of the token: say where the job went, and learn the message id the
             # channel post will reply to (otherwise "thinking…" would hang there).
             try:
-                original = await dest.interaction.edit_original_response(
+                original = await interaction.edit_original_response(
                     content=dest.handoff_text, embed=None
                 )
                 dest.reply_to = dest.reply_to or original.id
@@ -198,13 +250,13 @@ async def send_safely(
                 log.info("could not hand the original response over: %s", exc)
         dest.interaction = None
     if dest.message is not None:
-        edit = {"content": content, "embed": embed}
-        if png is not None:
-            edit["attachments"] = [_file(png)]
+        message = dest.message
         try:
-            return await dest.message.edit(**edit)
+            return await retry_server_errors(
+                lambda: message.edit(**edit_kwargs()), retry_delays, "edit of the job's message"
+            )
         except discord.NotFound:
-            log.info("message %s was deleted; posting a new one", dest.message.id)
+            log.info("message %s was deleted; posting a new one", message.id)
             dest.message = None
     channel = client.get_partial_messageable(dest.channel_id, guild_id=dest.guild_id)
     reference = None
@@ -212,10 +264,15 @@ async def send_safely(
         reference = discord.MessageReference(
             message_id=dest.reply_to, channel_id=dest.channel_id, fail_if_not_exists=False
         )
-    kwargs: dict[str, Any] = {"content": content, "embed": embed, "reference": reference}
-    if png is not None:
-        kwargs["file"] = _file(png)
-    dest.message = await channel.send(**kwargs)
+    nonce = new_nonce()  # one per message, kept across retries: Discord dedupes on it
+
+    def send() -> Awaitable[discord.Message]:
+        kwargs: dict[str, Any] = {"content": content, "embed": embed, "reference": reference}
+        if png is not None:
+            kwargs["file"] = _file(png)
+        return channel.send(nonce=nonce, **kwargs)
+
+    dest.message = await retry_server_errors(send, retry_delays, "post to the channel")
     return dest.message
 
 
@@ -267,6 +324,7 @@ async def channel_notice(
     try:
         return await channel.send(
             f"<@{user_id}> {text}",
+            nonce=new_nonce(),  # discord.py repeats a POST after some 5xx: no second notice
             reference=reference,
             allowed_mentions=discord.AllowedMentions(
                 everyone=False, roles=False, replied_user=False, users=[discord.Object(user_id)]

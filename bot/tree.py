@@ -12,6 +12,7 @@ from discord import app_commands
 from bot.errors import UserFacingError
 from bot.i18n import t
 from bot.messaging import send_ephemeral
+from storage import StorageError
 
 if TYPE_CHECKING:
     from bot.client import PokemonBot
@@ -50,6 +51,26 @@ class PokemonTree(app_commands.CommandTree["PokemonBot"]):
             text = t("error.not_allowed", locale)
         elif isinstance(original, app_commands.TransformerError):
             text = t("error.invalid_option", locale, value=str(original.value)[:100])
+        elif isinstance(original, StorageError):
+            # The disk is full, the file is locked for too long, ...: the operator must act,
+            # the user can only wait. One line in the log says which (no traceback needed).
+            log.error(
+                "storage failed in %s for user=%s: %s",
+                _command_name(interaction),
+                interaction.user.id,
+                original,
+            )
+            await self._settle_job(interaction, "storage", refund=True, fault="ours")
+            text = t("error.storage_unavailable", locale)
+        elif isinstance(original, app_commands.CommandSignatureMismatch):
+            # A client that skips a required option (or an outdated command) is bad input,
+            # not our bug: one clear answer, no error id, no traceback in the log.
+            log.info(
+                "options of %s did not match for user=%s",
+                _command_name(interaction),
+                interaction.user.id,
+            )
+            text = t("error.command_mismatch", locale)
         else:
             error_id = new_error_id()
             log.error(
