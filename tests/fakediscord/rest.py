@@ -620,6 +620,12 @@ class RestApi:
         payload = self._json_object(request)
         if body.files and not perms & Perm.ATTACH_FILES:
             raise ApiError(403, 50013, "Missing Permissions")
+        # Discord: with `enforce_nonce`, a repeated nonce returns the message it first created.
+        nonce = payload.get("nonce")
+        if nonce is not None and payload.get("enforce_nonce"):
+            earlier = fake.messages.get(fake.nonces.get((channel.id, str(nonce)), 0))
+            if earlier is not None and not earlier.deleted:
+                return json_response(fake.message_payload(earlier))
         reference = payload.get("message_reference")
         message = FakeMessage(
             id=fake.snowflakes.next(),
@@ -650,6 +656,8 @@ class RestApi:
             message, payload, body.files, creating=True, interaction=False, perms=perms
         )
         fake.store_message(message)
+        if nonce is not None and payload.get("enforce_nonce"):
+            fake.nonces[(channel.id, str(nonce))] = message.id
         await fake.echo_message_create(message)
         fake.notify()
         return json_response(fake.message_payload(message))

@@ -91,6 +91,8 @@ class FakeDiscord:
         self.users: dict[int, FakeUser] = {}
         self.guilds: dict[int, FakeGuild] = {}
         self.messages: dict[int, FakeMessage] = {}
+        # (channel id, nonce) -> message id, for `enforce_nonce` on message creation.
+        self.nonces: dict[tuple[int, str], int] = {}
         self.attachments: dict[int, FakeAttachment] = {}
         self.commands: dict[int | None, list[FakeCommand]] = {}
         self.command_syncs: list[CommandSync] = []

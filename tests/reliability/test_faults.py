@@ -204,6 +204,31 @@ async def test_channel_post_of_a_late_result_is_retried_on_5xx_with_one_enforced
     assert all((r.json or {}).get("enforce_nonce") is True for r in posts)
 
 
+async def test_a_channel_post_that_landed_but_answered_5xx_is_not_posted_twice(
+    bot_rig: BotRig, fake_discord: FakeDiscord
+) -> None:
+    bot_rig.progress_interval = 3600.0
+    bot_rig.engine.close_gate()
+    async with bot_rig.run() as bot:
+        bot.runner.retry_delays = (0.05, 0.05)
+        # The progress post answers 503 before it is made; the picture's post is carried out
+        # and then answers 500 (a lost response); our retry repeats the same nonce.
+        rule = fake_discord.fail_next("POST", "/channels/*/messages", times=1, status=503)
+        record = await fake_discord.invoke("pokemon", {"prompt": "ヒトカゲ"}, age=14.5 * 60)
+        await fake_discord.wait_until(lambda: len(rule.hits) == 1, 30)
+        landed = fake_discord.fail_next(
+            "POST", "/channels/*/messages", times=1, status=500, process=True
+        )
+        bot_rig.engine.open_gate()
+        await fake_discord.wait_until(lambda: len(landed.hits) == 1, 30)
+        await wait_settled(fake_discord, bot_rig)
+
+        (result,) = image_messages(fake_discord)
+        assert int(result.message_reference["message_id"]) == record.original_message_id
+        (job,) = await bot.store.jobs.recent_for_user(fake_discord.alice.id)
+        assert (job.state, job.result_message_id) == ("done", result.id)
+
+
 async def test_5xx_on_the_final_edit_of_a_channel_message_is_retried_by_us_not_posted_twice(
     bot_rig: BotRig, fake_discord: FakeDiscord
 ) -> None:
