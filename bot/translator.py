@@ -8,8 +8,8 @@ Keys follow the command tree, so a new command needs only catalog entries, no co
 - choice: `choice.<value>` (`choice.day`)
 - any string given as `locale_str("…", key="some.key")` uses that key instead.
 
-English is the default text in the code (docstrings, `describe`); the `en` catalog carries the
-same keys so that tests can hold both languages to the same standard.
+Descriptions in the code are `described("cmd.…")`: the English catalog text carrying its key,
+so the catalog is the one source of both languages and they cannot drift apart.
 """
 
 from __future__ import annotations
@@ -18,7 +18,12 @@ import discord
 from discord import app_commands
 from discord.app_commands import TranslationContextLocation as Where
 
-from bot.i18n import catalog
+from bot.i18n import catalog, t
+
+
+def described(key: str) -> app_commands.locale_str:
+    """A command or option description: the English catalog text, carrying its catalog key."""
+    return app_commands.locale_str(t(key, "en"), key=key)
 
 
 def catalog_key(

@@ -12,6 +12,7 @@ from discord.ext import commands
 from bot.errors import UserFacingError
 from bot.i18n import language_of, t
 from bot.messaging import Destination, defer_public, relative
+from bot.translator import described
 from bot.validation import MAX_NEGATIVE_CHARS, MAX_PROMPT_CHARS, SEED_MAX, validate_pokemon
 from generation.errors import QueueFullError, WorkerStoppedError
 from generation.types import GenerationRequest
@@ -49,14 +50,14 @@ class Generate(commands.Cog):
     def __init__(self, bot: PokemonBot) -> None:
         self.bot = bot
 
-    @app_commands.command(name="pokemon")
+    @app_commands.command(name="pokemon", description=described("cmd.pokemon.description"))
     @app_commands.guild_only()
     @app_commands.describe(
-        prompt="What to draw, in Japanese (e.g. 青い炎をまとった猫のポケモン)",
-        negative="What to keep out of the picture",
-        seed="Random seed: the same seed and prompt give the same picture",
-        steps="Denoising steps: more is slower and finer",
-        guidance="How closely to follow the prompt (1–20)",
+        prompt=described("cmd.pokemon.prompt.description"),
+        negative=described("cmd.pokemon.negative.description"),
+        seed=described("cmd.pokemon.seed.description"),
+        steps=described("cmd.pokemon.steps.description"),
+        guidance=described("cmd.pokemon.guidance.description"),
     )
     async def pokemon(  # noqa: PLR0917 - each option is a parameter, as discord.py reads them
         self,

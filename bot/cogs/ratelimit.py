@@ -15,9 +15,10 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.cogs.usage import described, limit_text, quota_lines, source_text
+from bot.cogs.usage import limit_text, quota_lines, source_text
 from bot.i18n import t
 from bot.permissions import admin_only
+from bot.translator import described
 
 if TYPE_CHECKING:
     from bot.client import PokemonBot

@@ -11,9 +11,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.charts import ChartLabels, chart_locale, render_stats_png_async, user_label
-from bot.cogs.usage import described
 from bot.i18n import t
 from bot.permissions import admin_only
+from bot.translator import described
 
 if TYPE_CHECKING:
     from bot.client import PokemonBot

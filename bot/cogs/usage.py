@@ -13,21 +13,13 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.i18n import t
+from bot.translator import described
 
 if TYPE_CHECKING:
     from datetime import datetime
 
     from bot.client import PokemonBot
     from storage.types import Quota
-
-
-def described(key: str) -> app_commands.locale_str:
-    """A command or option description: the English catalog text, carrying its catalog key.
-
-    The catalog is the one source of the text, so the English shown by Discord and the Japanese
-    the Translator finds under the same key cannot drift apart.
-    """
-    return app_commands.locale_str(t(key, "en"), key=key)
 
 
 def limit_text(images: int | None, period: str, locale: object) -> str:
