@@ -39,6 +39,7 @@ from generation.errors import (
     WorkerStoppedError,
 )
 from generation.types import GenerationRequest, GenerationResult, Progress
+from storage import NewJob
 
 if TYPE_CHECKING:
     from bot.client import PokemonBot
@@ -81,6 +82,37 @@ def request_from_job(job: JobRecord) -> GenerationRequest:
         height=job.height,
         width=job.width,
         scheduler=job.scheduler,
+    )
+
+
+def new_job(
+    request: GenerationRequest,
+    *,
+    user_id: int,
+    guild_id: int | None,
+    channel_id: int | None,
+    locale: str,
+    interaction_expires_at: dt.datetime | None = None,
+    parent_job_id: int | None = None,
+    reply_to_message_id: int | None = None,
+) -> NewJob:
+    """The job row to admit for `request` (the inverse of `request_from_job`)."""
+    return NewJob(
+        user_id=user_id,
+        guild_id=guild_id,
+        channel_id=channel_id,
+        prompt=request.prompt,
+        negative_prompt=request.negative_prompt,
+        seed=request.seed,
+        steps=request.steps,
+        guidance=request.guidance,
+        width=request.width,
+        height=request.height,
+        scheduler=request.scheduler,
+        locale=locale,
+        interaction_expires_at=interaction_expires_at,
+        parent_job_id=parent_job_id,
+        reply_to_message_id=reply_to_message_id,
     )
 
 
@@ -383,36 +415,34 @@ class JobRunner:
             reply_to = job.progress_message_id or job.reply_to_message_id
             age = (now - _aware(job.created_at)).total_seconds()
             if age > max_age:
-                await self.bot.store.jobs.mark_failed(job.id, "expired", fault="ours")
-                await channel_notice(
-                    self.bot,
-                    job.channel_id,
-                    job.user_id,
-                    t("pokemon.resume_expired", job.locale),
-                    guild_id=job.guild_id,
-                    reply_to=reply_to,
-                )
+                await self._fail_resumed(job, "expired", "pokemon.resume_expired", reply_to)
                 expired += 1
                 continue
             dest = Destination(channel_id=job.channel_id, guild_id=job.guild_id, reply_to=reply_to)
             try:
                 await self.submit(job, request_from_job(job), dest, locale=job.locale)
             except (QueueFullError, WorkerStoppedError) as exc:
-                await self.bot.store.jobs.mark_failed(job.id, exc.code, fault="ours")
-                await channel_notice(
-                    self.bot,
-                    job.channel_id,
-                    job.user_id,
-                    t("pokemon.resume_failed", job.locale),
-                    guild_id=job.guild_id,
-                    reply_to=reply_to,
-                )
+                await self._fail_resumed(job, exc.code, "pokemon.resume_failed", reply_to)
                 expired += 1
                 continue
             resumed += 1
         if resumed or expired:
             log.info("resumed %d jobs, failed %d too old or not queueable", resumed, expired)
         return resumed, expired
+
+    async def _fail_resumed(
+        self, job: JobRecord, code: str, message_key: str, reply_to: int | None
+    ) -> None:
+        """A job from the last process that will not run: record it (our fault), tell the user."""
+        await self.bot.store.jobs.mark_failed(job.id, code, fault="ours")
+        await channel_notice(
+            self.bot,
+            job.channel_id,
+            job.user_id,
+            t(message_key, job.locale),
+            guild_id=job.guild_id,
+            reply_to=reply_to,
+        )
 
     # -- plumbing -------------------------------------------------------------------------
 

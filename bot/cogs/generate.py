@@ -11,12 +11,11 @@ from discord.ext import commands
 
 from bot.errors import UserFacingError
 from bot.i18n import language_of, t
+from bot.jobs import new_job
 from bot.messaging import Destination, defer_public, relative
 from bot.translator import described
 from bot.validation import MAX_NEGATIVE_CHARS, MAX_PROMPT_CHARS, SEED_MAX, validate_pokemon
 from generation.errors import QueueFullError, WorkerStoppedError
-from generation.types import GenerationRequest
-from storage import NewJob
 
 if TYPE_CHECKING:
     from bot.client import PokemonBot
@@ -80,7 +79,16 @@ class Generate(commands.Cog):
         await defer_public(interaction)
         # 3. Admission: rate limit + pending cap + the queued row, in one transaction.
         locale = language_of(interaction.locale)
-        admission = await bot.store.admit(_new_job(interaction, request, locale=locale))
+        admission = await bot.store.admit(
+            new_job(
+                request,
+                user_id=interaction.user.id,
+                guild_id=interaction.guild_id,
+                channel_id=interaction.channel_id,
+                locale=locale,
+                interaction_expires_at=interaction.expires_at,
+            )
+        )
         if not admission.admitted or admission.job is None:
             raise refusal(admission, locale, max_pending=bot.settings.pokemon_user_max_pending)
         job = admission.job
@@ -108,28 +116,6 @@ class Generate(commands.Cog):
             request.steps,
             request.seed,
         )
-
-
-def _new_job(
-    interaction: discord.Interaction[PokemonBot], request: GenerationRequest, *, locale: str
-) -> NewJob:
-    return NewJob(
-        user_id=interaction.user.id,
-        guild_id=interaction.guild_id,
-        channel_id=interaction.channel_id,
-        prompt=request.prompt,
-        negative_prompt=request.negative_prompt,
-        seed=request.seed,
-        steps=request.steps,
-        guidance=request.guidance,
-        width=request.width,
-        height=request.height,
-        scheduler=request.scheduler,
-        locale=locale,
-        interaction_expires_at=interaction.expires_at,
-        parent_job_id=None,
-        reply_to_message_id=None,
-    )
 
 
 async def setup(bot: PokemonBot) -> None:

@@ -14,12 +14,11 @@ from discord.ext import commands
 
 from bot.cogs.generate import refusal
 from bot.i18n import language_of, t
-from bot.jobs import request_from_job
+from bot.jobs import new_job, request_from_job
 from bot.messaging import DELETE_EMOJIS, REGENERATE_EMOJI, Destination, channel_notice
 from bot.validation import random_seed
 from generation.errors import QueueFullError, WorkerStoppedError
 from generation.types import GenerationRequest
-from storage import NewJob
 
 if TYPE_CHECKING:
     from bot.client import PokemonBot
@@ -77,20 +76,12 @@ class Reactions(commands.Cog):
                 return
             request = _variation(parent)
             admission = await bot.store.admit(
-                NewJob(
+                new_job(
+                    request,
                     user_id=user_id,
                     guild_id=payload.guild_id,
                     channel_id=payload.channel_id,
-                    prompt=request.prompt,
-                    negative_prompt=request.negative_prompt,
-                    seed=request.seed,
-                    steps=request.steps,
-                    guidance=request.guidance,
-                    width=request.width,
-                    height=request.height,
-                    scheduler=request.scheduler,
                     locale=locale,
-                    interaction_expires_at=None,
                     parent_job_id=parent.id,
                     reply_to_message_id=payload.message_id,
                 )
