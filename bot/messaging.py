@@ -57,11 +57,11 @@ def escape_user_text(text: str, limit: int | None = None) -> str:
 
 
 def progress_bar(step: int, total: int, width: int = 16) -> str:
-    """`▰▰▰▰▱▱▱▱ 4/8`: a fixed-width bar and the step count."""
+    """`▰▰▰▰▱▱▱▱`: a fixed-width bar (the message beside it says the step count)."""
     total = max(total, 1)
     step = min(max(step, 0), total)
     filled = round(width * step / total)
-    return f"{'▰' * filled}{'▱' * (width - filled)} {step}/{total}"
+    return f"{'▰' * filled}{'▱' * (width - filled)}"
 
 
 def quota_text(quota: Quota | None, locale: object) -> str:

@@ -9,11 +9,11 @@ from bot.sync import payload_hash
 from storage import Quota
 
 
-def test_progress_bar_fills_in_proportion_and_shows_the_step() -> None:
-    assert progress_bar(0, 4, width=8) == "▱▱▱▱▱▱▱▱ 0/4"
-    assert progress_bar(2, 4, width=8) == "▰▰▰▰▱▱▱▱ 2/4"
-    assert progress_bar(4, 4, width=8) == "▰▰▰▰▰▰▰▰ 4/4"
-    assert progress_bar(9, 4, width=8) == "▰▰▰▰▰▰▰▰ 4/4"  # clamped
+def test_progress_bar_fills_in_proportion_and_clamps() -> None:
+    assert progress_bar(0, 4, width=8) == "▱▱▱▱▱▱▱▱"
+    assert progress_bar(2, 4, width=8) == "▰▰▰▰▱▱▱▱"
+    assert progress_bar(4, 4, width=8) == "▰▰▰▰▰▰▰▰"
+    assert progress_bar(9, 4, width=8) == "▰▰▰▰▰▰▰▰"  # clamped
 
 
 def test_throttle_allows_one_edit_per_interval() -> None:
