@@ -82,9 +82,23 @@ def _from_hub(repo_id: str, *, tokenizer_only: bool = False) -> Path:
         RevisionNotFoundError,
     )
 
+    def needed(files: list[str]) -> list[str]:
+        wanted = _wanted_files(files)
+        if tokenizer_only:
+            wanted = [f for f in wanted if f == "model_index.json" or f.startswith("tokenizer/")]
+        return wanted
+
     def cached() -> Path | None:
+        # huggingface_hub 2 refuses a cached snapshot that lacks any file of the repo's cached
+        # listing unless told which files count; we download only some, so say which.
         try:
-            return Path(snapshot_download(repo_id, local_files_only=True))
+            from huggingface_hub import get_cached_repo_tree
+
+            patterns = needed([f.path for f in get_cached_repo_tree(repo_id)])
+        except Exception:  # older huggingface_hub, or no listing cached: nothing to check against
+            patterns = None
+        try:
+            return Path(snapshot_download(repo_id, local_files_only=True, allow_patterns=patterns))
         except (LocalEntryNotFoundError, OSError, ValueError):
             return None
 
@@ -122,9 +136,7 @@ def _from_hub(repo_id: str, *, tokenizer_only: bool = False) -> Path:
             "and it is not cached; check the network or use a local folder"
         ) from exc
 
-    wanted = _wanted_files(files)
-    if tokenizer_only:
-        wanted = [f for f in wanted if f == "model_index.json" or f.startswith("tokenizer/")]
+    wanted = needed(files)
     log.info("downloading %s: %d files (cached files are reused)", repo_id, len(wanted))
     started = time.monotonic()
     try:
@@ -159,13 +171,24 @@ def _logging_tqdm() -> type:
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             kwargs["disable"] = False
             kwargs["file"] = _NullWriter()  # the log line below replaces the terminal bar
+            # snapshot_download's byte bars start without a total and grow it by each file's
+            # size as that file starts, so their share is of a moving total (see update).
+            self._grows = not kwargs.get("total")
             super().__init__(*args, **kwargs)
             self._last_logged = -1
+            self._seen_total = self.total
 
         def update(self, n: float | None = 1) -> bool | None:
             result = super().update(n)
             if self.total:
                 tenth = int(10 * self.n / self.total)
+                if self._grows:
+                    # A moved total restarts the count without a line, and a growing bar never
+                    # says 100%: the first small file would otherwise "finish" the download.
+                    if self.total != self._seen_total:
+                        self._seen_total = self.total
+                        self._last_logged = tenth
+                    tenth = min(tenth, 9)
                 if tenth > self._last_logged:
                     self._last_logged = tenth
                     log.info("download %s: %d%%", self.desc or "files", tenth * 10)
@@ -219,7 +242,8 @@ def load_engine(
 
     started = time.monotonic()
     with _quiet_libraries():
-        from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel
+        # The documented imports; pyright calls them private (diffusers has no `__all__`).
+        from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel  # pyright: ignore[reportPrivateImportUsage]
         from diffusers.models.attention_processor import AttnProcessor2_0
 
         tokenizer = _load_tokenizer(folder)
@@ -235,7 +259,9 @@ def load_engine(
             pipe = StableDiffusionPipeline(
                 vae=vae,
                 text_encoder=text_encoder,
-                tokenizer=None,  # prompts arrive as embeddings from RinnaTokenizer
+                # Prompts arrive as embeddings from RinnaTokenizer; diffusers' annotation
+                # requires a CLIPTokenizer, but the pipeline only uses it for text prompts.
+                tokenizer=None,  # pyright: ignore[reportArgumentType]
                 unet=unet,
                 scheduler=make_scheduler("lms", scheduler_config),
                 safety_checker=checker,
