@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import discord
+import discord.gateway
+import discord.http
 import yarl
 
 from bot.client import EXIT_OK, PokemonBot

@@ -66,7 +66,8 @@ def _covered_codepoints() -> frozenset[int]:
     covered: set[int] = set()
     for family in font_families():
         try:
-            path = font_manager.findfont(
+            # matplotlib's stubs leave `PathLike` unparameterised in `findfont`'s signature.
+            path = font_manager.findfont(  # pyright: ignore[reportUnknownMemberType]
                 font_manager.FontProperties(family=family), fallback_to_default=False
             )
             covered.update(FT2Font(path).get_charmap())
@@ -113,7 +114,8 @@ def render_stats_png(
     title_font = font.copy()
     title_font.set_size("x-large")
     title_font.set_weight("bold")
-    fig.suptitle(labels.title, fontproperties=title_font)
+    # matplotlib's stubs type `suptitle`'s and `savefig`'s **kwargs as Unknown.
+    fig.suptitle(labels.title, fontproperties=title_font)  # pyright: ignore[reportUnknownMemberType]
     days_ax, users_ax = fig.subplots(2, 1, gridspec_kw={"height_ratios": [1, 1], "hspace": 0.45})
 
     # 1. Images per day.
@@ -152,7 +154,7 @@ def render_stats_png(
         ax.spines[["top", "right"]].set_visible(False)
 
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI)
+    fig.savefig(buffer, format="png", dpi=DPI)  # pyright: ignore[reportUnknownMemberType]
     return buffer.getvalue()
 
 

@@ -77,7 +77,11 @@ class PokemonBot(commands.Bot):
         self.store = store
         self.worker = worker
         self.engine = engine
-        self.owner_ids = frozenset(settings.pokemon_owner_ids)
+        # BotBase declares a mutable `Collection[int] | None`; ours is always a frozenset, set here
+        # once (discord.py only fills it in from `is_owner`, which slash commands never call).
+        self.owner_ids = frozenset(  # pyright: ignore[reportIncompatibleVariableOverride]
+            settings.pokemon_owner_ids
+        )
         self.runner = JobRunner(self, progress_interval=progress_interval)
         self.sync_commands = sync_commands
         self.exit_code = EXIT_OK

@@ -39,10 +39,11 @@ class CrashLoopGuard:
     base: float = 15.0
     cap: float = 300.0
     clock: Callable[[], float] = time.time
-    _entries: list[dict[str, Any]] = field(default_factory=list)
+    _entries: list[dict[str, Any]] = field(default_factory=list[dict[str, Any]])
 
     def load(self) -> None:
         """Read the record; a missing or unreadable file counts as no history."""
+        entries: list[dict[str, Any]]
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
             entries = [e for e in data if isinstance(e, dict) and "login" in e]

@@ -418,7 +418,11 @@ class JobRunner:
                 await self._fail_resumed(job, "expired", "pokemon.resume_expired", reply_to)
                 expired += 1
                 continue
-            dest = Destination(channel_id=job.channel_id, guild_id=job.guild_id, reply_to=reply_to)
+            # As in the /pokemon cog: a job without a channel (never from a slash command) gets
+            # 0, which Discord answers with an error that the senders already log and survive.
+            dest = Destination(
+                channel_id=job.channel_id or 0, guild_id=job.guild_id, reply_to=reply_to
+            )
             try:
                 await self.submit(job, request_from_job(job), dest, locale=job.locale)
             except (QueueFullError, WorkerStoppedError) as exc:
@@ -437,7 +441,7 @@ class JobRunner:
         await self.bot.store.jobs.mark_failed(job.id, code, fault="ours")
         await channel_notice(
             self.bot,
-            job.channel_id,
+            job.channel_id or 0,
             job.user_id,
             t(message_key, job.locale),
             guild_id=job.guild_id,

@@ -72,7 +72,7 @@ def setup_logging(
     The `discord` logger runs at INFO (never DEBUG in production: it logs request URLs).
     """
     global _handler  # noqa: PLW0603 - logging is process-wide by nature
-    numeric = logging.getLevelName(level.upper()) if isinstance(level, str) else level
+    numeric = logging.getLevelNamesMapping().get(level.upper()) if isinstance(level, str) else level
     if not isinstance(numeric, int):
         raise ValueError(f"unknown log level {level!r}; use DEBUG, INFO, WARNING or ERROR")
     root = logging.getLogger()

@@ -322,14 +322,16 @@ async def channel_notice(
             message_id=reply_to, channel_id=channel_id, fail_if_not_exists=False
         )
     try:
-        return await channel.send(
+        # discord.py's `send` overloads omit None for `reference` and `delete_after`, though the
+        # implementation defaults both to None and treats None as "not given".
+        return await channel.send(  # pyright: ignore[reportCallIssue, reportUnknownVariableType]
             f"<@{user_id}> {text}",
             nonce=new_nonce(),  # discord.py repeats a POST after some 5xx: no second notice
-            reference=reference,
+            reference=reference,  # pyright: ignore[reportArgumentType]
             allowed_mentions=discord.AllowedMentions(
                 everyone=False, roles=False, replied_user=False, users=[discord.Object(user_id)]
             ),
-            delete_after=delete_after,
+            delete_after=delete_after,  # pyright: ignore[reportArgumentType]
         )
     except discord.HTTPException as exc:
         log.warning("could not post a notice in channel %s: %s", channel_id, exc)

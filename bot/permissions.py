@@ -35,7 +35,7 @@ def owner_ids_of(client: object) -> frozenset[int]:
 
 def is_admin(interaction: discord.Interaction[PokemonBot]) -> bool:
     """True when the user has Manage Server (or Administrator) here, or is a configured owner."""
-    if interaction.user is not None and interaction.user.id in owner_ids_of(interaction.client):
+    if interaction.user.id in owner_ids_of(interaction.client):
         return True
     if interaction.guild_id is None:
         # Outside a guild the payload carries no permissions: nobody manages a DM.

@@ -91,7 +91,7 @@ class Settings(BaseSettings):
         default="day", description="Period of the global default limit: hour or day."
     )
     pokemon_owner_ids: Annotated[list[int], NoDecode, BeforeValidator(_parse_ids)] = Field(
-        default_factory=list, description="Comma-separated user ids with every admin right."
+        default_factory=list[int], description="Comma-separated user ids with every admin right."
     )
     pokemon_safety_checker: Literal["on", "off"] = Field(
         default="on", description="on / off: check images for NSFW content before posting."

@@ -13,7 +13,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import discord
 from discord import app_commands
@@ -46,10 +46,13 @@ def payload_hash(payloads: list[dict[str, Any]]) -> str:
 
 def _read(path: Path) -> dict[str, str]:
     try:
-        data = json.loads(path.read_text("utf-8"))
+        data: object = json.loads(path.read_text("utf-8"))
     except (OSError, ValueError):
         return {}
-    return data if isinstance(data, dict) else {}
+    if not isinstance(data, dict):
+        return {}
+    # `isinstance` narrows json's Any only to dict[Unknown, Unknown]; `_write` wrote str -> str.
+    return cast("dict[str, str]", data)
 
 
 def _write(path: Path, data: dict[str, str]) -> None:

@@ -14,6 +14,8 @@ so the catalog is the one source of both languages and they cannot drift apart.
 
 from __future__ import annotations
 
+from typing import Any
+
 import discord
 from discord import app_commands
 from discord.app_commands import TranslationContextLocation as Where
@@ -27,9 +29,10 @@ def described(key: str) -> app_commands.locale_str:
 
 
 def catalog_key(
-    string: app_commands.locale_str, context: app_commands.TranslationContext
+    string: app_commands.locale_str, context: app_commands.TranslationContext[Any, Any]
 ) -> str | None:
     """The catalog key for one translatable string of the command tree, or None."""
+    # `context.data`'s type follows `context.location`, which `in (...)` cannot narrow: Any.
     explicit = string.extras.get("key")
     if explicit:
         return str(explicit)
@@ -54,7 +57,7 @@ class CatalogTranslator(app_commands.Translator):
         self,
         string: app_commands.locale_str,
         locale: discord.Locale,
-        context: app_commands.TranslationContext,
+        context: app_commands.TranslationContext[Any, Any],
     ) -> str | None:
         if locale is not discord.Locale.japanese:
             return None

@@ -74,19 +74,28 @@ def validate_pokemon(
     max_steps = settings.pokemon_max_steps
     if steps is None:
         steps = min(settings.pokemon_steps, max_steps)
-    if isinstance(steps, bool) or not isinstance(steps, int) or not MIN_STEPS <= steps <= max_steps:
+    # The isinstance checks guard against callers that ignore the annotations (config, tests).
+    if (
+        isinstance(steps, bool)
+        or not isinstance(steps, int)  # pyright: ignore[reportUnnecessaryIsInstance]
+        or not MIN_STEPS <= steps <= max_steps
+    ):
         raise UserFacingError("error.steps_range", min=MIN_STEPS, max=max_steps)
 
     if seed is None:
         seed = new_seed()
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
+    if (
+        isinstance(seed, bool)
+        or not isinstance(seed, int)  # pyright: ignore[reportUnnecessaryIsInstance]
+        or not 0 <= seed <= SEED_MAX
+    ):
         raise UserFacingError("error.seed_range", max=SEED_MAX)
 
     if guidance is None:
         guidance = settings.pokemon_guidance
     if (
         isinstance(guidance, bool)
-        or not isinstance(guidance, int | float)
+        or not isinstance(guidance, int | float)  # pyright: ignore[reportUnnecessaryIsInstance]
         or not math.isfinite(guidance)
         or not MIN_GUIDANCE <= guidance <= MAX_GUIDANCE
     ):

@@ -100,6 +100,8 @@ class Engine:
         if not live:
             return results
         oom: str | None = None
+        # Read only after `_generate` returned; bound here because an OOM leaves it unset.
+        produced: list[GeneratedImage | GenerationError] = []
         try:
             produced = self._generate(
                 [requests[i] for i in live], live, cancelled, poll_cancelled, on_step
@@ -124,7 +126,8 @@ class Engine:
         import torch
 
         started = time.monotonic()
-        self.pipe.unet = torch.compile(self.pipe.unet)
+        # torch's stubs leave the backend callable's return type bare in `compile`'s overloads.
+        self.pipe.unet = torch.compile(self.pipe.unet)  # pyright: ignore[reportUnknownMemberType]
         self.compiled = True
         warmup = GenerationRequest(
             prompt="ウォームアップ", steps=2, height=WARMUP_SIZE, width=WARMUP_SIZE
@@ -170,7 +173,7 @@ class Engine:
         ).to(device=self.device, dtype=prompt_embeds.dtype)
 
         # 3. Denoise, polling for cancellation after every step.
-        def step_end(pipeline: Any, index: int, _t: Any, tensors: dict[str, Any]) -> dict:
+        def step_end(pipeline: Any, index: int, _t: Any, tensors: dict[str, Any]) -> dict[str, Any]:
             poll_cancelled()
             if cancelled.issuperset(members):
                 pipeline._interrupt = True  # the loop skips every remaining step

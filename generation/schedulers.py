@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from collections import OrderedDict
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal, cast
 
 from generation.types import SCHEDULERS
 
@@ -31,11 +31,17 @@ def make_scheduler(name: str, config: Mapping[str, Any] | None = None) -> Any:
     `config` is the checkpoint's scheduler config; only its `prediction_type` is used (the
     noise schedule is the model card's).
     """
-    prediction_type = str((config or {}).get("prediction_type") or "epsilon")
+    # Passed through as the checkpoint says; diffusers rejects a type it does not know.
+    prediction_type = cast(
+        "Literal['epsilon', 'sample', 'v_prediction', 'flow_prediction']",
+        str((config or {}).get("prediction_type") or "epsilon"),
+    )
     if name == "lms":
         return _cached_lms_class()(**MODEL_CARD_BETAS, prediction_type=prediction_type)
     if name == "dpmpp-2m":
-        from diffusers import DPMSolverMultistepScheduler
+        # diffusers' lazy `__init__` re-exports without `__all__`, so pyright calls this public,
+        # documented import private; the same below and in the loader.
+        from diffusers import DPMSolverMultistepScheduler  # pyright: ignore[reportPrivateImportUsage]
 
         return DPMSolverMultistepScheduler(
             **MODEL_CARD_BETAS,
@@ -50,7 +56,7 @@ def make_scheduler(name: str, config: Mapping[str, Any] | None = None) -> Any:
 @functools.cache
 def _cached_lms_class() -> type:
     """`CachedLMSDiscreteScheduler`, defined on first use so importing this module stays torch-free."""
-    from diffusers import LMSDiscreteScheduler
+    from diffusers import LMSDiscreteScheduler  # pyright: ignore[reportPrivateImportUsage]
 
     class CachedLMSDiscreteScheduler(LMSDiscreteScheduler):
         """diffusers' LMS with its coefficients integrated once per schedule, not at every step.
@@ -74,7 +80,9 @@ def _cached_lms_class() -> type:
             if tables is None:
                 # Called from the base __init__ with 1000 training steps: nothing to integrate.
                 return
-            key = tuple(self.sigmas.tolist())
+            # torch's stubs type `tolist()` as a bare `list`; a 1-D float tensor gives floats.
+            sigmas = cast("list[float]", self.sigmas.tolist())  # pyright: ignore[reportUnknownMemberType]
+            key = tuple(sigmas)
             table = tables.get(key)
             if table is None:
                 table = {}

@@ -25,7 +25,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from generation.types import TokenizedPrompt
 
@@ -236,7 +236,8 @@ class RinnaTokenizer:
             if value is not None:
                 specials[attribute] = _special(value)
         extra_ids = int(merged.get("extra_ids", 0) or 0)
-        additional = [_special(v) for v in merged.get("additional_special_tokens") or []]
+        listed: list[Any] = merged.get("additional_special_tokens") or []
+        additional = [_special(v) for v in listed]
         if extra_ids > 0 and not additional:
             additional = [SpecialToken(f"<extra_id_{i}>") for i in range(extra_ids)]
         try:
@@ -329,10 +330,12 @@ class RinnaTokenizer:
 def _special(value: object) -> SpecialToken:
     """A special-token entry: a plain string, or a serialized `AddedToken` dict."""
     if isinstance(value, dict):
+        # `isinstance` narrows only to dict[Unknown, Unknown]; JSON object keys are strings.
+        entry = cast("dict[str, object]", value)
         return SpecialToken(
-            str(value.get("content", "")),
-            lstrip=bool(value.get("lstrip", False)),
-            rstrip=bool(value.get("rstrip", False)),
+            str(entry.get("content", "")),
+            lstrip=bool(entry.get("lstrip", False)),
+            rstrip=bool(entry.get("rstrip", False)),
         )
     return SpecialToken(str(value))
 
@@ -346,4 +349,5 @@ def _read_json(path: Path) -> dict[str, Any]:
         raise TokenizerLoadError(f"cannot read {path}: {exc}") from exc
     if not isinstance(data, dict):
         raise TokenizerLoadError(f"{path} is not a JSON object")
-    return data
+    # `isinstance` narrows json's Any only to dict[Unknown, Unknown]; JSON keys are strings.
+    return cast("dict[str, Any]", data)

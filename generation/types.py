@@ -55,7 +55,7 @@ class GeneratedImage:
     height: int
     token_count: int
     truncated: bool
-    timings: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict[str, float])
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,7 +33,12 @@ _NTH_OLDEST_IN_WINDOW = (
 
 def check_limit(images: int, period: str) -> tuple[int, Period]:
     """Validate a limit: a whole number of images ≥ 0 (0 blocks) per `hour` or `day`."""
-    if isinstance(images, bool) or not isinstance(images, int) or images < 0:
+    # The isinstance checks guard against callers that ignore the annotations (config, CLI).
+    if (
+        isinstance(images, bool)
+        or not isinstance(images, int)  # pyright: ignore[reportUnnecessaryIsInstance]
+        or images < 0
+    ):
         raise ValueError(f"images must be a whole number, 0 or more, not {images!r}")
     period_delta(period)
     return images, period  # type: ignore[return-value]
@@ -74,14 +79,16 @@ async def window_quota(
     used = int(await tx.scalar(_COUNT_IN_WINDOW, (user_id, guild_id, cutoff)))
     if limit.images is None:
         return Quota(None, limit.period, used, None, None, limit.source)
-    reset_at = None
+    reset_at: datetime | None = None
     if used and limit.images > 0:
         # The slot that frees next is the (used - images + 1)-th oldest: when a lowered limit
         # leaves the user over it, several must expire before one is free again.
         offset = max(0, used - limit.images)
-        oldest = await tx.scalar(_NTH_OLDEST_IN_WINDOW, (user_id, guild_id, cutoff, offset))
+        oldest = from_db(
+            await tx.scalar(_NTH_OLDEST_IN_WINDOW, (user_id, guild_id, cutoff, offset))
+        )
         if oldest is not None:
-            reset_at = from_db(oldest) + period  # type: ignore[operator]
+            reset_at = oldest + period
     remaining = max(0, limit.images - used)
     return Quota(limit.images, limit.period, used, remaining, reset_at, limit.source)
 

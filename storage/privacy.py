@@ -31,7 +31,8 @@ class PrivacyRepository:
 
     async def blank_old_prompts(self, retention_days: int) -> int:
         """Blank prompt text of finished jobs created more than `retention_days` ago; returns rows."""
-        if isinstance(retention_days, bool) or not isinstance(retention_days, int):
+        # The isinstance checks guard against callers that ignore the annotations (config, CLI).
+        if isinstance(retention_days, bool) or not isinstance(retention_days, int):  # pyright: ignore[reportUnnecessaryIsInstance]
             raise ValueError(f"retention_days must be a whole number, not {retention_days!r}")
         if retention_days < 1:
             raise ValueError("retention_days must be 1 or more")

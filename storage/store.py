@@ -62,7 +62,12 @@ class Storage:
         Raises StorageError (one line) when the file cannot be used.
         """
         check_limit(*default_limit)
-        if isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1:
+        # The isinstance checks guard against callers that ignore the annotations (config, CLI).
+        if (
+            isinstance(max_pending, bool)
+            or not isinstance(max_pending, int)  # pyright: ignore[reportUnnecessaryIsInstance]
+            or max_pending < 1
+        ):
             raise ValueError(f"max_pending must be a whole number, 1 or more, not {max_pending!r}")
         db = await Database.open(
             path, busy_timeout_ms=busy_timeout_ms, retries=retries, backoff=backoff

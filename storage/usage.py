@@ -14,7 +14,12 @@ from storage.types import UsageTotals
 
 
 def _check_days(days: int) -> None:
-    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+    # The isinstance checks guard against callers that ignore the annotations (CLI, tests).
+    if (
+        isinstance(days, bool)
+        or not isinstance(days, int)  # pyright: ignore[reportUnnecessaryIsInstance]
+        or days < 1
+    ):
         raise ValueError(f"days must be a whole number, 1 or more, not {days!r}")
 
 

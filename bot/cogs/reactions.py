@@ -147,7 +147,7 @@ class Reactions(commands.Cog):
     def _locale(self, payload: discord.RawReactionActionEvent, parent: JobRecord) -> str:
         # A reaction carries no client locale: use the server's language, else the original's.
         guild = self.bot.get_guild(payload.guild_id) if payload.guild_id else None
-        if guild is not None and guild.preferred_locale is not None:
+        if guild is not None:  # discord.py defaults a guild's locale to en-US, never None
             return language_of(guild.preferred_locale)
         return parent.locale
 

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from pydantic import ValidationError
 
@@ -179,9 +179,11 @@ def _inventory(folder: Path) -> _Inventory:
     if not index_path.is_file():
         return _Inventory({}, ["model_index.json"], [])
     try:
-        index = json.loads(index_path.read_text("utf-8"))
-        if not isinstance(index, dict):
+        loaded: object = json.loads(index_path.read_text("utf-8"))
+        if not isinstance(loaded, dict):
             raise ValueError("not a JSON object")
+        # `isinstance` narrows json's Any only to dict[Unknown, Unknown]; JSON keys are strings.
+        index = cast("dict[str, Any]", loaded)
     except (OSError, ValueError) as exc:
         return _Inventory({}, [f"a readable model_index.json ({_one_line(exc)})"], [])
     missing: list[str] = []
@@ -190,7 +192,7 @@ def _inventory(folder: Path) -> _Inventory:
         missing.append(
             f"a Stable Diffusion pipeline (model_index.json names {index.get('_class_name')})"
         )
-    components = {
+    components: dict[str, Any] = {
         key: value
         for key, value in index.items()
         if not key.startswith("_") and isinstance(value, list) and value and value[0] is not None
@@ -567,8 +569,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Run the checks, print each with its fix, and exit 1 if any failed."""
-    if hasattr(sys.stdout, "reconfigure"):
-        sys.stdout.reconfigure(errors="replace")  # ✓/✗ on a non-UTF-8 terminal
+    # `sys.stdout` is typed `TextIO`, which has no `reconfigure`; a replaced stream may lack it.
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(errors="replace")  # ✓/✗ on a non-UTF-8 terminal
     # Libraries' own warnings would bury the report; the checks say what matters.
     logging.disable(logging.WARNING)
     report = _Report([])

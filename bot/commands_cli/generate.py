@@ -77,7 +77,7 @@ def build_request(args: argparse.Namespace, settings: Settings) -> GenerationReq
             f"--guidance must be between {GUIDANCE_RANGE[0]:g} and {GUIDANCE_RANGE[1]:g}, "
             f"not {guidance:g}"
         )
-    sizes = {}
+    sizes: dict[str, int] = {}
     for name in ("height", "width"):
         value = getattr(args, name)
         value = settings.pokemon_size if value is None else value
