@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +39,7 @@ from generation.errors import (
     WorkerStoppedError,
 )
 from generation.types import GenerationRequest, GenerationResult, Progress
-from storage import NewJob
+from storage import NewJob, StorageError
 
 if TYPE_CHECKING:
     from bot.client import PokemonBot
@@ -132,6 +132,10 @@ class JobRunner:
         # Pauses between our retries of the final upload on a Discord 5xx (tests shorten them).
         self.retry_delays: tuple[float, ...] = SERVER_ERROR_RETRY_DELAYS
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Outcomes of delivered jobs the database refused, retried until it accepts them.
+        self._unrecorded: dict[int, Callable[[], Awaitable[object]]] = {}
+        self._recorders: set[asyncio.Task[None]] = set()
+        self.record_retry_delay = 1.0
 
     # -- intake ---------------------------------------------------------------------------
 
@@ -177,10 +181,46 @@ class JobRunner:
         self.accepting = False
 
     async def drain(self, within: float | None = None) -> None:
-        """Wait for deliveries in flight (after the worker stopped) so none is cut off."""
+        """Wait for deliveries in flight (after the worker stopped) so none is cut off, then
+        try once more to record outcomes the database refused (see `_record`)."""
         self.stopping = True
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=within)
+        for task in list(self._recorders):
+            task.cancel()
+        for job_id, write in list(self._unrecorded.items()):
+            try:
+                await write()
+                self._unrecorded.pop(job_id, None)
+            except StorageError as exc:
+                log.error("job=%s: outcome still not recorded at shutdown: %s", job_id, exc)
+
+    async def _record(self, job_id: int, write: Callable[[], Awaitable[object]]) -> None:
+        """Record a delivered job's outcome. If the database refuses (a full disk), keep
+        trying in the background: a row left `running` would be drawn and posted again after
+        a restart."""
+        try:
+            await write()
+        except StorageError as exc:
+            log.warning(
+                "job=%s: outcome not recorded (%s); retrying in the background", job_id, exc
+            )
+            self._unrecorded[job_id] = write
+            task = asyncio.get_running_loop().create_task(self._record_later(job_id, write))
+            self._recorders.add(task)
+            task.add_done_callback(self._recorders.discard)
+
+    async def _record_later(self, job_id: int, write: Callable[[], Awaitable[object]]) -> None:
+        delay = self.record_retry_delay
+        while job_id in self._unrecorded:
+            await asyncio.sleep(delay)
+            try:
+                await write()
+            except StorageError:
+                delay = min(delay * 2, 60.0)
+                continue
+            self._unrecorded.pop(job_id, None)
+            log.info("job=%s: outcome recorded after a retry", job_id)
 
     # -- progress -------------------------------------------------------------------------
 
@@ -254,10 +294,18 @@ class JobRunner:
             active.dest.reply_to = message.id  # fallback replies point at what the user saw
         if message.id != active.progress_message_id:
             active.progress_message_id = message.id
-            await self.bot.store.jobs.set_message(active.job_id, progress_message_id=message.id)
+            try:
+                await self.bot.store.jobs.set_message(active.job_id, progress_message_id=message.id)
+            except StorageError as exc:  # bookkeeping only: the picture still goes out
+                log.warning("job=%s: progress message id not recorded: %s", active.job_id, exc)
 
     async def _mark_running(self, active: ActiveJob) -> None:
-        await self.bot.store.jobs.mark_running(active.job_id)
+        # Bookkeeping only: a row left `queued` still becomes `done` (or resumes) later, so a
+        # database that refuses writes right now must not stop the picture being delivered.
+        try:
+            await self.bot.store.jobs.mark_running(active.job_id)
+        except StorageError as exc:
+            log.warning("job=%s: running state not recorded: %s", active.job_id, exc)
 
     # -- outcome --------------------------------------------------------------------------
 
@@ -324,7 +372,10 @@ class JobRunner:
                 retry_delays=self.retry_delays,
             )
             active.delivered = True
-        await store.jobs.mark_done(active.job_id, result_message_id=message.id)
+        await self._record(
+            active.job_id,
+            lambda: store.jobs.mark_done(active.job_id, result_message_id=message.id),
+        )
         try:
             await message.add_reaction(REGENERATE_EMOJI)
         except discord.HTTPException as exc:
@@ -347,7 +398,9 @@ class JobRunner:
         try:
             if active.delivered:
                 # On Discord already: never fail it (a restart would not resume it either).
-                await self.bot.store.jobs.mark_done(active.job_id)
+                await self._record(
+                    active.job_id, lambda: self.bot.store.jobs.mark_done(active.job_id)
+                )
             else:
                 await self.bot.store.jobs.mark_failed(
                     active.job_id, "delivery_failed", fault="ours"

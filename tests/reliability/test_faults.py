@@ -8,8 +8,11 @@ The real bot, worker and SQLite file, against the loopback fake Discord (`tests/
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
+import subprocess
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -383,6 +386,63 @@ async def test_full_disk_gives_the_user_an_error_and_the_bot_stays_up(
             await bot.store.jobs.mark_cancelled(job_id)
         png_of(await bot_rig.wait_result(await fake_discord.invoke("pokemon", {"prompt": "次"})))
         await wait_settled(fake_discord, bot_rig)
+        assert await bot.store.jobs.pending() == []
+
+
+@pytest.fixture
+def small_filesystem(tmp_path: Path) -> Iterator[Path]:
+    """A real 2 MiB tmpfs, so that "disk full" is ENOSPC from the kernel, as in production
+    (SQLite's `max_page_count` cannot fail an in-place UPDATE). Needs root, as CI has."""
+    mount_point = tmp_path / "small-disk"
+    mount_point.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def fill_filesystem(folder: Path) -> Path:
+    """Write a file until the filesystem is full; deleting it frees the space again."""
+    filler = folder / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(fd, b"\0" * 4096):
+            pass
+    except OSError:
+        pass  # ENOSPC: full
+    finally:
+        os.close(fd)
+    return filler
+
+
+async def test_disk_full_when_a_delivered_job_is_recorded_is_retried_not_drawn_again(
+    bot_rig: BotRig, fake_discord: FakeDiscord, small_filesystem: Path
+) -> None:
+    bot_rig.settings = bot_rig.settings.model_copy(
+        update={"pokemon_db": small_filesystem / "bot.sqlite3"}
+    )
+    bot_rig.engine.close_gate()
+    async with bot_rig.run() as bot:
+        bot.runner.record_retry_delay = 0.05
+        record = await start_running(fake_discord, bot_rig, "ピカチュウ")
+        filler = fill_filesystem(small_filesystem)
+        bot_rig.engine.open_gate()
+        result = await bot_rig.wait_result(record)  # the picture is posted all the same
+        await asyncio.sleep(0.3)  # several background attempts, all refused by the full disk
+        (job,) = await bot.store.jobs.recent_for_user(fake_discord.alice.id)
+        assert job.state in {"queued", "running"}  # (even `running` may not have been written)
+        filler.unlink()  # space again: the next background attempt records the outcome
+        await fake_discord.wait_until(lambda: not bot.runner._unrecorded, 10)
+        (job,) = await bot.store.jobs.recent_for_user(fake_discord.alice.id)
+        assert (job.state, job.result_message_id) == ("done", result.id)
+    async with bot_rig.run() as bot:  # so a restart does not draw and post it a second time
         assert await bot.store.jobs.pending() == []
 
 
