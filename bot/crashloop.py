@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard, cast
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class CrashLoopGuard:
         entries: list[dict[str, Any]]
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
-            entries = [e for e in data if isinstance(e, dict) and "login" in e]
+            entries = [e for e in data if _is_entry(e)]
         except FileNotFoundError:
             entries = []
         except (OSError, ValueError, TypeError) as exc:
@@ -90,3 +90,13 @@ class CrashLoopGuard:
             os.replace(tmp, self.path)  # atomic: a crash mid-write leaves the old record
         except OSError as exc:
             log.warning("could not write the start record %s: %s", self.path, exc)
+
+
+def _is_entry(value: object) -> TypeGuard[dict[str, Any]]:
+    """A dict whose `login` (and `start`, if any) is a number. A hand-edited text or null time
+    would otherwise fail every start before the login that rewrites the record."""
+    if not isinstance(value, dict):
+        return False
+    entry = cast("dict[str, Any]", value)
+    times = [entry.get("login"), *([entry["start"]] if "start" in entry else [])]
+    return all(isinstance(t, int | float) and not isinstance(t, bool) for t in times)

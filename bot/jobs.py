@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import discord
 
 from bot.i18n import catalog, t
@@ -285,7 +286,9 @@ class JobRunner:
     async def _show_locked(self, active: ActiveJob, text: str) -> None:
         try:
             message = await send_safely(self.bot, active.dest, content=text)
-        except discord.HTTPException as exc:
+        except (discord.HTTPException, OSError, aiohttp.ClientError) as exc:
+            # Cosmetic: the job is on the worker already and must not fail with its message
+            # (discord.py raises connection errors as they are, not as HTTPException).
             log.warning("job=%s: progress message failed: %s", active.job_id, exc)
             return
         finally:
@@ -478,7 +481,12 @@ class JobRunner:
             )
             try:
                 await self.submit(job, request_from_job(job), dest, locale=job.locale)
-            except (QueueFullError, WorkerStoppedError) as exc:
+            except WorkerStoppedError:
+                # A shutdown began while we were starting: this job and the rest stay on disk
+                # for the next start, as the jobs a shutdown leaves queued do.
+                log.info("worker stopped while resuming; job=%s and later ones left", job.id)
+                break
+            except QueueFullError as exc:
                 await self._fail_resumed(job, exc.code, "pokemon.resume_failed", reply_to)
                 expired += 1
                 continue

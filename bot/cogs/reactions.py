@@ -102,7 +102,10 @@ class Reactions(commands.Cog):
                 await bot.runner.submit(job, request, dest, locale=locale)
             except (QueueFullError, WorkerStoppedError) as exc:
                 await bot.store.jobs.mark_failed(job.id, exc.code, fault="rejected")
-                text = t("error.queue_full", locale, size=bot.settings.pokemon_queue_size)
+                if isinstance(exc, WorkerStoppedError):
+                    text = t("error.shutting_down", locale)
+                else:
+                    text = t("error.queue_full", locale, size=bot.settings.pokemon_queue_size)
                 await self._refuse(payload, text)
                 return
             log.info("job=%s queued by 🔁 from user=%s on job=%s", job.id, user_id, parent.id)

@@ -37,14 +37,13 @@ def _database_path(args: argparse.Namespace) -> Path:
         return args.db
     from pydantic import ValidationError
 
+    from bot.commands_cli.run import settings_error_line
     from bot.settings import Settings
 
     try:
         return Settings().pokemon_db
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first.get("loc", ())) or "settings"
-        raise CliError(f"invalid setting {where.upper()}: {first.get('msg')}") from None
+        raise CliError(f"invalid setting {settings_error_line(exc)}") from None
 
 
 def main(args: argparse.Namespace) -> int:

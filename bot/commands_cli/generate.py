@@ -16,7 +16,10 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+from pydantic import ValidationError
+
 from bot.cli import CliError
+from bot.commands_cli.run import settings_error_line
 from bot.settings import Settings
 from generation.types import SCHEDULERS, GenerationRequest
 
@@ -125,8 +128,8 @@ def main(args: argparse.Namespace) -> int:
     """Load the model, make one image, write it; 0 on success, 1 when no image came out."""
     try:
         settings = Settings()
-    except ValueError as exc:  # pydantic's ValidationError is a ValueError
-        raise CliError(f"invalid settings: {_one_line(exc)}") from exc
+    except ValidationError as exc:
+        raise CliError(f"invalid setting {settings_error_line(exc)}") from None
     request = build_request(args, settings)
     output: Path = args.output or Path(f"pokemon-{request.seed}.png")
     if output.exists() and output.is_dir():
@@ -180,8 +183,3 @@ def main(args: argparse.Namespace) -> int:
         f"{result.width}x{result.height}, {run_s:.1f}s (model load {load_s:.1f}s){note}"
     )
     return 0
-
-
-def _one_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return " ".join(line.strip() for line in lines[:3]) if lines else type(exc).__name__

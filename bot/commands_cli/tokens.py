@@ -9,7 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 
+from pydantic import ValidationError
+
 from bot.cli import CliError
+from bot.commands_cli.run import settings_error_line
 from bot.settings import Settings
 
 
@@ -28,8 +31,8 @@ def main(args: argparse.Namespace) -> int:
     if model is None:
         try:
             model = Settings().pokemon_model
-        except ValueError as exc:  # pydantic's ValidationError is a ValueError
-            raise CliError(f"invalid settings: {str(exc).splitlines()[0]}") from exc
+        except ValidationError as exc:
+            raise CliError(f"invalid setting {settings_error_line(exc)}") from None
     try:
         tokenizer = load_tokenizer(model)
     except ModelLoadError as exc:
