@@ -351,7 +351,10 @@ class JobRunner:
         store = self.bot.store
         quota = None
         if active.guild_id is not None:
-            quota = await store.limits.quota(active.guild_id, active.user_id)
+            try:
+                quota = await store.limits.quota(active.guild_id, active.user_id)
+            except StorageError as exc:  # the picture matters more than the quota line
+                log.warning("job=%s: quota not shown: %s", active.job_id, exc)
         embed = result_embed(
             active.locale,
             prompt=active.request.prompt,

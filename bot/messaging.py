@@ -110,7 +110,8 @@ def result_embed(
     embed.add_field(name=t("pokemon.field_time", locale), value=f"{seconds:.1f} s")
     # Mentions inside embeds never ping, and they show who asked (useful under 🔁 replies).
     embed.add_field(name=t("pokemon.field_requester", locale), value=f"<@{user_id}>")
-    embed.add_field(name=t("pokemon.field_quota", locale), value=quota_text(quota, locale))
+    if quota is not None:  # None: not known (the database could not be read): say nothing
+        embed.add_field(name=t("pokemon.field_quota", locale), value=quota_text(quota, locale))
     if truncated:
         embed.add_field(name="⚠️", value=t("pokemon.truncated", locale), inline=False)
     footer = t("pokemon.footer_regen", locale, emoji=REGENERATE_EMOJI)

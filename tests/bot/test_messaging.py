@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from bot.i18n import t
 from bot.messaging import EditThrottle, escape_user_text, progress_bar, result_embed
 from bot.sync import payload_hash
 from storage import Quota
@@ -62,6 +63,23 @@ def test_result_embed_fits_discord_limits_with_the_longest_inputs() -> None:
     values = [field.value for field in embed.fields]
     assert "12.3 s" in values
     assert any("17" in (v or "") and "<t:1893456000:R>" in (v or "") for v in values)
+
+
+def test_result_embed_without_a_known_quota_leaves_the_quota_out() -> None:
+    embed = result_embed(
+        "en",
+        prompt="ピカチュウ",
+        negative_prompt="",
+        seed=1,
+        steps=3,
+        seconds=0.5,
+        user_id=1,
+        quota=None,
+        truncated=False,
+    )
+    names = [field.name for field in embed.fields]
+    assert t("pokemon.field_quota", "en") not in names
+    assert t("pokemon.field_seed", "en") in names
 
 
 def test_command_hash_ignores_order_and_sees_any_change() -> None:
