@@ -235,7 +235,11 @@ class RinnaTokenizer:
             value = merged.get(attribute) or _T5_DEFAULTS.get(attribute)
             if value is not None:
                 specials[attribute] = _special(value)
-        extra_ids = int(merged.get("extra_ids", 0) or 0)
+        try:
+            extra_ids = int(merged.get("extra_ids", 0) or 0)
+            added_ids = {str(k): int(v) for k, v in added.items()}
+        except (TypeError, ValueError) as exc:
+            raise TokenizerLoadError(f"bad tokenizer settings in {folder}: {exc}") from exc
         listed: list[Any] = merged.get("additional_special_tokens") or []
         additional = [_special(v) for v in listed]
         if extra_ids > 0 and not additional:
@@ -245,7 +249,7 @@ class RinnaTokenizer:
                 model_file,
                 special_tokens=specials,
                 additional_special_tokens=additional,
-                added_tokens={str(k): int(v) for k, v in added.items()},
+                added_tokens=added_ids,
                 extra_ids=extra_ids,
                 max_length=max_length,
             )

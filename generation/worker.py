@@ -354,12 +354,22 @@ class GenerationWorker:
             _log_finished(job, None, 0, stopped)
             self._settle(job, error=stopped)
         thread = self._thread
+        hung: list[_Job] = []
         if thread is not None and not await _join(thread, timeout):
             log.warning("stop: the running batch outlived %ss; cancelling it", timeout)
             self._abort.set()
             if not await _join(thread, ABORT_GRACE_SECONDS):
                 log.error("stop: the generation thread did not stop; leaving it behind")
-        return [job.job_id for job in drained] + list(self._interrupted)
+                # The thread will not settle its batch in time: fail it here (a late outcome
+                # from the thread is then ignored) and report it as cut short.
+                with self._cond:
+                    hung = list(self._running)
+                left = WorkerStoppedError("the generation worker stopped while this job ran")
+                for job in hung:
+                    _log_finished(job, None, len(hung), left)
+                    self._settle(job, error=left)
+        ids = [job.job_id for job in (*drained, *hung)]
+        return ids + [job_id for job_id in self._interrupted if job_id not in ids]
 
     def _cancel(self, job: _Job) -> bool:
         with self._cond:
@@ -470,6 +480,11 @@ class GenerationWorker:
             if isinstance(entries[0], FatalDeviceError):
                 fatal = entries[0]
         run_seconds = time.monotonic() - started
+        # Leave `_running` before deciding outcomes: a cancel() from now on answers False
+        # (too late), and one that answered True has set the flag `_outcome` reads.
+        with self._cond:
+            self._running = []
+            self._run_started = None
 
         outcomes = [
             self._outcome(job, entry, run_seconds, len(batch))
@@ -484,9 +499,6 @@ class GenerationWorker:
             )
         # Turn unhealthy before any future settles, so whoever sees the error sees the state.
         drained = self._turn_unhealthy(fatal) if fatal is not None else []
-        with self._cond:
-            self._running = []
-            self._run_started = None
         for job, outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, WorkerStoppedError):
                 self._interrupted.append(job.job_id)

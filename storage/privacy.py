@@ -7,8 +7,8 @@ Choices:
 - Deleting a user removes their jobs and the per-user limits where they are the subject. The
   audit log is an admin record of the guild, so its rows stay, but the user's id is replaced
   by NULL wherever they appear (as the actor or as the target). Other users' regenerations of
-  this user's jobs stay (they are the other users' usage) with the copied prompt blanked and
-  the link to the deleted parent removed.
+  this user's jobs, and regenerations of those, stay (they are the other users' usage) with
+  the copied prompt blanked and the link to the deleted parent removed.
 """
 
 from __future__ import annotations
@@ -60,11 +60,16 @@ class PrivacyRepository:
         """
 
         async def work(tx: Tx) -> int:
-            # Others' regenerations copied this user's prompt: blank it before the parent goes
-            # (ON DELETE SET NULL then clears the link).
+            # Others' regenerations copied this user's prompt, and so did regenerations of
+            # those: blank every descendant before the parent goes (ON DELETE SET NULL then
+            # clears the direct links).
+            # (The CTE sits in a subquery: sqlite3 reports no rowcount for a statement that
+            # starts with WITH.)
             total = await tx.execute(
-                "UPDATE jobs SET prompt = '', negative_prompt = '' "
-                "WHERE user_id != ? AND parent_job_id IN (SELECT id FROM jobs WHERE user_id = ?)",
+                "UPDATE jobs SET prompt = '', negative_prompt = '' WHERE user_id != ? AND id IN ("
+                "WITH RECURSIVE copies (id) AS (SELECT id FROM jobs WHERE user_id = ? "
+                "UNION SELECT jobs.id FROM jobs JOIN copies ON jobs.parent_job_id = copies.id) "
+                "SELECT id FROM copies)",
                 (user_id, user_id),
             )
             total += await tx.execute("DELETE FROM jobs WHERE user_id = ?", (user_id,))

@@ -201,3 +201,22 @@ def test_600_unseen_prompts_match_transformers_4_25_exactly(tok):
     ]
     assert len(TRANSFORMERS_4_25) == 600
     assert mismatches == []
+
+
+@pytest.mark.parametrize(
+    ("file", "content"),
+    [
+        ("tokenizer_config.json", {"extra_ids": "many"}),
+        ("added_tokens.json", {"<pokemon>": "two hundred"}),
+    ],
+)
+def test_malformed_number_in_tokenizer_files_is_one_clear_error(
+    tmp_path, tiny_model, file, content
+):
+    folder = _tokenizer_copy(tmp_path, tiny_model)
+    path = folder / file
+    data = json.loads(path.read_text("utf-8")) if path.is_file() else {}
+    data.update(content)
+    path.write_text(json.dumps(data), "utf-8")
+    with pytest.raises(TokenizerLoadError, match=f"bad tokenizer settings in {folder}"):
+        RinnaTokenizer.from_folder(folder)

@@ -758,3 +758,79 @@ async def test_two_real_jobs_on_tiny_engine_report_progress_and_return_png(reque
         assert [(p.step, p.total) for p in seen[job]][-1] == (2, 2)
     assert results[0].png != results[1].png
     assert worker_threads() == []
+
+
+# ---- review: a cancel landing as a batch ends -----------------------------------------------
+
+
+async def test_cancel_that_answers_true_as_the_batch_ends_fails_the_job_as_cancelled(engine):
+    # The cancel is made to land in the instant after the worker decided this job's outcome,
+    # before the batch was cleared: it must either answer False (too late) or win.
+    loop = asyncio.get_running_loop()
+    handles: dict[int, JobHandle] = {}
+    answers: list[bool] = []
+
+    async def cancel_now(handle: JobHandle) -> bool:
+        return handle.cancel()
+
+    class LateCancelWorker(GenerationWorker):
+        def _outcome(self, job: Any, entry: Any, run_seconds: float, size: int) -> Any:
+            outcome = GenerationWorker._outcome(self, job, entry, run_seconds, size)
+            late = asyncio.run_coroutine_threadsafe(cancel_now(handles[job.job_id]), loop)
+            answers.append(late.result(WAIT))
+            return outcome
+
+    worker = LateCancelWorker(engine, queue_size=4)
+    worker.start()
+    try:
+        engine.hold()
+        handles[1] = worker.submit(1, 1, req("a"))
+        engine.run_free()
+        try:
+            outcome: object = await asyncio.wait_for(handles[1].future, WAIT)
+        except GenerationError as exc:
+            outcome = exc
+    finally:
+        await worker.stop(timeout=0)
+
+    assert len(answers) == 1
+    assert isinstance(outcome, JobCancelledError) == answers[0], (answers, outcome)
+
+
+class HungEngine(StepEngine):
+    """Blocks inside `generate` until released, deaf to `is_cancelled` (a hung device call)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def generate(self, requests: Sequence[GenerationRequest], **hooks: Any) -> Any:
+        self.entered.set()
+        self.release.wait(WAIT)
+        return super().generate(requests, **hooks)
+
+
+async def test_stop_that_leaves_a_hung_thread_fails_the_running_job_and_returns_its_id(
+    monkeypatch,
+):
+    import generation.worker as worker_module
+
+    monkeypatch.setattr(worker_module, "ABORT_GRACE_SECONDS", 0.05)
+    engine = HungEngine()
+    worker = GenerationWorker(engine, queue_size=4)
+    worker.start()
+    running = worker.submit(1, 1, req("hung"))
+    queued = worker.submit(2, 2, req("queued"))
+    await asyncio.to_thread(engine.entered.wait, WAIT)
+    try:
+        left = await worker.stop(timeout=0)
+
+        assert sorted(left) == [1, 2]
+        assert isinstance(await error_of(running), WorkerStoppedError)
+        assert isinstance(await error_of(queued), WorkerStoppedError)
+    finally:
+        engine.release.set()
+        for thread in worker_threads():
+            await asyncio.to_thread(thread.join, WAIT)
+    assert worker_threads() == []

@@ -88,3 +88,23 @@ async def test_deleting_an_unknown_user_changes_nothing(store: Storage) -> None:
     job = await admit(store)
     assert await store.privacy.delete_user(424242) == 0
     assert await store.jobs.get(job) is not None
+
+
+async def test_deleting_a_user_blanks_their_prompt_in_regenerations_of_regenerations(
+    open_store: object,
+) -> None:
+    # 🔁 copies the prompt, so every job descended from the user's job carries their text.
+    store = await open_store(default_limit=(100, "day"), max_pending=100)  # type: ignore[operator]
+    theirs = await admit(store, prompt="ひみつのプロンプト")
+    child = await admit(store, user_id=OTHER, prompt="ひみつのプロンプト", parent_job_id=theirs)
+    grandchild = await admit(store, user_id=1003, prompt="ひみつのプロンプト", parent_job_id=child)
+    unrelated = await admit(store, user_id=1003, prompt="ゼニガメ")
+
+    # two copies blanked, one job deleted
+    assert await store.privacy.delete_user(USER) == 3
+
+    assert (await store.jobs.get(child)).prompt == ""  # type: ignore[union-attr]
+    kept = await store.jobs.get(grandchild)
+    assert kept is not None
+    assert (kept.prompt, kept.negative_prompt, kept.parent_job_id) == ("", "", child)
+    assert (await store.jobs.get(unrelated)).prompt == "ゼニガメ"  # type: ignore[union-attr]
