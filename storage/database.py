@@ -149,6 +149,7 @@ class Database:
         self._retries = retries
         self._backoff = backoff
         self._lock = asyncio.Lock()
+        self._closed = False
         self.busy_retries = 0  # how many times a busy database was retried (for doctor/tests)
 
     @classmethod
@@ -196,10 +197,15 @@ class Database:
     async def close(self) -> None:
         """Close the connection (idempotent)."""
         async with self._lock:
+            self._closed = True
             await self._conn.close()
 
     async def _run(self, work: Callable[[Tx], Awaitable[T]], *, write: bool) -> T:
         async with self._lock:
+            if self._closed:
+                # Work that outlives shutdown (a delivery after the drain) gets the error the
+                # bot handles, not aiosqlite's bare ValueError.
+                raise StorageError(f"database {self.path} is closed", code="closed")
             attempt = 0
             while True:
                 try:

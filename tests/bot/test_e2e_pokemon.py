@@ -256,7 +256,11 @@ async def test_unexpected_error_shows_an_error_id_and_logs_it_with_the_traceback
     bot_rig: BotRig, fake_discord: FakeDiscord, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with bot_rig.run() as bot:
-        await bot.store.close()  # the database goes away under the running bot
+
+        async def broken_admit(*_args: object, **_kwargs: object) -> None:
+            raise RuntimeError("a bug nobody expected")
+
+        bot.store.admit = broken_admit  # type: ignore[method-assign]
         record = await fake_discord.invoke("pokemon", {"prompt": "ピカチュウ"})
         (followup,) = await record.wait_followups(1)
     assert followup.ephemeral

@@ -126,3 +126,13 @@ def test_is_busy_recognises_busy_and_locked_codes_only() -> None:
     assert not is_busy(caught.value)
     locked = sqlite3.OperationalError("database is locked")
     assert is_busy(locked)
+
+
+async def test_use_after_close_is_a_storage_error_not_a_bare_value_error(store: Storage) -> None:
+    await store.close()
+    with pytest.raises(StorageError, match="is closed") as caught:
+        await store.jobs.pending()
+    assert caught.value.code == "closed"
+    with pytest.raises(StorageError):
+        await store.admit(make_job())
+    await store.close()  # still idempotent
