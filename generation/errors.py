@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 
+def one_line(exc: BaseException) -> str:
+    """The first line of an exception's text (at most 300 characters), for one-line messages."""
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:300]
+
+
 class GenerationError(Exception):
     """Base class. `code` is a short machine-readable reason; `ours` says whose fault it was."""
 

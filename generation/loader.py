@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from generation.errors import ModelLoadError
+from generation.errors import ModelLoadError, one_line
 from generation.tokenizer import RinnaTokenizer, TokenizerLoadError
 
 if TYPE_CHECKING:
@@ -132,7 +132,7 @@ def _from_hub(repo_id: str, *, tokenizer_only: bool = False) -> Path:
             log.warning("cannot reach the Hugging Face Hub (%s); using the cached %s", exc, repo_id)
             return _check_folder(folder)
         raise ModelLoadError(
-            f"cannot reach the Hugging Face Hub to download {repo_id} ({_one_line(exc)}) "
+            f"cannot reach the Hugging Face Hub to download {repo_id} ({one_line(exc)}) "
             "and it is not cached; check the network or use a local folder"
         ) from exc
 
@@ -142,7 +142,7 @@ def _from_hub(repo_id: str, *, tokenizer_only: bool = False) -> Path:
     try:
         folder = Path(snapshot_download(repo_id, allow_patterns=wanted, tqdm_class=_logging_tqdm()))
     except Exception as exc:
-        raise ModelLoadError(f"downloading {repo_id} failed: {_one_line(exc)}") from exc
+        raise ModelLoadError(f"downloading {repo_id} failed: {one_line(exc)}") from exc
     log.info("model %s ready in %s (%.1fs)", repo_id, folder, time.monotonic() - started)
     return _check_folder(folder)
 
@@ -272,7 +272,7 @@ def load_engine(
             pipe.to(torch_device)
         except Exception as exc:
             raise ModelLoadError(
-                f"cannot assemble the pipeline from {folder}: {_one_line(exc)}"
+                f"cannot assemble the pipeline from {folder}: {one_line(exc)}"
             ) from exc
         # SDPA attention: diffusers' default with torch 2, made explicit so nothing else slips in.
         pipe.unet.set_attn_processor(AttnProcessor2_0())
@@ -404,7 +404,7 @@ def _load_feature_extractor(folder: Path) -> Any:
     try:
         return cls(**config)
     except Exception as exc:
-        raise ModelLoadError(f"cannot build the feature extractor: {_one_line(exc)}") from exc
+        raise ModelLoadError(f"cannot build the feature extractor: {one_line(exc)}") from exc
 
 
 def _component(name: str, folder: Path, cls: Any, **kwargs: Any) -> Any:
@@ -413,7 +413,7 @@ def _component(name: str, folder: Path, cls: Any, **kwargs: Any) -> Any:
     try:
         model = cls.from_pretrained(folder / name, use_safetensors=safetensors, **kwargs)
     except Exception as exc:
-        raise ModelLoadError(f"cannot load {name} from {folder}: {_one_line(exc)}") from exc
+        raise ModelLoadError(f"cannot load {name} from {folder}: {one_line(exc)}") from exc
     model.eval()
     return model
 
@@ -427,15 +427,10 @@ def _read_json(path: Path, label: str | None) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text("utf-8"))
     except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"cannot read {path}: {_one_line(exc)}") from exc
+        raise ModelLoadError(f"cannot read {path}: {one_line(exc)}") from exc
     if not isinstance(data, dict):
         raise ModelLoadError(f"{path} is not a JSON object")
     return data
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:300]
 
 
 @contextlib.contextmanager

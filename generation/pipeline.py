@@ -25,6 +25,7 @@ from generation.errors import (
     JobCancelledError,
     OutOfMemoryError,
     UnsafeImageError,
+    one_line,
 )
 from generation.tokenizer import RinnaTokenizer
 from generation.types import SCHEDULERS, GeneratedImage, GenerationRequest, TokenizedPrompt
@@ -109,10 +110,10 @@ class Engine:
         except torch.cuda.OutOfMemoryError as exc:
             # Only the text is kept: the traceback's frames still hold the batch's tensors,
             # and the cache can be emptied only once they are gone.
-            oom = _one_line(exc)
+            oom = one_line(exc)
         except RuntimeError as exc:
             if _is_device_error(exc, self.device):
-                raise FatalDeviceError(f"CUDA error: {_one_line(exc)}") from exc
+                raise FatalDeviceError(f"CUDA error: {one_line(exc)}") from exc
             raise
         if oom is not None:
             _free_cuda_cache()
@@ -340,8 +341,3 @@ def _free_cuda_cache() -> None:
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:300]
