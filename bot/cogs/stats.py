@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 from typing import TYPE_CHECKING
@@ -10,7 +11,13 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.charts import ChartLabels, chart_locale, render_stats_png_async, user_label
+from bot.charts import (
+    ChartLabels,
+    chart_locale,
+    has_cjk_font,
+    render_stats_png_async,
+    user_label,
+)
 from bot.i18n import t
 from bot.permissions import admin_only
 from bot.translator import described
@@ -97,5 +104,7 @@ class StatsCog(commands.Cog):
 
 
 async def setup(bot: PokemonBot) -> None:
-    """Extension entry point."""
+    """Extension entry point. Reads the fonts' glyph tables once, in a thread, so the first
+    /stats does not do it on the event loop (a CJK font has tens of thousands of glyphs)."""
+    await asyncio.to_thread(has_cjk_font)
     await bot.add_cog(StatsCog(bot))
