@@ -102,8 +102,8 @@ def required_permissions() -> discord.Permissions:
         add_reactions=True,
         # Find the result message a 🔁 reaction was added to, and reply to it.
         read_message_history=True,
-        # Only to remove a user's 🔁 reaction once their variation is queued (so it can be
-        # pressed again); the bot never deletes or edits other people's messages.
+        # Only to take back a user's 🔁 reaction once it has been handled (queued, refused or
+        # a duplicate), so it can be pressed again; the bot never edits other people's messages.
         manage_messages=True,
     )
 
