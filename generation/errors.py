@@ -65,3 +65,11 @@ class BadImageError(GenerationError):
 
 class WorkerStoppedError(GenerationError):
     code = "worker_stopped"
+
+
+class GeneratorUnavailableError(GenerationError):
+    """Nothing can generate right now (no worker online, Redis unreachable): tell the user at
+    once instead of queueing silently."""
+
+    code = "unavailable"
+    ours = True

@@ -5,9 +5,10 @@ from a bounded intake, and resolves per-job asyncio futures on the loop with
 `call_soon_threadsafe`, after checking `done()` and guarding against a closed loop. A sentinel
 from the intake tells the thread to stop.
 
-The intake is not a plain FIFO queue, because the scheduling policy lives here: round-robin
-between users (FIFO within a user), and compatible jobs (equal `batch_key()`) may share one
-`engine.generate` call. The loop thread and the worker thread share it under one lock.
+The intake is `generation.queue.FairQueue`, which holds the scheduling policy (round-robin
+between users, FIFO within a user, compatible jobs sharing one `engine.generate` call); this
+thread only runs what it hands out. The loop thread and the worker thread share it under one
+lock.
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -31,6 +31,7 @@ from generation.errors import (
     QueueFullError,
     WorkerStoppedError,
 )
+from generation.queue import FairQueue
 from generation.types import (
     GeneratedImage,
     GenerationRequest,
@@ -87,7 +88,6 @@ class _Job:
     cancel_requested: threading.Event = field(default_factory=threading.Event)
     started_at: float | None = None
     timed_out: bool = False
-    seq: int = 0  # arrival order, set by the intake
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -101,102 +101,6 @@ class JobHandle:
     def cancel(self) -> bool:
         """Queued: removed at once. Running: stops within one step. False if already finished."""
         return self._cancel()
-
-
-class _Intake:
-    """Queued jobs per user and the round-robin order of users. Not thread-safe: hold the lock.
-
-    Round-robin is kept as "least recently served first": each batch taken stamps its users
-    with a rising counter, and the next head is the queued user with the oldest stamp (never
-    served first), ties going to the user whose oldest job came first. While every user stays
-    queued this is plain rotation; unlike a rotation list it also stays fair when the user who
-    is running now queues again before anyone else arrives.
-    """
-
-    __slots__ = ("_count", "_jobs", "_seq", "_served", "_stamps")
-
-    def __init__(self) -> None:
-        self._jobs: dict[int, deque[_Job]] = {}  # user -> FIFO of their queued jobs
-        self._stamps: dict[int, int] = {}  # user -> counter when last served
-        self._served = 0
-        self._seq = 0
-        self._count = 0
-
-    def __len__(self) -> int:
-        return self._count
-
-    def __iter__(self) -> Iterator[_Job]:
-        for jobs in self._jobs.values():
-            yield from jobs
-
-    def copy(self) -> _Intake:
-        twin = _Intake()
-        twin._jobs = {user: deque(jobs) for user, jobs in self._jobs.items()}
-        twin._stamps = dict(self._stamps)
-        twin._served, twin._seq, twin._count = self._served, self._seq, self._count
-        return twin
-
-    def push(self, job: _Job) -> None:
-        self._seq += 1
-        job.seq = self._seq
-        self._jobs.setdefault(job.user_id, deque()).append(job)
-        self._count += 1
-
-    def remove(self, job: _Job) -> bool:
-        jobs = self._jobs.get(job.user_id)
-        if jobs is None or job not in jobs:
-            return False
-        jobs.remove(job)
-        self._count -= 1
-        if not jobs:
-            del self._jobs[job.user_id]
-        return True
-
-    def drain(self) -> list[_Job]:
-        """Empty the intake; the jobs come back in the order they would have run."""
-        jobs: list[_Job] = []
-        while self._count:
-            jobs.extend(self.take(1))
-        return jobs
-
-    def _order(self) -> list[int]:
-        return sorted(
-            self._jobs, key=lambda user: (self._stamps.get(user, -1), self._jobs[user][0].seq)
-        )
-
-    def take(self, max_batch: int) -> list[_Job]:
-        """The next batch: the head by round-robin, filled with compatible jobs.
-
-        Filling goes round the other users in round-robin order (then the head's user again),
-        taking only each user's *first* queued job when compatible, so every user's jobs stay
-        in FIFO order.
-        """
-        order = self._order()
-        head_user = order[0]
-        head = self._jobs[head_user].popleft()
-        batch, served = [head], {head_user}
-        key = head.request.batch_key()
-        rounds = [*order[1:], head_user]
-        while len(batch) < max_batch:
-            added = False
-            for user in rounds:
-                jobs = self._jobs[user]
-                if len(batch) < max_batch and jobs and jobs[0].request.batch_key() == key:
-                    batch.append(jobs.popleft())
-                    served.add(user)
-                    added = True
-            if not added:
-                break
-        self._count -= len(batch)
-        self._served += 1
-        for user in served:
-            self._stamps[user] = self._served
-        for user in order:
-            if not self._jobs[user]:
-                del self._jobs[user]
-        # Forget users that are neither queued nor in this batch; they rank as new when back.
-        self._stamps = {u: s for u, s in self._stamps.items() if u in self._jobs or u in served}
-        return batch
 
 
 class GenerationWorker:
@@ -228,7 +132,7 @@ class GenerationWorker:
         self._heartbeat_warned = False
 
         self._cond = threading.Condition()
-        self._intake = _Intake()  # guarded by _cond
+        self._intake: FairQueue[_Job] = FairQueue(queue_size)  # guarded by _cond
         self._running: list[_Job] = []  # guarded by _cond
         self._run_started: float | None = None  # guarded by _cond
         self._closed = False  # no more submissions
@@ -271,9 +175,9 @@ class GenerationWorker:
         with self._cond:
             if self._closed:
                 raise WorkerStoppedError("the generation worker is stopped")
-            if len(self._intake) >= self._queue_size:
+            if self._intake.full:
                 raise QueueFullError(f"the generation queue is full ({self._queue_size} jobs)")
-            if any(job.job_id == job_id for job in (*self._running, *self._intake)):
+            if job_id in self._intake or any(job.job_id == job_id for job in self._running):
                 raise ValueError(f"job {job_id} is already queued or running")
             job = _Job(
                 job_id=job_id,
@@ -284,7 +188,7 @@ class GenerationWorker:
                 on_start=on_start,
                 submitted_at=time.monotonic(),
             )
-            self._intake.push(job)
+            self._intake.push(job, job_id=job_id, user_id=user_id, key=request.batch_key())
             self._cond.notify()
 
         def cancel() -> bool:
@@ -293,6 +197,18 @@ class GenerationWorker:
         # Cancelling the future itself (e.g. a task awaiting it was cancelled) cancels the job.
         job.future.add_done_callback(lambda fut: cancel() if fut.cancelled() else None)
         return JobHandle(job_id=job_id, future=job.future, _cancel=cancel)
+
+    def cancel(self, job_id: int) -> bool:
+        """Cancel a queued or running job by id (as its handle's `cancel`); False if unknown."""
+        with self._cond:
+            job = next((j for j in self._running if j.job_id == job_id), None)
+            if job is None:
+                job = next((j for j in self._intake if j.job_id == job_id), None)
+        return job is not None and self._cancel(job)
+
+    @property
+    def max_batch(self) -> int:
+        return self._max_batch
 
     def position(self, job_id: int) -> int | None:
         """0 running, 1 in the next batch, ... in the scheduler's order; None if unknown."""
@@ -373,7 +289,7 @@ class GenerationWorker:
 
     def _cancel(self, job: _Job) -> bool:
         with self._cond:
-            if self._intake.remove(job):
+            if self._intake.remove(job.job_id) is not None:
                 queued = True
             elif job in self._running:
                 job.cancel_requested.set()
@@ -389,14 +305,8 @@ class GenerationWorker:
     def _position_locked(self, job_id: int) -> int | None:
         if any(job.job_id == job_id for job in self._running):
             return 0
-        # Replay the scheduler on a copy: the order it will actually run the queue in.
-        intake = self._intake.copy()
-        position = 0
-        while len(intake):
-            position += 1
-            if any(job.job_id == job_id for job in intake.take(self._max_batch)):
-                return position
-        return None
+        # The scheduler replayed on a copy: the order it will actually run the queue in.
+        return self._intake.positions(self._max_batch).get(job_id)
 
     # ---- thread side -----------------------------------------------------------------------
 

@@ -1,0 +1,164 @@
+"""The one boundary between the bot and whatever generates: the `Generator` protocol.
+
+The bot submits a request for a user and gets a `JobHandle`; the handle's events tell the job's
+life (queue place with an estimate, started, progress, then exactly one of done, failed or
+cancelled). Implementations: `generation.local.ThreadGenerator` (the in-process worker thread,
+the default) and `generation.remote.RemoteGenerator` (workers on Redis Streams). The contract
+tests in `tests/generation/test_generator_contract.py` run against each of them.
+
+Everything here runs on the event loop; implementations cross threads or processes themselves
+and only ever call `JobHandle.publish` on the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from generation.errors import GenerationError
+from generation.types import GenerationRequest, GenerationResult, Progress
+
+
+@dataclass(frozen=True, slots=True)
+class Queued:
+    """Waiting: `position` batches before this one runs (1 = next); `eta_seconds` until its
+    result is expected, None before anything was measured."""
+
+    position: int
+    eta_seconds: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """The job left the queue and runs now (its first progress follows)."""
+
+    total_steps: int
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    result: GenerationResult
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """The job ended without a picture. `error.code` says why; a `WorkerStoppedError` means the
+    generator stopped (shutdown) before finishing it, so the job should be resumed later."""
+
+    error: GenerationError
+
+
+@dataclass(frozen=True, slots=True)
+class Cancelled:
+    """The job was cancelled (by `JobHandle.cancel`) before it produced a picture."""
+
+
+JobEvent = Queued | Started | Progress | Done | Failed | Cancelled
+TERMINAL = (Done, Failed, Cancelled)
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratorStatus:
+    """What `/stats`, `doctor` and the job service ask of a generator."""
+
+    healthy: bool
+    queued: int  # waiting to run (bot side and, for remote, in flight to workers but not started)
+    running: int  # running on a device now
+    workers: int  # devices that can take work now (1 for the in-process thread while healthy)
+    capacity: int  # jobs the live workers can hold at once (sum of their batch sizes)
+    detail: str = ""  # one line for an operator when not healthy or no worker is online
+
+
+class JobHandle:
+    """One submitted job: its events, and a way to cancel it.
+
+    Events are buffered, so nothing is lost between `submit` and the first `events()` read.
+    Progress is coalesced: a reader that falls behind sees the newest step, not every step.
+    """
+
+    def __init__(self, job_id: int, cancel: Callable[[], bool]) -> None:
+        self.job_id = job_id
+        self._cancel = cancel
+        self._events: asyncio.Queue[JobEvent] = asyncio.Queue()
+        self._pending_progress: Progress | None = None
+        self._outcome: Done | Failed | Cancelled | None = None
+        self._finished = asyncio.get_running_loop().create_future()
+
+    @property
+    def outcome(self) -> Done | Failed | Cancelled | None:
+        """The terminal event once there is one."""
+        return self._outcome
+
+    @property
+    def done(self) -> bool:
+        return self._outcome is not None
+
+    def cancel(self) -> bool:
+        """Queued: it never runs. Running: it stops within one step and nothing is decoded.
+        False when it had already finished."""
+        if self._outcome is not None:
+            return False
+        return self._cancel()
+
+    def publish(self, event: JobEvent) -> None:
+        """Called by the implementation, on the loop. Events after the terminal one are dropped,
+        so a completion that arrives twice changes nothing."""
+        if self._outcome is not None:
+            return
+        if isinstance(event, Progress):
+            first = self._pending_progress is None
+            self._pending_progress = event
+            if first:
+                self._events.put_nowait(event)
+            return
+        if isinstance(event, Done | Failed | Cancelled):
+            self._outcome = event
+            if not self._finished.done():
+                self._finished.set_result(event)
+        self._events.put_nowait(event)
+
+    async def events(self) -> AsyncIterator[JobEvent]:
+        """Every event in order, ending after the terminal one."""
+        while True:
+            event = await self._events.get()
+            if isinstance(event, Progress):
+                latest = self._pending_progress or event
+                self._pending_progress = None
+                event = latest
+            yield event
+            if isinstance(event, TERMINAL):
+                return
+
+    async def wait(self) -> Done | Failed | Cancelled:
+        """The terminal event (for callers that do not follow the events)."""
+        return await asyncio.shield(self._finished)
+
+
+class Generator(Protocol):
+    """What the bot needs from generation. All methods are called on the event loop."""
+
+    on_fatal: Callable[[BaseException], None] | None
+    """Called on the loop when the generator can no longer work (the process should exit)."""
+
+    async def start(self) -> None:
+        """Start serving (threads, connections)."""
+        ...
+
+    async def submit(self, job_id: int, user_id: int, request: GenerationRequest) -> JobHandle:
+        """Queue a job. Raises `QueueFullError` when the bounded queue is full,
+        `WorkerStoppedError` after `stop()`, `GeneratorUnavailableError` when nothing can
+        generate right now (no worker online, Redis unreachable): each at once."""
+        ...
+
+    def handle(self, job_id: int) -> JobHandle | None:
+        """The handle of a job still queued or running here, for a cancel by id."""
+        ...
+
+    async def status(self) -> GeneratorStatus: ...
+
+    async def stop(self, *, timeout: float | None = None) -> list[int]:
+        """Stop intake and finish (or cut short after `timeout`) the running work. Returns the
+        ids of jobs that did not finish; they stay queued on disk and resume on the next start."""
+        ...

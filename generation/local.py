@@ -1,0 +1,125 @@
+"""`ThreadGenerator`: the `Generator` protocol over the in-process `generation-worker` thread.
+
+The default: one process, nothing else to run. The worker thread keeps its own futures and
+callbacks (see `generation/worker.py`); this adapter turns them into a `JobHandle`'s events and
+republishes queue places whenever the queue moves (a job starts or leaves), so a waiting user
+sees their place go down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from generation.errors import GenerationError, JobCancelledError
+from generation.generator import (
+    Cancelled,
+    Done,
+    Failed,
+    GeneratorStatus,
+    JobHandle,
+    Queued,
+    Started,
+)
+from generation.types import GenerationRequest, GenerationResult, Progress
+
+if TYPE_CHECKING:
+    from generation.worker import GenerationWorker
+
+log = logging.getLogger(__name__)
+
+
+class ThreadGenerator:
+    """The in-process generator. `worker` is a `GenerationWorker`, started by `start()`."""
+
+    def __init__(self, worker: GenerationWorker) -> None:
+        self.worker = worker
+        self.on_fatal: Callable[[BaseException], None] | None = None
+        self._handles: dict[int, JobHandle] = {}
+        self._shown: dict[int, int] = {}  # job id -> the queue place last published
+
+    async def start(self) -> None:
+        self.worker.on_fatal = self._fatal
+        self.worker.start(asyncio.get_running_loop())
+
+    async def submit(self, job_id: int, user_id: int, request: GenerationRequest) -> JobHandle:
+        handle = JobHandle(job_id, lambda: self._cancel(job_id))
+        inner = self.worker.submit(
+            job_id,
+            user_id,
+            request,
+            on_progress=handle.publish,
+            on_start=lambda: self._started(handle, request.steps),
+        )
+        self._handles[job_id] = handle
+        inner.future.add_done_callback(lambda fut: self._finished(handle, fut))
+        self._publish_place(job_id)
+        return handle
+
+    def handle(self, job_id: int) -> JobHandle | None:
+        return self._handles.get(job_id)
+
+    async def status(self) -> GeneratorStatus:
+        worker = self.worker
+        healthy = worker.healthy
+        return GeneratorStatus(
+            healthy=healthy,
+            queued=worker.queued,
+            running=worker.running,
+            workers=1 if healthy else 0,
+            capacity=worker.max_batch if healthy else 0,
+            detail="" if healthy else f"the generation worker failed: {worker.fatal_error}",
+        )
+
+    async def stop(self, *, timeout: float | None = None) -> list[int]:  # noqa: ASYNC109
+        return await self.worker.stop(timeout=timeout)
+
+    # ---- internals ---------------------------------------------------------------------
+
+    def _cancel(self, job_id: int) -> bool:
+        return self.worker.cancel(job_id)
+
+    def _fatal(self, error: BaseException) -> None:
+        if self.on_fatal is not None:
+            self.on_fatal(error)
+
+    def _started(self, handle: JobHandle, steps: int) -> None:
+        self._shown.pop(handle.job_id, None)
+        handle.publish(Started(total_steps=steps))
+        handle.publish(Progress(handle.job_id, 0, steps, 0.0))
+        self._refresh_places()
+
+    def _finished(self, handle: JobHandle, future: asyncio.Future[GenerationResult]) -> None:
+        self._handles.pop(handle.job_id, None)
+        self._shown.pop(handle.job_id, None)
+        if future.cancelled():
+            handle.publish(Cancelled())
+        else:
+            error = future.exception()
+            if error is None:
+                handle.publish(Done(future.result()))
+            elif isinstance(error, JobCancelledError):
+                handle.publish(Cancelled())
+            elif isinstance(error, GenerationError):
+                handle.publish(Failed(error))
+            else:  # the worker only fails futures with GenerationError; be safe anyway
+                wrapped = GenerationError(f"unexpected {type(error).__name__}: {error}")
+                wrapped.__cause__ = error
+                handle.publish(Failed(wrapped))
+        self._refresh_places()
+
+    def _publish_place(self, job_id: int) -> None:
+        handle = self._handles.get(job_id)
+        position = self.worker.position(job_id)
+        if handle is None or position is None or position == 0:
+            return
+        if self._shown.get(job_id) == position:
+            return
+        self._shown[job_id] = position
+        handle.publish(Queued(position, self.worker.eta_seconds(job_id)))
+
+    def _refresh_places(self) -> None:
+        for job_id in list(self._handles):
+            self._publish_place(job_id)
