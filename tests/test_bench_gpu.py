@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 
 from bench.gpu import install, prepare
-from generation.types import GenerationRequest
+from generation.types import GeneratedImage, GenerationRequest
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_SH = ROOT / "bench" / "gpu" / "run.sh"
@@ -242,7 +242,7 @@ async def test_worker_batches_jobs_on_cuda_and_each_matches_the_job_alone(tiny_m
     assert worker.healthy
     assert [r.batch_size for r in results] == [1, 4, 4, 4, 4]
     for result, single in zip(results[1:], alone, strict=True):
-        assert single.__class__.__name__ == "GeneratedImage", single
+        assert isinstance(single, GeneratedImage), single
         difference = np.abs(_pixels(result.png) - _pixels(single.png))
         # fp16 kernels may differ between batch sizes; the same seed must still give the
         # same picture (another seed or prompt differs by tens of levels on average).
