@@ -157,6 +157,7 @@ class Report:
         self.started = time.monotonic()
         self.lock = threading.RLock()
         self.current: str | None = None
+        self.current_started = 0.0
         self.scratch: Path | None = None  # removed at the end, also when the budget runs out
         self.data: dict[str, Any] = {
             "benchmark": "gpu-check",
@@ -187,10 +188,10 @@ class Report:
             self._record(name, "skipped", 0.0, f"{self.left():.0f}s left, needs {need:.0f}s")
             return None
         log.info("── phase %s (%.0fs of the budget left)", name, self.left())
-        with self.lock:
-            self.current = name
-            self.data["phases"][name] = {"status": "running", "seconds": None, "note": None}
         started = time.monotonic()
+        with self.lock:
+            self.current, self.current_started = name, started
+            self.data["phases"][name] = {"status": "running", "seconds": None, "note": None}
         status, note, value = "ok", None, None
         try:
             value = fn()
@@ -221,35 +222,43 @@ class Report:
                 self.data["results"][key] = value
             else:
                 self.data[key] = value
-            self.data["summary"] = summarize(self.data)
+            self.data["summary"] = safe_summary(self.data)
             self.write()
 
     def write(self) -> None:
+        """Rewrite the JSON and the Markdown; a failure to write is printed, never raised."""
         with self.lock:
             self.data["elapsed_s"] = round(time.monotonic() - self.started, 1)
-            write_json(self.out / JSON_NAME, self.data)
-            (self.out / MARKDOWN_NAME).write_text(render(self.data) + "\n", encoding="utf-8")
+            try:
+                write_json(self.out / JSON_NAME, self.data)
+                (self.out / MARKDOWN_NAME).write_text(render(self.data) + "\n", encoding="utf-8")
+            except Exception as exc:  # a full disk or a bad value must not stop the run
+                print(f"!! cannot write the results to {self.out}: {_one_line(exc)}", flush=True)
 
     def abort(self) -> None:
         """The watchdog: the budget is spent. Write what there is, print it, exit at once."""
-        with self.lock:
-            name = self.current or "between phases"
-            self.data["aborted"] = f"budget of {self.settings.budget:.0f}s ran out in {name}"
-            if self.current is not None:
-                phase = self.data["phases"][self.current]
-                phase.update(status="timed out", seconds=round(time.monotonic() - self.started, 1))
-                phase["note"] = "the budget ran out; later phases did not run"
-            self.data["summary"] = summarize(self.data)
-            self.write()
-            print(f"\n!! {self.data['aborted']}: partial results written\n", flush=True)
-            print(render_short(self.data), flush=True)
-        for proc in list(CHILDREN):
-            kill_group(proc)
-        if self.scratch is not None:
-            shutil.rmtree(self.scratch, ignore_errors=True)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(3)
+        try:
+            with self.lock:
+                name = self.current or "between phases"
+                self.data["aborted"] = f"budget of {self.settings.budget:.0f}s ran out in {name}"
+                if self.current is not None:
+                    self.data["phases"][self.current] = {
+                        "status": "timed out",
+                        "seconds": round(time.monotonic() - self.current_started, 1),
+                        "note": "the budget ran out; later phases did not run",
+                    }
+                self.data["summary"] = safe_summary(self.data)
+                self.write()
+                print(f"\n!! {self.data['aborted']}: partial results written\n", flush=True)
+                print(render_short(self.data), flush=True)
+            for proc in list(CHILDREN):
+                kill_group(proc)
+            if self.scratch is not None:
+                shutil.rmtree(self.scratch, ignore_errors=True)
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(3)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -631,6 +640,13 @@ def _config(plan: Any, settings: Settings) -> dict[str, Any]:
 # ---- summary and tables -----------------------------------------------------------------------
 
 
+def safe_summary(data: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return summarize(data)
+    except Exception as exc:  # a partial result must not cost the others
+        return {"error": f"{type(exc).__name__}: {_one_line(exc)}"}
+
+
 def summarize(data: dict[str, Any]) -> dict[str, Any]:
     results = data.get("results", {})
 
@@ -841,7 +857,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with report.lock:
             watchdog.cancel()
             report.data["complete"] = report.data["aborted"] is None
-            report.data["summary"] = summarize(report.data)
+            report.data["summary"] = safe_summary(report.data)
             report.write()
     print("\n" + render_short(report.data), flush=True)
     print(f"\nwrote {out / JSON_NAME} and {out / MARKDOWN_NAME}")
