@@ -30,6 +30,7 @@ async def test_admitted_job_row_holds_every_field_of_the_request(
             assert getattr(stored, field.name) == getattr(BASE_JOB, field.name), field.name
     assert stored.interaction_expires_at == expires
     assert stored.reply_to_message_id == 77
+    assert (stored.images, stored.outcome, stored.cancelled_by) == (1, None, None)
     assert stored.state == "queued"
     assert stored.created_at == clock.now
     assert stored.created_at.tzinfo is UTC
@@ -137,7 +138,7 @@ async def test_job_written_before_a_crash_is_pending_after_reopening(
     pending = await reopened.jobs.pending()
     assert [(j.id, j.state) for j in pending] == [(queued.id, "queued"), (running.id, "running")]
     assert pending[1].reply_to_message_id == 31
-    assert pending[0].prompt == BASE_JOB.prompt
+    assert pending[0].request == BASE_JOB.request
 
 
 async def test_find_pending_matches_user_and_parent_only_while_unfinished(
@@ -176,10 +177,20 @@ async def test_parent_job_must_exist(store: Storage) -> None:
     assert await store.jobs.pending() == []
 
 
-async def test_seed_that_sqlite_cannot_store_is_a_value_error(store: Storage) -> None:
-    with pytest.raises(ValueError, match="seed must be between"):
-        await store.admit(make_job(seed=2**64 - 1))
+@pytest.mark.parametrize("seed", [2**64 - 1, 2**32, -1, True, 1.5, "42"])
+async def test_seed_outside_0_to_2_32_minus_1_is_a_value_error(
+    store: Storage, seed: object
+) -> None:
+    with pytest.raises(ValueError, match=r"request\['seed'\] must be a whole number from 0 to"):
+        await store.admit(make_job(seed=seed))
     assert await store.jobs.pending() == []
+
+
+async def test_the_largest_seed_and_a_request_without_one_are_stored(store: Storage) -> None:
+    largest = await admit_one(store, seed=2**32 - 1)
+    assert (await store.jobs.get(largest.id)).request["seed"] == 2**32 - 1  # type: ignore[union-attr]
+    seedless = await admit_one(store, request={"prompt": "ランダム"}, user_id=2)
+    assert (await store.jobs.get(seedless.id)).request == {"prompt": "ランダム"}  # type: ignore[union-attr]
 
 
 async def test_direct_message_jobs_have_no_guild(store: Storage) -> None:

@@ -75,14 +75,23 @@ def test_every_table_is_strict(tmp_path: Path) -> None:
     conn.close()
 
 
-def _insert_v1_rows(conn: sqlite3.Connection) -> None:
-    conn.execute(
-        "INSERT INTO jobs (id, user_id, guild_id, channel_id, prompt, negative_prompt, seed, "
-        "steps, guidance, width, height, scheduler, locale, state, created_at, finished_at, "
-        "result_message_id) VALUES (7, 1001, 2001, 3001, 'ヒトカゲ', '', 5, 20, 7.5, 512, 512, "
-        "'lms', 'ja', 'done', ?, ?, 9999)",
-        (1740830400.0, 1740830410.0),
-    )
+def _insert_rows(conn: sqlite3.Connection, version: int) -> None:
+    """One done job and one user limit, in the columns of schema `version` (1 or more)."""
+    if version < 3:
+        conn.execute(
+            "INSERT INTO jobs (id, user_id, guild_id, channel_id, prompt, negative_prompt, seed, "
+            "steps, guidance, width, height, scheduler, locale, state, created_at, finished_at, "
+            "result_message_id) VALUES (7, 1001, 2001, 3001, 'ヒトカゲ', '', 5, 20, 7.5, 512, "
+            "512, 'lms', 'ja', 'done', ?, ?, 9999)",
+            (1740830400.0, 1740830410.0),
+        )
+    else:
+        conn.execute(
+            "INSERT INTO jobs (id, user_id, guild_id, channel_id, request, locale, state, "
+            "created_at, finished_at, result_message_id) VALUES (7, 1001, 2001, 3001, "
+            "json_object('prompt', 'ヒトカゲ', 'seed', 5), 'ja', 'done', ?, ?, 9999)",
+            (1740830400.0, 1740830410.0),
+        )
     conn.execute(
         "INSERT INTO user_limits (guild_id, user_id, images, period, updated_at, updated_by) "
         "VALUES (2001, 1001, 3, 'hour', 1740830400.0, 1)"
@@ -98,7 +107,7 @@ async def test_upgrade_from_every_earlier_version_keeps_existing_rows(
     assert migrate(conn, target=start_version) == list(range(1, start_version + 1))
     assert conn.execute("PRAGMA user_version").fetchone()[0] == start_version
     if start_version >= 1:
-        _insert_v1_rows(conn)
+        _insert_rows(conn, start_version)
     conn.close()
 
     store = await Storage.open(path, clock=clock)  # type: ignore[arg-type]
@@ -108,14 +117,21 @@ async def test_upgrade_from_every_earlier_version_keeps_existing_rows(
         if start_version >= 1:
             job = await store.jobs.by_result_message(9999)
             assert job is not None
-            assert (job.id, job.prompt, job.state) == (7, "ヒトカゲ", "done")
+            assert (job.id, job.request["prompt"], job.request["seed"], job.state) == (
+                7,
+                "ヒトカゲ",
+                5,
+                "done",
+            )
             limit = await store.limits.effective(2001, 1001)
             assert (limit.images, limit.period, limit.source) == (3, "hour", "user")
         # Everything the latest schema adds works on the upgraded file.
         await store.limits.set_user(2001, 1001, 5, "day", actor_id=1)
         assert [e.action for e in await store.limits.audit(2001)] == ["set_user"]
-        admission = await store.admit(make_job())
+        admission = await store.admit(make_job(images=2))
         assert admission.admitted
+        assert await store.blocklist.add(2001, "ミュウツー", actor_id=1)
+        assert await store.blocklist.words(2001) == ["ミュウツー"]
     finally:
         await store.close()
 

@@ -31,10 +31,10 @@ async def test_prompts_older_than_retention_are_blanked_and_counts_stay(
     assert await store.privacy.blank_old_prompts(30) == 1
 
     old_job, recent_job = await store.jobs.get(old), await store.jobs.get(recent)
-    assert (old_job.prompt, old_job.negative_prompt) == ("", "")  # type: ignore[union-attr]
+    assert old_job is not None
+    assert old_job.request == {**BASE_JOB.request, "prompt": "", "negative_prompt": ""}
     assert old_job.prompt_blanked
-    assert old_job.seed == BASE_JOB.seed
-    assert recent_job.prompt == BASE_JOB.prompt  # type: ignore[union-attr]
+    assert recent_job.request == BASE_JOB.request  # type: ignore[union-attr]
     assert await store.usage.totals(GUILD, 60) == before
     assert await store.privacy.blank_old_prompts(30) == 0
 
@@ -45,7 +45,7 @@ async def test_retention_keeps_the_prompt_of_unfinished_jobs(
     queued = await admit(store)
     clock.advance(days=40)
     assert await store.privacy.blank_old_prompts(30) == 0
-    assert (await store.jobs.get(queued)).prompt == BASE_JOB.prompt  # type: ignore[union-attr]
+    assert (await store.jobs.get(queued)).request == BASE_JOB.request  # type: ignore[union-attr]
 
 
 async def test_retention_days_below_one_is_refused(store: Storage) -> None:
@@ -74,8 +74,8 @@ async def test_deleting_a_user_removes_their_jobs_and_limits_and_anonymises_the_
     regen = await store.jobs.get(regen_by_other)
     assert regen is not None
     assert regen.parent_job_id is None
-    assert regen.prompt == ""
-    assert (await store.jobs.get(others_own)).prompt == "ゼニガメ"  # type: ignore[union-attr]
+    assert regen.request["prompt"] == ""
+    assert (await store.jobs.get(others_own)).request["prompt"] == "ゼニガメ"  # type: ignore[union-attr]
     other_limit = (await store.limits.list_user_limits(GUILD))[0]
     assert (other_limit.user_id, other_limit.images, other_limit.updated_by) == (OTHER, 4, None)
     audit = await store.limits.audit(GUILD)
@@ -103,8 +103,9 @@ async def test_deleting_a_user_blanks_their_prompt_in_regenerations_of_regenerat
     # two copies blanked, one job deleted
     assert await store.privacy.delete_user(USER) == 3
 
-    assert (await store.jobs.get(child)).prompt == ""  # type: ignore[union-attr]
+    assert (await store.jobs.get(child)).request["prompt"] == ""  # type: ignore[union-attr]
     kept = await store.jobs.get(grandchild)
     assert kept is not None
-    assert (kept.prompt, kept.negative_prompt, kept.parent_job_id) == ("", "", child)
-    assert (await store.jobs.get(unrelated)).prompt == "ゼニガメ"  # type: ignore[union-attr]
+    assert (kept.request["prompt"], kept.request["negative_prompt"]) == ("", "")
+    assert kept.parent_job_id == child
+    assert (await store.jobs.get(unrelated)).request["prompt"] == "ゼニガメ"  # type: ignore[union-attr]

@@ -83,6 +83,7 @@ async def test_totals_count_jobs_by_outcome_and_distinct_users(busy_store: Stora
         1,
         0,
     )
+    assert totals.images == 5
     assert totals.users == 3
     assert totals.avg_run_seconds == 0.0
 
