@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import TypeGuard
 
 from storage.database import Database, Tx
-from storage.jsonvalue import decode_object, encode_object
+from storage.jsonvalue import check_text, decode_object, encode_object
 from storage.timeutil import Clock, from_db, to_db
 from storage.types import FAULTS, JSON, MAX_IMAGES, MAX_SEED, JobRecord, NewJob
 
@@ -65,6 +65,7 @@ def encode_request(job: NewJob) -> str:
         raise ValueError(
             f"images must be a whole number from 1 to {MAX_IMAGES}, not {job.images!r}"
         )
+    check_text(job.locale, "locale")
     text = encode_object(job.request, "request")
     seed = job.request.get("seed")
     if seed is not None and (not _whole(seed) or not 0 <= seed <= MAX_SEED):

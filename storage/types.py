@@ -22,7 +22,7 @@ PENDING_STATES: tuple[str, ...] = ("queued", "running")
 FINISHED_STATES: tuple[str, ...] = ("done", "failed", "cancelled")
 FAULTS: tuple[str, ...] = ("ours", "user", "rejected")
 
-# A request's seed, when it has one: what a torch.Generator seed and the A1111 format share.
+# A request's seed, when it has one: the range the bot gives and accepts (32 bits).
 MAX_SEED = 2**32 - 1
 # Pictures one job may make (each counts against the quota).
 MAX_IMAGES = 16
@@ -36,9 +36,9 @@ class NewJob:
     """What admission needs to write a `queued` job row. `guild_id` is None in direct messages.
 
     `request` is the generation request as a JSON object (the bot converts it to and from the
-    generator's type); storage reads only its `seed` (checked: 0..MAX_SEED) and its text keys
-    (blanked for privacy, see storage/privacy.py). `images` is how many pictures the job
-    makes, 1..MAX_IMAGES, and what it counts against the quota.
+    generator's type); storage reads only its `seed` (checked: 0..MAX_SEED when present and not
+    null) and its text keys (blanked for privacy, see storage/privacy.py). `images` is how
+    many pictures the job makes, 1..MAX_IMAGES, and what it counts against the quota.
     """
 
     user_id: int

@@ -48,8 +48,10 @@ _JOB_FIELDS = frozenset(field.name for field in fields(NewJob))
 def make_job(**changes: Any) -> NewJob:
     """A valid NewJob with some fields changed; other keywords change keys of its request."""
     job_changes = {key: value for key, value in changes.items() if key in _JOB_FIELDS}
-    request = dict(job_changes.pop("request", BASE_REQUEST))
-    request.update((key, value) for key, value in changes.items() if key not in _JOB_FIELDS)
+    request = job_changes.pop("request", BASE_REQUEST)
+    extra = {key: value for key, value in changes.items() if key not in _JOB_FIELDS}
+    if extra:
+        request = {**request, **extra}
     return replace(BASE_JOB, request=request, **job_changes)
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from storage import Storage
+from storage import JSON, Storage
+from storage.privacy import blank_texts
 from tests.storage.conftest import BASE_JOB, FakeClock, make_job
 
 GUILD, USER, OTHER, ADMIN = 2001, 1001, 1002, 5
@@ -109,3 +110,112 @@ async def test_deleting_a_user_blanks_their_prompt_in_regenerations_of_regenerat
     assert (kept.request["prompt"], kept.request["negative_prompt"]) == ("", "")
     assert kept.parent_job_id == child
     assert (await store.jobs.get(unrelated)).request["prompt"] == "ゼニガメ"  # type: ignore[union-attr]
+
+
+# --- text inside the request and outcome JSON ----------------------------------------------
+
+OUTCOME: dict[str, JSON] = {
+    "seeds": [7, 8],
+    "prompt_used": "ほのおのドラゴン",
+    "negative_used": "ぼやけた",
+    "translated": True,
+    "model": "rinna/japanese-stable-diffusion",
+    "images": [{"seed": 7, "prompt_used": "いち"}, {"seed": 8, "prompt_used": "に"}],
+    "none_used": None,
+}
+OUTCOME_BLANKED: dict[str, JSON] = {
+    **OUTCOME,
+    "prompt_used": "",
+    "negative_used": "",
+    "images": [{"seed": 7, "prompt_used": ""}, {"seed": 8, "prompt_used": ""}],
+}
+
+
+async def test_retention_blanks_every_text_key_of_the_request_and_outcome_and_keeps_the_rest(
+    open_store: object, clock: FakeClock
+) -> None:
+    store = await open_store(default_limit=(100, "day"), max_pending=100)  # type: ignore[operator]
+    request: dict[str, JSON] = {**BASE_JOB.request, "translate": "auto", "strength": 0.35}
+    old = await admit(store, request=request, images=2)
+    await store.jobs.mark_done(old, outcome=OUTCOME)
+    clock.advance(days=31)
+
+    assert await store.privacy.blank_old_prompts(30) == 1
+
+    job = await store.jobs.get(old)
+    assert job is not None
+    assert job.request == {**request, "prompt": "", "negative_prompt": ""}
+    assert job.outcome == OUTCOME_BLANKED
+    assert await store.privacy.blank_old_prompts(30) == 0
+
+
+@pytest.mark.parametrize(
+    ("outcome", "blanked"),
+    [
+        ({"seeds": [1, 2]}, None),
+        ({"prompt_used": ""}, None),
+        ({"prompt_used": None}, None),
+        ({"Prompt": "x", "prompts": "x", "used": "x", "prompt_used_at": 1.5}, None),
+        ({"prompt_used": "x"}, {"prompt_used": ""}),
+        ({"a": {"b_used": ["x", "y"]}}, {"a": {"b_used": ""}}),
+        ({"list": [{"prompt": 0}, {"seed": 1}]}, {"list": [{"prompt": ""}, {"seed": 1}]}),
+        ({"x_prompt": {"prompt": "nested"}}, {"x_prompt": ""}),
+    ],
+)
+async def test_the_sql_that_finds_text_and_the_python_that_blanks_it_apply_one_rule(
+    open_store: object, clock: FakeClock, outcome: dict[str, JSON], blanked: JSON
+) -> None:
+    # The row is found (and counted) exactly when blanking changes its outcome.
+    store = await open_store(default_limit=(100, "day"), max_pending=100)  # type: ignore[operator]
+    job_id = await admit(store, request={"prompt": "", "negative_prompt": "", "seed": 1})
+    await store.jobs.mark_done(job_id, outcome=outcome)
+    clock.advance(days=31)
+    assert blank_texts(outcome) == (outcome if blanked is None else blanked)
+    assert await store.privacy.blank_old_prompts(30) == (0 if blanked is None else 1)
+    assert (await store.jobs.get(job_id)).outcome == blank_texts(outcome)  # type: ignore[union-attr]
+
+
+async def test_deleting_a_user_blanks_the_outcome_text_of_others_copies_too(
+    open_store: object,
+) -> None:
+    store = await open_store(default_limit=(100, "day"), max_pending=100)  # type: ignore[operator]
+    theirs = await admit(store)
+    await store.jobs.mark_done(theirs, outcome=OUTCOME)
+    copy = await admit(store, user_id=OTHER, parent_job_id=theirs)
+    await store.jobs.mark_done(copy, outcome=OUTCOME)
+
+    await store.privacy.delete_user(USER)
+
+    kept = await store.jobs.get(copy)
+    assert kept is not None
+    assert kept.outcome == OUTCOME_BLANKED
+    assert kept.request["prompt"] == ""
+
+
+async def test_deleting_a_user_forgets_who_cancelled_and_who_blocked_words(
+    open_store: object,
+) -> None:
+    store = await open_store(default_limit=(100, "day"), max_pending=100)  # type: ignore[operator]
+    others = await admit(store, user_id=OTHER)
+    await store.jobs.mark_cancelled(others, by=USER)  # USER as an admin
+    await store.blocklist.add(GUILD, "ミュウ", actor_id=USER)
+    await store.blocklist.add(GUILD, "ミュウツー", actor_id=ADMIN)
+    await store.blocklist.remove(GUILD, "ミュウツー", actor_id=USER)
+
+    # cancelled_by, one added_by, two audit actors
+    assert await store.privacy.delete_user(USER) == 4
+
+    cancelled = await store.jobs.get(others)
+    assert cancelled is not None
+    assert (cancelled.state, cancelled.cancelled_by) == ("cancelled", None)
+    assert await store.blocklist.words(GUILD) == ["ミュウ"]
+    added_by = await store.db.read(
+        lambda tx: tx.scalar("SELECT added_by FROM blocklist WHERE word = ?", ("ミュウ",))
+    )
+    assert added_by is None
+    audit = await store.blocklist.audit(GUILD)
+    assert [(e.action, e.word, e.actor_id) for e in audit] == [
+        ("remove", "ミュウツー", None),
+        ("add", "ミュウツー", ADMIN),
+        ("add", "ミュウ", None),
+    ]
