@@ -40,12 +40,11 @@ async def admit(
         now = clock()
         user, guild = new_job.user_id, new_job.guild_id
         limit = await resolve_limit(tx, guild, user, owner_ids=owner_ids, default=default)
+        quota = await window_quota(tx, guild, user, limit, now, need=new_job.images)
         if limit.images is not None:
             if limit.images == 0:
-                quota = await window_quota(tx, guild, user, limit, now)
                 return Admission(False, None, "blocked", quota, None)
-            quota = await window_quota(tx, guild, user, limit, now, need=new_job.images)
-            assert quota.remaining is not None
+            assert quota.remaining is not None  # None only without a limit
             if quota.remaining < new_job.images:
                 return Admission(False, None, "rate_limit", quota, quota.reset_at)
             pending = await tx.scalar(
