@@ -74,7 +74,9 @@ class CallbackRecord:
 
 @dataclass(frozen=True, slots=True)
 class EditRecord:
-    """One accepted edit of an interaction message (`@original` or a followup)."""
+    """One accepted edit of an interaction message: `@original` or a followup through the
+    webhook (`via="webhook"`), an UPDATE_MESSAGE callback (`"callback"`) or the channel
+    endpoint (`"channel"`)."""
 
     at: float
     message_id: int
@@ -83,6 +85,8 @@ class EditRecord:
     content: str
     embeds: tuple[dict[str, Any], ...]
     attachments: tuple[FileRecord, ...]  # the message's attachments after the edit
+    components: tuple[dict[str, Any], ...] = ()  # the message's components after the edit
+    via: str = "webhook"
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +117,9 @@ class InteractionRecord:
     payload: dict[str, Any] = field(repr=False)
     delivered_at: float  # fake clock, when INTERACTION_CREATE was sent
     token_born_at: float  # fake clock; the token lives `token_lifetime` from here
+    type: int = 2  # 2 a slash command, 3 a component (button, select)
+    custom_id: str | None = None  # the pressed component's, for type 3
+    message_id: int | None = None  # the message the component is on, for type 3
     callbacks: list[CallbackRecord] = field(default_factory=list)
     original_message_id: int | None = None
     edits: list[EditRecord] = field(default_factory=list)
@@ -316,10 +323,18 @@ class OptionBuilder:
     def _attachment(self, raw: Any) -> FakeAttachment:
         if isinstance(raw, FakeAttachment):
             return raw
-        if isinstance(raw, tuple) and len(raw) == 2:
-            filename, data = raw
-            return self.fake.store_attachment(self.channel_id, str(filename), bytes(data))
-        raise ValueError("an attachment option takes (filename, bytes) or a FakeAttachment")
+        if isinstance(raw, tuple) and len(raw) in (2, 3):
+            filename, data, *content_type = raw
+            return self.fake.upload(
+                str(filename),
+                bytes(data),
+                content_type=str(content_type[0]) if content_type else None,
+                channel=self.channel_id,
+            )
+        raise ValueError(
+            "an attachment option takes (filename, bytes[, content_type]), "
+            "or a FakeAttachment from fake.upload()"
+        )
 
 
 def _check_leaf(option: dict[str, Any], value: Any) -> None:
