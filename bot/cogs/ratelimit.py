@@ -15,9 +15,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.cogs.usage import limit_text, quota_lines, source_text
 from bot.i18n import t
 from bot.permissions import admin_only
+from bot.quota_text import limit_text, quota_lines, source_text
 from bot.translator import described
 
 if TYPE_CHECKING:

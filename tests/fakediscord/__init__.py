@@ -18,6 +18,7 @@ from .interactions import (
     RejectedCall,
 )
 from .plugin import fake_discord, run_client
+from .ratelimit import ChannelRateLimit
 from .rest import FaultRule, RequestRecord
 from .server import CommandSync, FakeDiscord
 from .state import (
@@ -36,6 +37,7 @@ from .state import (
 
 __all__ = [
     "CallbackRecord",
+    "ChannelRateLimit",
     "CommandSync",
     "EditRecord",
     "FakeAttachment",
