@@ -12,6 +12,12 @@ checked again here, with one helper per kind that every command uses:
   caller's range message, with `min` and `max`).
 - `real_number`: an int or float, not a bool (else `error.invalid_option`), finite and within
   bounds (else the caller's range message).
+
+Some wrong types never reach a command: discord.py turns a number option into `float(value)`
+and a user, channel, role or attachment option into `int(value)` while it builds the
+namespace, before any check or error handler runs, so `"abc"` there kills its task with a
+traceback and the user gets no answer. `mistyped_option` finds such an option in the raw
+interaction data, for the command tree to refuse with `MistypedOption` first.
 """
 
 from __future__ import annotations
@@ -19,7 +25,9 @@ from __future__ import annotations
 import math
 import random
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+
+from discord import app_commands
 
 from bot.errors import UserFacingError
 from bot.settings import Settings
@@ -92,6 +100,56 @@ def real_number(value: object, low: float, high: float, range_key: str) -> float
     if not math.isfinite(value) or not low <= value <= high:
         raise UserFacingError(range_key, min=low, max=high)
     return float(value)
+
+
+class MistypedOption(app_commands.AppCommandError):
+    """An option whose JSON value does not fit its declared type (see `mistyped_option`)."""
+
+    def __init__(self, name: str, value: object) -> None:
+        super().__init__(f"option {name!r} has a value of the wrong type: {shown(value)}")
+        self.name = name
+        self.value = value
+
+
+_SUB_COMMAND, _GROUP, _STRING, _INTEGER, _BOOLEAN, _NUMBER = 1, 2, 3, 4, 5, 10
+_SNOWFLAKE_TYPES = frozenset({6, 7, 8, 9, 11})  # user, channel, role, mentionable, attachment
+
+
+def _fits(kind: object, value: object) -> bool:
+    if kind == _STRING:
+        return isinstance(value, str)
+    if kind == _INTEGER:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == _BOOLEAN:
+        return isinstance(value, bool)
+    if kind == _NUMBER:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind in _SNOWFLAKE_TYPES:
+        return isinstance(value, str) and value.isascii() and value.isdigit()
+    return True  # a type we do not know: discord.py passes it through
+
+
+def mistyped_option(data: Mapping[str, object]) -> tuple[str, object] | None:
+    """The first option (name, value) of an application command's `data` whose JSON value
+    does not fit the type it claims (a number that is not a number, a snowflake that is not
+    digits, a missing value), sub-commands included; None when every option fits."""
+    options = data.get("options", [])
+    if not isinstance(options, list):
+        return "options", options
+    for option in options:  # pyright: ignore[reportUnknownVariableType]
+        if not isinstance(option, Mapping):
+            return "options", option  # pyright: ignore[reportUnknownVariableType]
+        entry: Mapping[str, object] = option  # pyright: ignore[reportUnknownVariableType]
+        name, kind = str(entry.get("name")), entry.get("type")
+        if kind in (_SUB_COMMAND, _GROUP):
+            found = mistyped_option(entry)
+        elif "value" not in entry or not _fits(kind, entry["value"]):
+            found = name, entry.get("value")
+        else:
+            found = None
+        if found is not None:
+            return found
+    return None
 
 
 def random_seed() -> int:

@@ -16,6 +16,7 @@ from .interactions import (
     FileRecord,
     InteractionRecord,
     RejectedCall,
+    WireValue,
 )
 from .plugin import fake_discord, run_client
 from .ratelimit import ChannelRateLimit
@@ -59,6 +60,7 @@ __all__ = [
     "Perm",
     "RejectedCall",
     "RequestRecord",
+    "WireValue",
     "fake_discord",
     "run_client",
 ]

@@ -49,6 +49,15 @@ LOCALES = frozenset(
 
 
 @dataclass(frozen=True, slots=True)
+class WireValue:
+    """An option value sent exactly as given, whatever the option's type says: a prompt as
+    a number, a seed as a string, a lone surrogate. Only with `invoke(..., strict=False)`:
+    Discord's own client never sends these, a modified one can."""
+
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
 class FileRecord:
     """An uploaded file as the fake received it."""
 
@@ -280,6 +289,8 @@ class OptionBuilder:
 
     def value(self, name: str, kind: int, raw: Any) -> Any:
         """The wire value for one leaf option, filling `resolved` as a side effect."""
+        if isinstance(raw, WireValue):
+            return raw.value
         if kind == STRING:
             return str(raw)
         if kind == INTEGER:
@@ -392,6 +403,8 @@ def build_options(
         if option is None and strict and schema is not None:
             raise ValueError(f"the registered command has no option {name!r}")
         kind = int(option["type"]) if option is not None else _guess_type(raw)
+        if isinstance(raw, WireValue) and strict:
+            raise ValueError(f"option {name!r}: a WireValue needs strict=False")
         value = builder.value(name, kind, raw)
         if option is not None and strict:
             _check_leaf(option, value)
