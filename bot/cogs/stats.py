@@ -86,13 +86,14 @@ class StatsCog(commands.Cog):
         if totals.jobs == 0:
             text = t("stats.empty", locale, days=days)
         else:
+            # Each counted noun is its own plural entry (see bot.i18n).
             text = t(
                 "stats.summary",
                 locale,
-                days=days,
-                done=totals.done,
-                users=totals.users,
-                jobs=totals.jobs,
+                window=t("stats.window", locale, count=days),
+                images=t("count.images", locale, count=totals.done),
+                users=t("count.users", locale, count=totals.users),
+                jobs=t("count.jobs", locale, count=totals.jobs),
                 failed=totals.failed,
                 cancelled=totals.cancelled,
                 pending=totals.pending,
