@@ -28,6 +28,7 @@ from .state import (
     Perm,
     emoji_key,
     is_plausible_unicode_emoji,
+    json_text,
 )
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ def json_response(
     data: Any, status: int = 200, headers: dict[str, str] | None = None
 ) -> web.Response:
     """A JSON answer whose Content-Type is exactly `application/json` (discord.py checks ==)."""
-    body = json.dumps(data, ensure_ascii=False).encode()
+    body = json_text(data).encode()
     return web.Response(
         body=body, status=status, headers={"Content-Type": "application/json", **(headers or {})}
     )

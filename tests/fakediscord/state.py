@@ -8,6 +8,7 @@ how to render itself as the JSON payload real Discord would send.
 from __future__ import annotations
 
 import itertools
+import json
 import mimetypes
 import re
 import threading
@@ -17,6 +18,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 DISCORD_EPOCH_MS = 1_420_070_400_000
+
+
+def json_text(data: Any) -> str:
+    """Compact JSON, UTF-8 as Discord sends it; a lone surrogate (a hostile client's text,
+    which UTF-8 cannot carry) travels as a `\\uXXXX` escape, as JSON allows."""
+    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            text = json.dumps(data, separators=(",", ":"))
+    return text
 
 
 class Perm:

@@ -16,7 +16,7 @@ import pytest
 from discord import app_commands
 from discord.ext import commands
 
-from tests.fakediscord import FakeDiscord, InteractionRecord, Perm, run_client
+from tests.fakediscord import FakeDiscord, InteractionRecord, Perm, WireValue, run_client
 from tests.fakediscord.plugin import fake_discord  # noqa: F401  (pytest finds it by name)
 
 
@@ -851,3 +851,24 @@ async def test_a_channel_edit_of_an_interaction_message_is_recorded_and_read_bac
     assert [e.via for e in record.edits] == ["webhook", "webhook", "channel"]
     assert record.edits[-1].attachments[0].data == PNG_FINAL  # kept: not in the edit
     assert fake.message(message.id).content == "resumed in place"
+
+
+# -- what a modified client can send --------------------------------------------------------------
+
+
+async def test_wire_values_and_lone_surrogates_reach_the_bot_as_sent(fake: FakeDiscord) -> None:
+    async with run_client(fake, DemoBot(fake.guild.id)) as bot:
+        with pytest.raises(ValueError, match="strict=False"):
+            await fake.invoke("ratelimit guild default", {"images": WireValue("7")})
+        record = await fake.invoke(
+            "ratelimit guild default", {"images": WireValue("7")}, user=fake.moderator, strict=False
+        )
+        await record.wait_response()
+        broken = await draw(fake, "ピカ\ud800", strict=False)  # JSON can carry "\ud800"
+        await broken.wait_edits(2)
+    (option,) = record.payload["data"]["options"][0]["options"][0]["options"]
+    assert option == {"name": "images", "type": 4, "value": "7"}
+    assert record.original_message is not None
+    assert record.original_message.content == "default 7"  # discord.py passed the str through
+    assert broken.edits[-1].embeds[0]["title"] == "ピカ\ud800"
+    assert bot.errors == []
