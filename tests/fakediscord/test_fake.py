@@ -82,6 +82,19 @@ class Buttons(discord.ui.View):
         self.bot.presses.append(interaction)
         await interaction.response.send_message("a new message")
 
+    @discord.ui.select(
+        custom_id="demo:pick",
+        options=[
+            discord.SelectOption(label="Red", value="red"),
+            discord.SelectOption(label="Blue", value="blue"),
+        ],
+    )
+    async def pick(
+        self, interaction: discord.Interaction, select: discord.ui.Select[Buttons]
+    ) -> None:
+        self.bot.presses.append(interaction)
+        await interaction.response.edit_message(content=f"picked {', '.join(select.values)}")
+
 
 class DemoBot(commands.Bot):
     """A miniature of the product bot: defer, progress edit, final edit, 🔁, admin group."""
@@ -755,7 +768,8 @@ async def test_a_button_press_updates_the_message_it_is_on(fake: FakeDiscord) ->
         await command.wait_response()
         message = command.original_message
         assert message is not None
-        buttons = message.components[0]["components"]
+        buttons, (select,) = (row["components"] for row in message.components)
+        assert (select["type"], select["custom_id"]) == (3, "demo:pick")
         assert [(b["custom_id"], b["label"]) for b in buttons] == [
             ("demo:again", "Again"),
             ("demo:quiet", "Quiet"),
@@ -764,13 +778,21 @@ async def test_a_button_press_updates_the_message_it_is_on(fake: FakeDiscord) ->
         press = await fake.press(message, "demo:again", user=fake.bob)
         await press.wait_response()
         await fake.wait_for_event("MESSAGE_UPDATE", lambda d: d["id"] == str(message.id))
+        pick = await fake.press(message, "demo:pick", values=["blue"])
+        await pick.wait_response()
     assert press.type == 3
     assert press.callback_type == 7
     assert press.payload["data"] == {"custom_id": "demo:again", "component_type": 2}
     assert press.payload["message"]["id"] == str(message.id)
-    assert fake.message(message.id).content == f"pressed by {fake.bob.id}"
+    assert press.edits[0].content == f"pressed by {fake.bob.id}"
     assert fake.message(message.id).components == message.components  # kept: not in the edit
     assert [e.via for e in press.edits] == ["callback"]
+    assert pick.payload["data"] == {
+        "custom_id": "demo:pick",
+        "component_type": 3,
+        "values": ["blue"],
+    }
+    assert pick.edits[-1].content == "picked blue"
     assert bot.presses[0].message is not None
     assert bot.presses[0].message.id == message.id
 
