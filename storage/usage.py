@@ -13,15 +13,18 @@ from storage.database import Database, Tx
 from storage.timeutil import Clock, to_db
 from storage.types import UsageTotals
 
+# The longest window a query may cover: it bounds the rows built for a per-day series.
+MAX_WINDOW_DAYS = 366
+
 
 def _check_days(days: int) -> None:
     # The isinstance checks guard against callers that ignore the annotations (CLI, tests).
     if (
         isinstance(days, bool)
         or not isinstance(days, int)  # pyright: ignore[reportUnnecessaryIsInstance]
-        or days < 1
+        or not 1 <= days <= MAX_WINDOW_DAYS
     ):
-        raise ValueError(f"days must be a whole number, 1 or more, not {days!r}")
+        raise ValueError(f"days must be a whole number from 1 to {MAX_WINDOW_DAYS}, not {days!r}")
 
 
 class UsageRepository:

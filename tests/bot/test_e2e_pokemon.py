@@ -274,7 +274,7 @@ async def test_rate_limited_user_is_told_which_limit_and_when_ephemerally(
         refused = await fake_discord.invoke("pokemon", {"prompt": "に"})
         (followup,) = await refused.wait_followups(1)
         assert followup.ephemeral
-        assert re.search(r"limit of 1 pictures per hour\. .* <t:\d+:R>", followup.content)
+        assert re.search(r"limit of 1 picture per hour\. .* <t:\d+:R>", followup.content)
         assert refused.original_message_id in refused.deleted_ids
         assert len(await bot.store.jobs.recent_for_user(alice.id)) == 1  # no row for a refusal
 
