@@ -15,6 +15,7 @@ from discord import app_commands
 from bot.errors import UserFacingError
 from bot.i18n import t
 from bot.messaging import send_ephemeral
+from bot.validation import MistypedOption, mistyped_option, shown
 from storage import StorageError
 
 if TYPE_CHECKING:
@@ -31,6 +32,16 @@ def new_error_id() -> str:
 class PokemonTree(app_commands.CommandTree["PokemonBot"]):
     """`on_error` maps `UserFacingError` to its text (refunding quota when asked),
     permission failures to "not allowed", and anything else to an error id plus a logged traceback."""
+
+    async def interaction_check(self, interaction: discord.Interaction[PokemonBot], /) -> bool:
+        """Refuse an option whose JSON value does not fit its type before discord.py converts
+        it: it calls `int()`/`float()` while building the namespace, before any error handler,
+        so such a value would otherwise end the task with no answer."""
+        if interaction.type is discord.InteractionType.application_command:
+            found = mistyped_option(interaction.data or {})  # pyright: ignore[reportArgumentType]
+            if found is not None:
+                raise MistypedOption(*found)
+        return True
 
     async def on_error(
         self, interaction: discord.Interaction[PokemonBot], error: app_commands.AppCommandError, /
@@ -49,8 +60,14 @@ class PokemonTree(app_commands.CommandTree["PokemonBot"]):
             )
         elif isinstance(original, app_commands.CheckFailure):
             text = t("error.not_allowed", locale)
-        elif isinstance(original, app_commands.TransformerError):
-            text = t("error.invalid_option", locale, value=str(original.value)[:100])
+        elif isinstance(original, app_commands.TransformerError | MistypedOption):
+            log.info(
+                "invalid option in %s for user=%s: %s",
+                _command_name(interaction),
+                interaction.user.id,
+                original,
+            )
+            text = t("error.invalid_option", locale, value=shown(original.value))
         elif isinstance(original, StorageError):
             # The disk is full, the file is locked for too long, ...: the operator must act,
             # the user can only wait. One line in the log says which (no traceback needed).

@@ -214,7 +214,7 @@ CASES: list[Case] = [
     # -- options of the wrong JSON type (discord.py passes them through unchecked) ------------
     refused("prompt-as-a-number", {"prompt": WireValue(12345)}, "error.invalid_option"),
     refused("prompt-as-a-list", {"prompt": WireValue(["ピカ"])}, "error.invalid_option"),
-    refused("prompt-as-null", {"prompt": WireValue(None)}, "error.prompt_empty"),
+    refused("prompt-as-null", {"prompt": WireValue(None)}, "error.invalid_option"),
     refused(
         "negative-as-a-bool",
         {"prompt": "ピカ", "negative": WireValue(True)},

@@ -136,12 +136,6 @@ NAMESPACE_CRASHES = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="discord.py float()s / int()s these while building the namespace, before any "
-    "handler: the tree must refuse them first with bot.validation.mistyped_option "
-    "(interaction_check raising MistypedOption); remove this mark once it does",
-)
 @pytest.mark.parametrize(("command", "options"), NAMESPACE_CRASHES, ids=["guidance", "user"])
 async def test_a_value_discord_py_cannot_convert_is_refused_before_the_command(
     fake_discord: FakeDiscord,

@@ -113,6 +113,5 @@ async def test_usage_counts_the_pictures_of_done_jobs(open_store: object, clock:
     assert (totals.jobs, totals.done, totals.failed, totals.images) == (4, 3, 1, 8)
 
 
-
 async def test_the_longest_window_is_accepted(store: Storage) -> None:
     assert len(await store.usage.images_per_day(GUILD, MAX_WINDOW_DAYS)) == MAX_WINDOW_DAYS
