@@ -254,7 +254,6 @@ def _check_safety(settings: Settings, components: dict[str, Any] | None) -> Chec
 
 def _check_device(settings: Settings) -> Check:
     # Only generation/ may import torch, so the probe lives there.
-    from generation.device_policy import device_defaults
     from generation.loader import probe_device
 
     spec = settings.pokemon_device
@@ -270,15 +269,7 @@ def _check_device(settings: Settings) -> Check:
         )
     if found.device != "cpu":
         return Check(OK, "device", found.description)
-    sizing = device_defaults(
-        found.device,
-        size=settings.pokemon_size,
-        steps=settings.pokemon_steps,
-        max_steps=settings.pokemon_max_steps,
-        max_batch=settings.pokemon_max_batch,
-        job_timeout=settings.pokemon_job_timeout,
-        explicit=_explicit(settings),
-    )
+    sizing = settings.worker_sizing(found.device)
     pace = (
         f"about {sizing.minutes_per_image or 0:.0f} min per {settings.pokemon_size}² image at "
         f"{settings.pokemon_steps} steps on {os.cpu_count() or 1} cores "
@@ -293,12 +284,6 @@ def _check_device(settings: Settings) -> Check:
             "setting up); set POKEMON_DEVICE=cpu to make the CPU an explicit choice",
         )
     return Check(OK, "device", f"{found.description}; {pace}; a GPU is recommended for a live bot")
-
-
-def _explicit(settings: Settings) -> frozenset[str]:
-    """Which of the worker's sizing settings the operator set (the CPU policy keeps those)."""
-    names = {"pokemon_max_batch": "max_batch", "pokemon_job_timeout": "job_timeout"}
-    return frozenset(short for name, short in names.items() if name in settings.model_fields_set)
 
 
 # --- database -------------------------------------------------------------------------------
