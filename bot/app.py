@@ -72,18 +72,22 @@ def load_model(settings: Settings) -> Any:
     )
 
 
-def make_worker(settings: Settings, engine: Any) -> Any:
-    """The one generation worker thread, sized by the settings for the engine's device (not
-    started): on the CPU one image per batch and a timeout that fits its speed."""
+def make_generator(settings: Settings, engine: Any) -> Any:
+    """The in-process generator: one worker thread over `engine`, sized by the settings for
+    the engine's device (not started): on the CPU one image per batch and a timeout that fits
+    its speed."""
+    from generation.local import ThreadGenerator
     from generation.worker import GenerationWorker
 
     sizing = log_device_sizing(settings, str(getattr(engine, "device", "cpu")))
-    return GenerationWorker(
-        engine,
-        queue_size=settings.pokemon_queue_size,
-        max_batch=sizing.max_batch,
-        job_timeout=sizing.job_timeout,
-        heartbeat_file=settings.pokemon_heartbeat_file,
+    return ThreadGenerator(
+        GenerationWorker(
+            engine,
+            queue_size=settings.pokemon_queue_size,
+            max_batch=sizing.max_batch,
+            job_timeout=sizing.job_timeout,
+            heartbeat_file=settings.pokemon_heartbeat_file,
+        )
     )
 
 
@@ -156,7 +160,7 @@ async def run_bot(
             )
         except StorageError as exc:
             raise StartupError(f"database {settings.pokemon_db}: {exc}") from None
-        worker = None
+        generator = None
         try:
             log.info("loading model %s on %s…", settings.pokemon_model, settings.pokemon_device)
             started = time.perf_counter()
@@ -175,12 +179,12 @@ async def run_bot(
             )
             if stop_requested.is_set():
                 return EXIT_OK
-            worker = make_worker(settings, engine)
-            worker.start(loop)
+            generator = make_generator(settings, engine)
+            await generator.start()
             if not await _back_off(crash_guard, stop_requested):
                 return EXIT_OK
             crash_guard.record_login(started_at)
-            bot = bot_factory(settings=settings, store=store, worker=worker, engine=engine)
+            bot = bot_factory(settings=settings, store=store, generator=generator)
             async with bot:
                 try:
                     await bot.start(token)
@@ -199,8 +203,8 @@ async def run_bot(
             crash_guard.record_exit(clean=bot.exit_code == EXIT_OK)
             return bot.exit_code
         finally:
-            if worker is not None:
-                await worker.stop(timeout=30.0)
+            if generator is not None:
+                await generator.stop(timeout=30.0)
             await store.close()
             log.info("stopped")
     finally:
