@@ -7,27 +7,35 @@ a stored row (🔁, resume). The job's life itself is `bot.service.JobService`'s
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING
+from dataclasses import fields
+from typing import TYPE_CHECKING, Any
 
 from generation.types import GenerationRequest
-from storage import NewJob
+from storage import JSON, NewJob
 
 if TYPE_CHECKING:
     from storage import JobRecord
 
 
+def request_fields(request: GenerationRequest) -> dict[str, JSON]:
+    """The request as the job row stores it: every field that JSON can hold, by its own name.
+
+    Bytes (a source picture for image-to-image) are kept only for the job's life, never stored.
+    """
+    stored: dict[str, JSON] = {}
+    for spec in fields(request):
+        value = getattr(request, spec.name)
+        if value is None or isinstance(value, str | int | float | bool):
+            stored[spec.name] = value
+    return stored
+
+
 def request_from_job(job: JobRecord) -> GenerationRequest:
-    """Rebuild the worker's request from a stored job row (resume, 🔁)."""
-    return GenerationRequest(
-        prompt=job.prompt,
-        negative_prompt=job.negative_prompt or "",
-        seed=job.seed,
-        steps=job.steps,
-        guidance=job.guidance,
-        height=job.height,
-        width=job.width,
-        scheduler=job.scheduler,
-    )
+    """Rebuild the request from a stored job row (resume, 🔁). Keys the request no longer has
+    are ignored and fields the row predates take their defaults."""
+    known = {spec.name for spec in fields(GenerationRequest)}
+    values: dict[str, Any] = {k: v for k, v in job.request.items() if k in known}
+    return GenerationRequest(**values)
 
 
 def new_job(
@@ -37,6 +45,7 @@ def new_job(
     guild_id: int | None,
     channel_id: int | None,
     locale: str,
+    images: int = 1,
     interaction_expires_at: dt.datetime | None = None,
     parent_job_id: int | None = None,
     reply_to_message_id: int | None = None,
@@ -46,14 +55,8 @@ def new_job(
         user_id=user_id,
         guild_id=guild_id,
         channel_id=channel_id,
-        prompt=request.prompt,
-        negative_prompt=request.negative_prompt,
-        seed=request.seed,
-        steps=request.steps,
-        guidance=request.guidance,
-        width=request.width,
-        height=request.height,
-        scheduler=request.scheduler,
+        request=request_fields(request),
+        images=images,
         locale=locale,
         interaction_expires_at=interaction_expires_at,
         parent_job_id=parent_job_id,

@@ -251,7 +251,7 @@ class JobService:
             )
             if pending is not None:
                 return None  # already drawing this variation for this user
-            if not origin.parent.prompt:  # blanked by the retention policy
+            if origin.parent.prompt_blanked:  # by the retention policy
                 await self._refuse(origin, t("regen.prompt_gone", origin.locale))
                 return None
             request = replace(request_from_job(origin.parent), seed=random_seed())

@@ -74,9 +74,9 @@ async def test_pokemon_defers_in_time_shows_progress_and_delivers_a_png_with_reg
         (job,) = await bot.store.jobs.recent_for_user(fake_discord.alice.id)
         assert job.state == "done"
         assert job.result_message_id == result.id
-        assert job.seed == 42
-        assert job.steps == 3
-        assert job.prompt == "ピカチュウ"
+        assert job.request["seed"] == 42
+        assert job.request["steps"] == 3
+        assert job.request["prompt"] == "ピカチュウ"
 
 
 async def test_japanese_locale_gets_japanese_text(
@@ -226,14 +226,7 @@ async def test_jobs_too_old_to_resume_are_failed_with_a_message_to_the_user(
                 user_id=fake_discord.alice.id,
                 guild_id=fake_discord.guild.id,
                 channel_id=fake_discord.channel.id,
-                prompt="ふるい",
-                negative_prompt="",
-                seed=1,
-                steps=3,
-                guidance=7.5,
-                width=64,
-                height=64,
-                scheduler="dpmpp-2m",
+                request={"prompt": "ふるい", "seed": 1, "steps": 3, "width": 64, "height": 64},
                 reply_to_message_id=asked.id,
             )
         )
@@ -281,7 +274,7 @@ async def test_rate_limited_user_is_told_which_limit_and_when_ephemerally(
         refused = await fake_discord.invoke("pokemon", {"prompt": "に"})
         (followup,) = await refused.wait_followups(1)
         assert followup.ephemeral
-        assert re.search(r"limit of 1 pictures per hour\. .* <t:\d+:R>", followup.content)
+        assert re.search(r"limit of 1 picture per hour\. .* <t:\d+:R>", followup.content)
         assert refused.original_message_id in refused.deleted_ids
         assert len(await bot.store.jobs.recent_for_user(alice.id)) == 1  # no row for a refusal
 

@@ -55,11 +55,9 @@ async def test_another_users_regen_gives_a_second_image_replying_to_the_first(
         (parent,) = await bot.store.jobs.recent_for_user(fake_discord.alice.id)
         (child,) = await bot.store.jobs.recent_for_user(fake_discord.bob.id)
         assert child.parent_job_id == parent.id
-        assert (child.prompt, child.steps, child.guidance) == (
-            parent.prompt,
-            parent.steps,
-            parent.guidance,
-        )
+        same = ("prompt", "negative_prompt", "steps", "guidance", "width", "height", "scheduler")
+        assert {k: child.request[k] for k in same} == {k: parent.request[k] for k in same}
+        assert child.request["seed"] != parent.request["seed"]
         assert child.state == "done"
         assert child.result_message_id == second.id
         assert child.reply_to_message_id == first.id

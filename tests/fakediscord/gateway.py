@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
-from .state import Intent
+from .state import Intent, json_text
 
 if TYPE_CHECKING:
     from .server import FakeDiscord
@@ -63,7 +63,7 @@ class Connection:
 
     async def send(self, payload: dict[str, Any]) -> None:
         """Send one payload, zlib-stream compressed when the client asked for it."""
-        text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+        text = json_text(payload)
         # One lock per connection: the zlib stream state and the frame order must agree.
         async with self.send_lock:
             if self.ws.closed:

@@ -340,14 +340,16 @@ async def fill_the_disk(store: Storage) -> list[int]:
             user_id=10**6 + n,
             guild_id=None,
             channel_id=1,
-            prompt="x" * 2000,
-            negative_prompt="",
-            seed=1,
-            steps=1,
-            guidance=7.5,
-            width=64,
-            height=64,
-            scheduler="dpmpp-2m",
+            request={
+                "prompt": "x" * 2000,
+                "negative_prompt": "",
+                "seed": 1,
+                "steps": 1,
+                "guidance": 7.5,
+                "width": 64,
+                "height": 64,
+                "scheduler": "dpmpp-2m",
+            },
         )
         try:
             admission = await store.admit(filler)
