@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from generation.device_policy import DeviceDefaults
 
 DEFAULT_MODEL = "svjack/Stable-Diffusion-Pokemon-ja"
 
@@ -124,3 +127,20 @@ class Settings(BaseSettings):
     @property
     def default_limit(self) -> tuple[int, str]:
         return self.pokemon_rate_limit, self.pokemon_rate_period
+
+    def worker_sizing(self, device: str, *, cores: int | None = None) -> DeviceDefaults:
+        """Batch size and per-image timeout on `device` (the CPU gets what can finish there);
+        POKEMON_MAX_BATCH and POKEMON_JOB_TIMEOUT, when set, are kept as they are."""
+        from generation.device_policy import device_defaults
+
+        fields = {"pokemon_max_batch": "max_batch", "pokemon_job_timeout": "job_timeout"}
+        return device_defaults(
+            device,
+            size=self.pokemon_size,
+            steps=self.pokemon_steps,
+            max_steps=self.pokemon_max_steps,
+            max_batch=self.pokemon_max_batch,
+            job_timeout=self.pokemon_job_timeout,
+            explicit=frozenset(v for k, v in fields.items() if k in self.model_fields_set),
+            cores=cores,
+        )

@@ -88,7 +88,9 @@ class FakeDiscord:
     def __init__(
         self,
         *,
-        token: str = "fake-bot-token",
+        # Shaped like a real token (`run` checks the format before connecting): the first part
+        # is base64 of an id, the rest is not a secret.
+        token: str = "MTIzNDU2Nzg5MDEyMzQ1Njc4.RmFrZQ.fake-discord-bot-token-not-a-secret",
         interaction_deadline: float = 3.0,
         token_lifetime: float = 15 * 60.0,
         max_file_size: int = 10 * MiB,
