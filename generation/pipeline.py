@@ -240,7 +240,9 @@ class Engine:
             if members[index] in cancelled:
                 results.append(JobCancelledError("cancelled while running"))
                 continue
-            timings = {"translate": translate_s, "encode": encode_s, "denoise": denoise_s}
+            timings = {"encode": encode_s, "denoise": denoise_s}
+            if request.translate:
+                timings["translate"] = translate_s
             texts = (prompts[index], negatives_used[index])
             results.append(
                 self._finish(request, tokens[index], latents[index : index + 1], timings, texts)

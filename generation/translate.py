@@ -26,7 +26,6 @@ import logging
 import re
 import threading
 import time
-import warnings
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Protocol
@@ -159,8 +158,8 @@ class MarianTranslator:
                     num_beams=NUM_BEAMS,
                     max_new_tokens=MAX_NEW_TOKENS,
                 )
-            # transformers 5 decodes a shared-vocabulary Marian model with the *source*
-            # sentencepiece model unless told otherwise; the output is in the target language.
+            # The output is Japanese: decode it with the target sentencepiece model
+            # (transformers 5 picks the source one for a shared vocabulary unless told).
             translated = str(
                 self.tokenizer.decode(
                     output[0], skip_special_tokens=True, use_source_tokenizer=False
@@ -186,9 +185,10 @@ def load_translator(source: str | Path, *, device: str = "cpu") -> MarianTransla
 
     if choice.startswith("cuda") and not torch.cuda.is_available():
         raise ModelLoadError(f"translation device {choice} was asked for but CUDA is not available")
-    with warnings.catch_warnings():
-        # "Recommended: pip install sacremoses": the Moses punctuation normaliser is optional.
-        warnings.simplefilter("ignore")
+    from generation.loader import _quiet_libraries  # pyright: ignore[reportPrivateUsage]
+
+    # Quiet also hides "Recommended: pip install sacremoses" (an optional punctuation normaliser).
+    with _quiet_libraries():
         from transformers import MarianMTModel, MarianTokenizer
 
         try:

@@ -153,8 +153,7 @@ def test_exif_orientation_is_applied():
 
 def test_check_image_bytes_imports_no_torch():
     code = (
-        "import sys; from generation.images import check_image_bytes; "
-        "print('torch' in sys.modules)"
+        "import sys; from generation.images import check_image_bytes; print('torch' in sys.modules)"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
