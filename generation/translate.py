@@ -199,7 +199,8 @@ def load_translator(source: str | Path, *, device: str = "cpu") -> MarianTransla
             ) from exc
         safetensors = any(folder.glob("*.safetensors"))
         try:
-            model = MarianMTModel.from_pretrained(folder, use_safetensors=safetensors)
+            # Typed as Any: transformers' stubs type `.to` as the nn.Module descriptor.
+            model: Any = MarianMTModel.from_pretrained(folder, use_safetensors=safetensors)
             model.to(choice)
         except Exception as exc:
             raise ModelLoadError(
