@@ -313,8 +313,10 @@ class Engine:
             self._img2img.set_progress_bar_config(disable=True)
         img2img = self._img2img
         # The safety checker runs in `_finish`, as for text-to-image, so it is left out here.
-        img2img.unet = pipe.unet
-        img2img.scheduler = scheduler
+        if img2img.unet is not pipe.unet:
+            img2img.unet = pipe.unet
+        if img2img.scheduler is not scheduler:
+            img2img.scheduler = scheduler
         return img2img
 
     def _encode(self, ids: Sequence[Sequence[int]]) -> Any:

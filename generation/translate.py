@@ -223,6 +223,21 @@ def load_translator_or_null(source: str | Path, *, device: str = "cpu") -> Trans
         return null
 
 
+def describe_translator(source: str | Path, *, device: str = "cpu") -> str:
+    """One line for `pokemon-bot doctor`: the model loads and translates a probe phrase.
+
+    Raises `ModelLoadError` when it cannot load (the bot would then pass English through).
+    """
+    translator = load_translator(source, device=device)
+    started = time.monotonic()
+    probe = "a fire dragon"
+    translated = translator.translate(probe)
+    return (
+        f"{source} on {translator.device}: {probe!r} -> {translated!r} "
+        f"({time.monotonic() - started:.2f}s)"
+    )
+
+
 def resolve_translator(source: str | Path) -> Path:
     """A local MarianMT folder, or a Hub id downloaded (or found in the cache) → the folder."""
     text = str(source).strip()

@@ -20,6 +20,7 @@ from generation.tokenizer import RinnaTokenizer
 from generation.translate import (
     MarianTranslator,
     NullTranslator,
+    describe_translator,
     has_japanese,
     load_translator,
     load_translator_or_null,
@@ -344,6 +345,18 @@ def test_broken_model_leaves_generation_working_untranslated(
     )
     result = image(engine.generate([request(ENGLISH, NEGATIVE)])[0])
     assert (result.prompt_used, result.negative_used) == (ENGLISH, NEGATIVE)
+
+
+def test_describe_translator_is_one_line_with_a_probe_translation(marian_folder, translator):
+    line = describe_translator(marian_folder)
+    assert line.startswith(f"{marian_folder} on cpu: 'a fire dragon' -> ")
+    assert repr(translator.translate("a fire dragon")) in line
+    assert "\n" not in line
+
+
+def test_describe_translator_raises_the_load_error(tmp_path):
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        describe_translator(tmp_path / "none")
 
 
 def test_unknown_device_is_one_line(marian_folder):
