@@ -294,7 +294,9 @@ class Engine:
         """diffusers' image-to-image pipeline over this engine's own modules (built once).
 
         It holds references, not copies: the UNet, VAE and text encoder are the very objects
-        `self.pipe` holds (re-read each call, so a compiled UNet is used by both).
+        `self.pipe` holds (re-read each call, so a compiled UNet is used by both). The
+        scheduler is attached after construction: the constructor would rewrite the config of
+        a scheduler it is given (`steps_offset`), and ours are shared with text-to-image.
         """
         pipe = self.pipe
         if self._img2img is None:
@@ -305,14 +307,14 @@ class Engine:
                 text_encoder=pipe.text_encoder,
                 tokenizer=None,  # pyright: ignore[reportArgumentType]
                 unet=pipe.unet,
-                scheduler=scheduler,
+                scheduler=None,  # pyright: ignore[reportArgumentType]
+                # The safety checker runs in `_finish`, as for text-to-image.
                 safety_checker=None,  # pyright: ignore[reportArgumentType]
                 feature_extractor=None,  # pyright: ignore[reportArgumentType]
                 requires_safety_checker=False,
             )
             self._img2img.set_progress_bar_config(disable=True)
         img2img = self._img2img
-        # The safety checker runs in `_finish`, as for text-to-image, so it is left out here.
         if img2img.unet is not pipe.unet:
             img2img.unet = pipe.unet
         if img2img.scheduler is not scheduler:

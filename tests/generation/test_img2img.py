@@ -213,12 +213,25 @@ def test_all_members_cancelled_stops_within_one_step(tiny_engine, source):
     assert results[0].code == "cancelled"
 
 
-def test_img2img_shares_the_loaded_modules(tiny_engine, source):
-    tiny_engine.generate([vary(png_bytes(source), steps=2)])
-    img2img = tiny_engine._img2img
+def test_img2img_shares_the_loaded_modules_and_leaves_the_scheduler_config_alone(
+    tiny_engine, source
+):
+    engine = Engine(  # a fresh engine over the loaded modules: its img2img is not built yet
+        tiny_engine.pipe,
+        tiny_engine.tokenizer,
+        device="cpu",
+        dtype=tiny_engine.dtype,
+        safety_checker=False,
+        model=tiny_engine.model,
+    )
+    before = dict(engine._scheduler("lms").config)
+    engine.generate([vary(png_bytes(source), steps=2)])
+    img2img = engine._img2img
     assert img2img.unet is tiny_engine.pipe.unet
     assert img2img.vae is tiny_engine.pipe.vae
     assert img2img.text_encoder is tiny_engine.pipe.text_encoder
+    assert img2img.scheduler is engine._scheduler("lms")
+    assert dict(engine._scheduler("lms").config) == before
 
 
 # -- refused requests ------------------------------------------------------------------------
