@@ -5,11 +5,11 @@ no Japanese character. A prompt with any Japanese in it (mixed ones too) is the 
 wording and is left alone, as is a prompt of digits and punctuation only. "Japanese" is every
 character of these blocks:
 
-- hiragana (U+3040-309F) and katakana (U+30A0-30FF, U+31F0-31FF, half-width U+FF65-FF9F);
+- hiragana (U+3040-309F) and katakana (U+30A0-30FF, U+31F0-31FF, half-width U+FF66-FF9F);
 - CJK ideographs (U+3400-4DBF, U+4E00-9FFF, U+F900-FAFF, U+20000-3134F): kanji, which a
   Chinese prompt shares and which is left alone as well;
-- Japanese punctuation and marks (U+3001-303F: 、。「」々〆), and full-width forms
-  (U+FF01-FF60: ！，（）ＡＢＣ), which only a Japanese input method types.
+- Japanese punctuation and marks (U+3001-303F: 、。「」々〆, half-width U+FF61-FF65: ｡｢｣､･),
+  and full-width forms (U+FF01-FF60: ！，（）ＡＢＣ), which only a Japanese input method types.
 
 The ideographic space U+3000 does not count: it is whitespace, not wording.
 
@@ -52,8 +52,7 @@ _JAPANESE = re.compile(
     "\u3400-\u4dbf"  # CJK extension A
     "\u4e00-\u9fff"  # CJK unified ideographs
     "\uf900-\ufaff"  # CJK compatibility ideographs
-    "\uff01-\uff60"  # full-width forms
-    "\uff65-\uff9f"  # half-width katakana
+    "\uff01-\uff9f"  # full-width forms, half-width Japanese punctuation and katakana
     "\U00020000-\U0003134f"  # CJK extensions B-G
     "]"
 )

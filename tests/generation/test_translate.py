@@ -126,6 +126,7 @@ def image(result: object) -> GeneratedImage:
         ("「dragon」", True),  # Japanese quotes
         ("ｆｉｒｅ", True),  # full-width letters come from a Japanese input method
         ("fire！", True),  # full-width exclamation mark
+        ("fire｡", True),  # half-width ideographic full stop
         ("fire\u3000dragon", False),  # the ideographic space alone is only whitespace
         ("𠮷野家", True),  # an ideograph outside the basic plane
         ("café crème", False),
