@@ -69,16 +69,20 @@ def load_model(settings: Settings) -> Any:
     )
 
 
-def make_worker(settings: Settings, engine: Any) -> Any:
-    """The one generation worker thread, sized by the settings (not started)."""
+def make_generator(settings: Settings, engine: Any) -> Any:
+    """The in-process generator: one worker thread over `engine`, sized by the settings
+    (not started)."""
+    from generation.local import ThreadGenerator
     from generation.worker import GenerationWorker
 
-    return GenerationWorker(
-        engine,
-        queue_size=settings.pokemon_queue_size,
-        max_batch=settings.pokemon_max_batch,
-        job_timeout=settings.pokemon_job_timeout,
-        heartbeat_file=settings.pokemon_heartbeat_file,
+    return ThreadGenerator(
+        GenerationWorker(
+            engine,
+            queue_size=settings.pokemon_queue_size,
+            max_batch=settings.pokemon_max_batch,
+            job_timeout=settings.pokemon_job_timeout,
+            heartbeat_file=settings.pokemon_heartbeat_file,
+        )
     )
 
 
@@ -126,7 +130,7 @@ async def run_bot(
             )
         except StorageError as exc:
             raise StartupError(f"database {settings.pokemon_db}: {exc}") from None
-        worker = None
+        generator = None
         try:
             log.info("loading model %s on %s…", settings.pokemon_model, settings.pokemon_device)
             started = time.perf_counter()
@@ -142,12 +146,12 @@ async def run_bot(
             )
             if stop_requested.is_set():
                 return EXIT_OK
-            worker = make_worker(settings, engine)
-            worker.start(loop)
+            generator = make_generator(settings, engine)
+            await generator.start()
             if not await _back_off(crash_guard, stop_requested):
                 return EXIT_OK
             crash_guard.record_login(started_at)
-            bot = bot_factory(settings=settings, store=store, worker=worker, engine=engine)
+            bot = bot_factory(settings=settings, store=store, generator=generator)
             async with bot:
                 try:
                     await bot.start(token)
@@ -166,8 +170,8 @@ async def run_bot(
             crash_guard.record_exit(clean=bot.exit_code == EXIT_OK)
             return bot.exit_code
         finally:
-            if worker is not None:
-                await worker.stop(timeout=30.0)
+            if generator is not None:
+                await generator.stop(timeout=30.0)
             await store.close()
             log.info("stopped")
     finally:

@@ -1,4 +1,7 @@
-"""The command tree every slash-command error flows through: one ephemeral, localized answer."""
+"""The command tree every slash-command error flows through: one ephemeral, localized answer.
+
+Job state is never touched here: the job service settles every row it admits itself.
+"""
 
 from __future__ import annotations
 
@@ -37,9 +40,6 @@ class PokemonTree(app_commands.CommandTree["PokemonBot"]):
             original = error.original
         locale = interaction.locale
         if isinstance(original, UserFacingError):
-            await self._settle_job(
-                interaction, original.key.removeprefix("error."), refund=original.refund
-            )
             text = original.localized(locale)
             log.info(
                 "refused %s for user=%s: %s",
@@ -60,7 +60,6 @@ class PokemonTree(app_commands.CommandTree["PokemonBot"]):
                 interaction.user.id,
                 original,
             )
-            await self._settle_job(interaction, "storage", refund=True, fault="ours")
             text = t("error.storage_unavailable", locale)
         elif isinstance(original, app_commands.CommandSignatureMismatch):
             # A client that skips a required option (or an outdated command) is bad input,
@@ -82,32 +81,11 @@ class PokemonTree(app_commands.CommandTree["PokemonBot"]):
                 interaction.channel_id,
                 exc_info=original,
             )
-            await self._settle_job(interaction, "internal", refund=True, fault="ours")
             text = t("error.unexpected", locale, error_id=error_id)
         try:
             await send_ephemeral(interaction, text)
         except discord.HTTPException:
             log.warning("could not tell user=%s about an error", interaction.user.id, exc_info=True)
-
-    async def _settle_job(
-        self,
-        interaction: discord.Interaction[PokemonBot],
-        code: str,
-        *,
-        refund: bool,
-        fault: str = "rejected",
-    ) -> None:
-        """A job admitted by this interaction but never handed to the worker is failed, so it does
-        not stay queued on disk; `rejected` and `ours` do not count against the quota, `user` does."""
-        job_id = interaction.extras.get("job_id")
-        if job_id is None or interaction.extras.get("submitted"):
-            return
-        if not refund:
-            fault = "user"
-        try:
-            await interaction.client.store.jobs.mark_failed(job_id, code, fault=fault)
-        except Exception:
-            log.exception("could not settle job=%s after an error", job_id)
 
 
 def _command_name(interaction: discord.Interaction[Any]) -> str:

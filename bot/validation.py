@@ -10,6 +10,7 @@ import math
 import random
 import unicodedata
 from collections.abc import Callable
+from dataclasses import replace
 
 from bot.errors import UserFacingError
 from bot.settings import Settings
@@ -111,3 +112,21 @@ def validate_pokemon(
         width=settings.pokemon_size,
         scheduler=settings.pokemon_scheduler,
     )
+
+
+def check_request(settings: Settings, request: GenerationRequest) -> GenerationRequest:
+    """Check a request built earlier (a 🔁 of a stored job, a job resumed after a restart)
+    against the settings in force now: an admin who lowered `POKEMON_MAX_STEPS` since is obeyed.
+
+    The same rules as `/pokemon`'s options; every other field of the request is kept.
+    Raises `UserFacingError` naming the first problem.
+    """
+    checked = validate_pokemon(
+        settings,
+        request.prompt,
+        negative=request.negative_prompt,
+        seed=request.seed,
+        steps=request.steps,
+        guidance=request.guidance,
+    )
+    return replace(request, prompt=checked.prompt, negative_prompt=checked.negative_prompt)

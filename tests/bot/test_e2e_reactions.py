@@ -98,7 +98,7 @@ async def test_repeated_regen_by_one_user_while_pending_queues_one_job(
         # The first 🔁 runs (held at the gate); the others find it pending. Without the check,
         # bob's pending cap (2) would still let a second one in.
         await fake_discord.wait_until(lambda: replies_to(fake_discord, first))
-        await fake_discord.wait_until(lambda: bot.worker.running == 1)
+        await fake_discord.wait_until(lambda: bot.generator.worker.running == 1)
         bot_rig.engine.open_gate()
         await fake_discord.wait_until(
             lambda: all(m.attachments for m in replies_to(fake_discord, first)), 30
@@ -108,7 +108,7 @@ async def test_repeated_regen_by_one_user_while_pending_queues_one_job(
         assert len(replies_to(fake_discord, first)) == 1
 
 
-async def test_regen_over_the_limit_is_refused_with_a_ping_for_that_user_only(
+async def test_regen_over_the_limit_is_refused_naming_that_user_without_pinging_anyone(
     bot_rig: BotRig, fake_discord: FakeDiscord
 ) -> None:
     async with bot_rig.run() as bot:
@@ -129,7 +129,8 @@ async def test_regen_over_the_limit_is_refused_with_a_ping_for_that_user_only(
         await fake_discord.wait_until(refusal)
         (notice,) = refusal()
         assert t("error.blocked", "en") in notice.content
-        assert notice.pings() == {f"user:{bob.id}"}
+        # A refusal is not worth a notification: the mention names bob, pings nobody.
+        assert notice.pings() == set()
         assert await bot.store.jobs.recent_for_user(bob.id) == []
 
 

@@ -83,7 +83,7 @@ def test_japanese_is_chosen_for_ja_and_english_otherwise() -> None:
 
 async def _payloads() -> list[dict[str, Any]]:
     settings = Settings(_env_file=None, discord_token=None)
-    bot = PokemonBot(settings=settings, store=None, worker=None, engine=None)  # type: ignore[arg-type]
+    bot = PokemonBot(settings=settings, store=None, generator=None)  # type: ignore[arg-type]
     try:
         await bot.tree.set_translator(CatalogTranslator())
         for name in EXTENSIONS:

@@ -116,6 +116,7 @@ class Gateway:
         self.connections: list[Connection] = []
         self.frames: list[GatewayFrame] = []
         self.identify_count = 0
+        self.identified_at: list[float] = []  # fake.now() of each IDENTIFY, in order
         self.resume_count = 0
         self.presence_updates: list[dict[str, Any]] = []
 
@@ -273,6 +274,7 @@ class Gateway:
             await conn.ws.close(code=4014, message=b"Disallowed intent(s).")
             return False
         self.identify_count += 1
+        self.identified_at.append(fake.now())
         session = GatewaySession(
             session_id=secrets.token_hex(16), intents=intents, shard=d.get("shard")
         )

@@ -296,7 +296,7 @@ async def test_bad_input_gets_a_clear_answer_or_a_sane_picture_and_nothing_half_
         assert result.embeds[0]["description"]
         assert "@everyone" not in result.embeds[0]["description"]
         (job,) = await rows_of(bot.store, user.id)
-        await fake.wait_until(lambda: job.id not in bot.runner.active)
+        await fake.wait_until(lambda: job.id not in bot.service.active)
     else:
         await fake.wait_until(lambda: record.callbacks[0].type == 4 or record.followups, within=10)
         text, ephemeral = answer_of(record)
