@@ -6,8 +6,10 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import BeforeValidator, Field, SecretStr, field_validator
+from pydantic import BeforeValidator, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from generation.translate import DEFAULT_TRANSLATE_MODEL
 
 if TYPE_CHECKING:
     from generation.device_policy import DeviceDefaults
@@ -115,14 +117,29 @@ class Settings(BaseSettings):
     pokemon_heartbeat_file: Annotated[Path | None, BeforeValidator(_empty_to_none)] = Field(
         default=None, description="If set, the worker touches this file while healthy."
     )
+    pokemon_translate: Literal["auto", "off"] = Field(
+        default="auto", description="auto: translate English prompts to Japanese; off: never."
+    )
+    pokemon_translate_model: str = Field(
+        default=DEFAULT_TRANSLATE_MODEL,
+        description="English→Japanese MarianMT translation model: Hub id or local folder.",
+    )
+    pokemon_translate_device: str = Field(
+        default="cpu", description="Where the translation model runs: cpu, cuda or cuda:N."
+    )
 
-    @field_validator("pokemon_device")
+    @field_validator("pokemon_device", "pokemon_translate_device")
     @classmethod
-    def _check_device(cls, value: str) -> str:
+    def _check_device(cls, value: str, info: ValidationInfo) -> str:
         value = value.strip().lower()
-        if value in {"auto", "cpu", "cuda"} or re.fullmatch(r"cuda:\d+", value):
+        auto = info.field_name == "pokemon_device"  # the translator has no `auto`: cpu by default
+        if (
+            value in {"cpu", "cuda"}
+            or re.fullmatch(r"cuda:\d+", value)
+            or (auto and value == "auto")
+        ):
             return value
-        raise ValueError("use auto, cpu, cuda or cuda:N")
+        raise ValueError("use auto, cpu, cuda or cuda:N" if auto else "use cpu, cuda or cuda:N")
 
     @property
     def default_limit(self) -> tuple[int, str]:

@@ -26,6 +26,7 @@ from generation.tokenizer import RinnaTokenizer, TokenizerLoadError
 
 if TYPE_CHECKING:
     from generation.pipeline import Engine
+    from generation.translate import Translator
 
 log = logging.getLogger(__name__)
 
@@ -392,11 +393,14 @@ def load_engine(
     safety_checker: bool = True,
     compile: bool = False,
     dtype: str | None = None,
+    translator: Translator | None = None,
 ) -> Engine:
     """Load the checkpoint at `source` (folder or Hub id) onto `device` and return an Engine.
 
     `dtype` overrides the weights' precision (`float32`, `float16`, `bfloat16`); by default
     fp16 on CUDA and float32 on CPU. The benchmark uses it for the model card's fp32 recipe.
+    `translator` (see `generation.translate.load_translator_or_null`) serves requests with
+    `translate`; without one, English prompts pass through untranslated.
     """
     folder = resolve_model(source)
     index = _read_json(folder / "model_index.json", "model_index.json")
@@ -470,6 +474,7 @@ def load_engine(
         safety_checker=checker is not None,
         model=str(source),
         scheduler_config=scheduler_config,
+        translator=translator,
     )
     log.info(
         "loaded %s on %s (%s, safety checker %s) in %.1fs",
