@@ -322,9 +322,12 @@ async def send_ephemeral(
     await interaction.followup.send(content, ephemeral=True)
 
 
-async def defer_public(interaction: discord.Interaction[Any]) -> None:
-    """Defer with a visible "thinking…" state (answer refusals with `after_public_defer`)."""
-    await interaction.response.defer(thinking=True)
+async def defer_public(interaction: discord.Interaction[Any]) -> int | None:
+    """Defer with a visible "thinking…" state (answer refusals with `after_public_defer`).
+    Returns the id of the message the defer created (the original response), when Discord
+    says it: a job records it at once, so a restart can find that message."""
+    callback = await interaction.response.defer(thinking=True)
+    return callback.message_id if callback is not None else None
 
 
 class ChannelPacer:

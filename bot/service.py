@@ -89,6 +89,7 @@ class CommandOrigin:
 
     interaction: discord.Interaction[Any]
     deferred: bool = False  # publicly, with "thinking…"
+    message_id: int | None = None  # the original response, once deferred
 
     @property
     def user_id(self) -> int:
@@ -198,12 +199,17 @@ class JobService:
                 raise UserFacingError("error.shutting_down")
             if isinstance(origin, CommandOrigin):
                 # Defer well inside Discord's 3 s; nothing slow before it.
-                await defer_public(origin.interaction)
+                origin.message_id = await defer_public(origin.interaction)
                 origin.deferred = True
             admission = await self.store.admit(self._row(request, origin))
             if not admission.admitted or admission.job is None:
                 raise self.refusal(admission, origin.locale)
             job = admission.job
+            if isinstance(origin, CommandOrigin) and origin.message_id is not None:
+                # Known before anything is drawn, so that after a crash the job is found in
+                # the message that may already carry its picture.
+                await self.store.jobs.set_message(job.id, progress_message_id=origin.message_id)
+                job = replace(job, progress_message_id=origin.message_id)
             await self._submit(job, request, self._destination(origin), origin.locale, origin)
         except UserFacingError as exc:
             if job is not None:
