@@ -9,7 +9,9 @@ import re
 
 from bot.buttons import custom_id
 from bot.i18n import t
+from bot.jobs import new_job
 from bot.messaging import REGENERATE_EMOJI
+from generation.types import GenerationRequest
 from tests.bot.conftest import BotRig, png_of
 from tests.fakediscord import FakeDiscord, FakeMessage, InteractionRecord
 
@@ -376,3 +378,86 @@ async def test_blocklist_catches_a_word_in_full_width_half_width_and_hiragana(
         assert await bot.store.blocklist.words(fake.guild.id) == []
         record = await fake.invoke("pokemon", {"prompt": "ピカチュウ"}, user=fake.alice)
         await bot_rig.wait_result(record)
+
+
+async def _leave_a_queued_job_on_disk(
+    bot_rig: BotRig, fake: FakeDiscord, prompt: str, *, block: str | None = None
+) -> InteractionRecord:
+    """Run the bot with alice's job drawing and bob's `prompt` queued, then shut down: bob's
+    job stays queued on disk for the next start (with `block` added to the blocklist first)."""
+    bot_rig.engine.close_gate()
+    async with bot_rig.run() as bot:
+        await fake.invoke("pokemon", {"prompt": "さき"}, user=fake.alice)
+        await fake.wait_until(lambda: bot.generator.worker.running == 1, 30)
+        queued = await fake.invoke("pokemon", {"prompt": prompt}, user=fake.bob)
+        await queued.wait_edits(1)  # "Queued: position 1", with ✖
+        if block is not None:
+            await bot.store.blocklist.add(fake.guild.id, block, actor_id=fake.moderator.id)
+        bot.request_shutdown()
+        bot_rig.engine.open_gate()
+        await bot.wait_shutdown()
+        assert len(await bot.store.jobs.pending()) == 1
+    return queued
+
+
+async def test_cancel_pressed_after_a_restart_stops_the_resumed_job(
+    bot_rig: BotRig, fake_discord: FakeDiscord
+) -> None:
+    fake = fake_discord
+    queued = await _leave_a_queued_job_on_disk(bot_rig, fake, "あと")
+    message = fake.messages[queued.original_message_id]
+    job_id = job_id_of(message)
+    bot_rig.engine.close_gate()
+    async with bot_rig.run() as bot:
+        await fake.wait_until(lambda: job_id in bot.service.active, 30)
+        await fake.press(message, custom_id("cancel", job_id), user=fake.bob)
+        bot_rig.engine.open_gate()
+        cancelled = t("job.cancelled_by", "en", user=f"<@{fake.bob.id}>")
+        await fake.wait_until(lambda: message.content == cancelled, 30)
+        row = await bot.store.jobs.get(job_id)
+        assert row is not None
+        assert (row.state, row.cancelled_by) == ("cancelled", fake.bob.id)
+        assert not message.attachments
+        quota = await bot.store.limits.quota(fake.guild.id, fake.bob.id)
+        assert quota.used == 0
+
+
+async def test_cancel_of_a_job_no_generator_holds_marks_it_cancelled_on_disk(
+    bot_rig: BotRig, fake_discord: FakeDiscord
+) -> None:
+    fake = fake_discord
+    async with bot_rig.run() as bot:
+        # A row left queued that nothing follows (as after a restart that did not resume it).
+        admission = await bot.store.admit(
+            new_job(
+                GenerationRequest(prompt="のこり"),
+                user_id=fake.alice.id,
+                guild_id=fake.guild.id,
+                channel_id=fake.channel.id,
+                locale="en",
+            )
+        )
+        assert admission.job is not None
+        assert await bot.service.cancel(admission.job.id, fake.owner.id)
+        row = await bot.store.jobs.get(admission.job.id)
+        assert row is not None
+        assert (row.state, row.cancelled_by) == ("cancelled", fake.owner.id)
+        assert not await bot.service.cancel(admission.job.id, fake.owner.id)  # once
+
+
+async def test_a_job_resumed_after_a_restart_obeys_a_word_blocked_meanwhile(
+    bot_rig: BotRig, fake_discord: FakeDiscord
+) -> None:
+    fake = fake_discord
+    queued = await _leave_a_queued_job_on_disk(bot_rig, fake, "ﾋﾟｶﾁｭｳのえ", block="ぴかちゅう")
+    message = fake.messages[queued.original_message_id]
+    job_id = job_id_of(message)
+    calls = bot_rig.engine.calls
+    async with bot_rig.run() as bot:
+        refused = t("error.prompt_blocked", "en")
+        await fake.wait_until(lambda: refused in (message.content or ""), 30)
+        row = await bot.store.jobs.get(job_id)
+        assert row is not None
+        assert (row.state, row.error_code, row.fault) == ("failed", "prompt_blocked", "rejected")
+        assert bot_rig.engine.calls == calls  # never drawn
+        assert message.components == []
