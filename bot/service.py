@@ -86,12 +86,11 @@ REFUSAL_SECONDS = 10  # a refusal posted in the channel (for a reaction) deletes
 # ---- where a job comes from -----------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class CommandOrigin:
-    """`/pokemon`: answered through the interaction (refusals ephemeral)."""
+class FromInteraction:
+    """Who asked, where, in which language: read from the origin's interaction."""
 
+    __slots__ = ()
     interaction: discord.Interaction[Any]
-    deferred: bool = False  # publicly, with "thinking…"
 
     @property
     def user_id(self) -> int:
@@ -108,6 +107,14 @@ class CommandOrigin:
     @property
     def locale(self) -> str:
         return language_of(self.interaction.locale)
+
+
+@dataclass(slots=True)
+class CommandOrigin(FromInteraction):
+    """`/pokemon`: answered through the interaction (refusals ephemeral)."""
+
+    interaction: discord.Interaction[Any]
+    deferred: bool = False  # publicly, with "thinking…"
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +132,7 @@ class ReactionOrigin:
 
 
 @dataclass(slots=True)
-class ButtonOrigin:
+class ButtonOrigin(FromInteraction):
     """🔁 (a button) under a result: a variation of `parent` for whoever pressed it. Like a
     reaction, the new job's messages are channel messages replying to the pressed picture;
     unlike one, refusals go privately to the presser through the press's interaction (which
@@ -135,25 +142,9 @@ class ButtonOrigin:
     parent: JobRecord
 
     @property
-    def user_id(self) -> int:
-        return self.interaction.user.id
-
-    @property
-    def guild_id(self) -> int | None:
-        return self.interaction.guild_id
-
-    @property
-    def channel_id(self) -> int:
-        return self.interaction.channel_id or 0
-
-    @property
     def message_id(self) -> int:
         message = self.interaction.message
         return message.id if message is not None else 0
-
-    @property
-    def locale(self) -> str:
-        return language_of(self.interaction.locale)
 
     @property
     def member(self) -> discord.Member | None:
