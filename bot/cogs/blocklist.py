@@ -19,7 +19,7 @@ from discord.ext import commands
 
 from bot.errors import UserFacingError
 from bot.i18n import t
-from bot.messaging import escape_user_text
+from bot.messaging import escape_user_text, relative
 from bot.moderation import normalize
 from bot.permissions import admin_only
 from bot.translator import described
@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SHOW_MAX_CHARS = 1800  # the list in one message (2000 characters), with its header
+SHOW_MAX_CHARS = 1500  # the list in one message (2000 characters), with its header
+AUDIT_LINES = 5  # the latest changes `/blocklist show` lists under the words
 
 
 def _word(value: object) -> str:
@@ -116,20 +117,39 @@ class BlocklistCog(commands.Cog):
         """List this server's blocked words (only the admin sees them)."""
         guild_id = _guild_id(interaction)
         locale = interaction.locale
-        words = await interaction.client.store.blocklist.words(guild_id)
+        store = interaction.client.store
+        words = await store.blocklist.words(guild_id)
         if not words:
-            await interaction.response.send_message(t("blocklist.empty", locale), ephemeral=True)
-            return
-        lines = [t("blocklist.header", locale, count=len(words))]
-        shown = 0
-        for word in words:
-            line = f"- {escape_user_text(word)}"
-            if sum(len(x) + 1 for x in lines) + len(line) > SHOW_MAX_CHARS:
-                break
-            lines.append(line)
-            shown += 1
-        if shown < len(words):
-            lines.append(t("blocklist.more", locale, count=len(words) - shown))
+            lines = [t("blocklist.empty", locale)]
+        else:
+            lines = [t("blocklist.header", locale, count=len(words))]
+            shown = 0
+            for word in words:
+                line = f"- {escape_user_text(word)}"
+                if sum(len(x) + 1 for x in lines) + len(line) > SHOW_MAX_CHARS:
+                    break
+                lines.append(line)
+                shown += 1
+            if shown < len(words):
+                lines.append(t("blocklist.more", locale, count=len(words) - shown))
+        audit = await store.blocklist.audit(guild_id, limit=AUDIT_LINES)
+        if audit:  # who changed what, as `/ratelimit` changes are recorded
+            lines.append(t("blocklist.audit_header", locale))
+            for entry in audit:
+                actor = (
+                    f"<@{entry.actor_id}>"
+                    if entry.actor_id is not None
+                    else t("blocklist.audit_unknown_actor", locale)
+                )
+                lines.append(
+                    t(
+                        f"blocklist.audit_{entry.action}",
+                        locale,
+                        when=relative(entry.at),
+                        actor=actor,
+                        word=escape_user_text(entry.word, 100),
+                    )
+                )
         await interaction.response.send_message("\n".join(lines), ephemeral=True)
 
 

@@ -372,7 +372,8 @@ async def test_blocklist_catches_a_word_in_full_width_half_width_and_hiragana(
         shown = await fake.invoke("blocklist show", {}, user=fake.moderator)
         await shown.wait_response()
         assert shown.original_message is not None
-        assert "ぴかちゅう" in shown.original_message.content
+        assert "- ぴかちゅう" in shown.original_message.content
+        assert f"<@{fake.moderator.id}> blocked ぴかちゅう" in shown.original_message.content
         removed = await fake.invoke("blocklist remove", {"word": "ﾋﾟｶﾁｭｳ"}, user=fake.moderator)
         await removed.wait_response()
         assert await bot.store.blocklist.words(fake.guild.id) == []
