@@ -309,8 +309,10 @@ class JobService:
             pending = await self.store.jobs.find_pending(
                 origin.user_id, parent_job_id=origin.parent.id
             )
-            if pending is not None:
-                return None  # already drawing this variation for this user
+            if pending is not None:  # already drawing this variation for this user
+                if isinstance(origin, ButtonOrigin):  # a press gets a private word; a
+                    await self._refuse(origin, t("regen.already_pending", origin.locale))
+                return None  # repeated reaction stays silent, as before
             if origin.parent.prompt_blanked:  # by the retention policy
                 await self._refuse(origin, t("regen.prompt_gone", origin.locale))
                 return None

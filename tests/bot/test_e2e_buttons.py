@@ -41,7 +41,9 @@ def replies_to(fake: FakeDiscord, message: FakeMessage) -> list[FakeMessage]:
     return [
         m
         for m in fake.bot_messages(message.channel_id)
-        if m.message_reference and int(m.message_reference["message_id"]) == message.id
+        if m.message_reference
+        and int(m.message_reference["message_id"]) == message.id
+        and not m.ephemeral  # private answers to a press on `message`
     ]
 
 
@@ -85,7 +87,13 @@ async def test_new_variation_button_by_another_member_replies_with_a_new_picture
     async with bot_rig.run() as bot:
         first = await first_result(bot_rig, fake)
         parent = job_id_of(first)
+        bot_rig.engine.close_gate()
         press = await fake.press(first, custom_id("regen", parent), user=fake.bob)
+        await fake.wait_until(lambda: replies_to(fake, first))
+        # A second press while it is drawing: one job, and a private word to the presser.
+        again = await fake.press(first, custom_id("regen", parent), user=fake.bob)
+        assert await private_answer(again) == t("regen.already_pending", "en")
+        bot_rig.engine.open_gate()
         await fake.wait_until(lambda: drawn(fake, first), 30)
         (second,) = replies_to(fake, first)
         assert press.callbacks[0].type == 6  # acknowledged without a visible change
