@@ -36,6 +36,7 @@ EXTENSIONS: tuple[str, ...] = (
     "bot.cogs.stats",
     "bot.cogs.queue",
     "bot.cogs.blocklist",
+    "bot.cogs.privacy",
 )
 
 EXIT_OK = 0
