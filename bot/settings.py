@@ -112,6 +112,17 @@ class Settings(BaseSettings):
     pokemon_heartbeat_file: Annotated[Path | None, BeforeValidator(_empty_to_none)] = Field(
         default=None, description="If set, the worker touches this file while healthy."
     )
+    # Remote GPU workers (README, "More than one GPU") and metrics.
+    pokemon_redis_url: Annotated[SecretStr | None, BeforeValidator(_empty_to_none)] = Field(
+        default=None,
+        description="redis:// or rediss:// URL (with password): generate on remote workers.",
+    )
+    pokemon_worker_name: Annotated[str | None, BeforeValidator(_empty_to_none)] = Field(
+        default=None, description="This worker's name in the registry (default: host-pid)."
+    )
+    pokemon_metrics_port: Annotated[int | None, BeforeValidator(_empty_to_none)] = Field(
+        default=None, ge=1, le=65535, description="Serve Prometheus metrics on this port."
+    )
 
     @field_validator("pokemon_device")
     @classmethod
