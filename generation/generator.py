@@ -172,7 +172,7 @@ class Generator(Protocol):
 
     async def status(self) -> GeneratorStatus: ...
 
-    async def stop(self, *, timeout: float | None = None) -> list[int]:
+    async def stop(self, *, timeout: float | None = None) -> list[int]:  # noqa: ASYNC109
         """Stop intake and finish (or cut short after `timeout`) the running work. Returns the
         ids of jobs that did not finish; they stay queued on disk and resume on the next start."""
         ...

@@ -519,17 +519,22 @@ class RemoteGenerator:
                 job = self._queue.take(1)[0]
             else:
                 return
+            # In flight from here on, so a cancel during the write is sent once it landed.
+            self._in_flight.add(job.job_id)
             try:
                 await self._release_one(job)
             except BaseException:
-                self._retry.appendleft(job)
+                self._in_flight.discard(job.job_id)
+                if job.job_id in self._cancels:  # cancelled while the write failed
+                    self._finish(job.job_id, Cancelled())
+                else:
+                    self._retry.appendleft(job)
                 raise
 
     async def _release_one(self, job: _Job) -> None:
         keys = self._keys
         key = keys.job(job.job_id)
         if job.released and await self._client.exists(key):  # the last try landed after all
-            self._in_flight.add(job.job_id)
             return
         job.released = True
         async with self._client.pipeline(transaction=True) as pipe:
@@ -545,4 +550,3 @@ class RemoteGenerator:
                 },
             )
             await pipe.execute()
-        self._in_flight.add(job.job_id)

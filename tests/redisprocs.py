@@ -30,24 +30,18 @@ class RedisServer:
         if shutil.which("redis-server") is None:
             raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
         self.socket.unlink(missing_ok=True)
+        command = [
+            "redis-server",
+            "--port", "0",
+            "--unixsocket", str(self.socket),
+            "--unixsocketperm", "700",
+            "--dir", str(self.folder),
+            "--appendonly", "yes",
+            "--appendfsync", "always",
+            "--save", "",
+        ]  # fmt: skip
         self.proc = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                "0",
-                "--unixsocket",
-                str(self.socket),
-                "--unixsocketperm",
-                "700",
-                "--dir",
-                str(self.folder),
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--save",
-                "",
-            ],  # fmt: skip
+            command,
             stdout=(self.folder / "redis.log").open("ab"),
             stderr=subprocess.STDOUT,
         )
