@@ -213,6 +213,9 @@ class RemoteGenerator:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        # A release cut short by the cancel went back to the retry list: unfinished too.
+        held.extend(job for job in self._retry if job not in held)
+        self._retry.clear()
         left = [job.job_id for job in held] + sorted(self._in_flight)
         stopped = WorkerStoppedError("the generator stopped before this job finished")
         for job_id in left:
