@@ -49,8 +49,10 @@ from generation.streams import (
     CANCELS_MAXLEN,
     JOB_TTL_SECONDS,
     WORKERS_GROUP,
+    Entry,
     Keys,
     WorkerInfo,
+    by_stream,
     connect,
     decode_error,
     decode_result,
@@ -110,7 +112,7 @@ class RemoteGenerator:
         self._in_flight: set[int] = set()  # released to Redis, not finished
         self._orphans: dict[int, tuple[bytes, Mapping[bytes, bytes]]] = {}
         self._recent: collections.OrderedDict[int, None] = collections.OrderedDict()
-        self._cancels: set[int] = set()  # cancels not yet written to Redis
+        self._cancels: dict[int, None] = {}  # cancels not yet written to Redis, in order
         self._shown: dict[int, int] = {}
         self._workers: list[WorkerInfo] = []
         self._connected = False
@@ -274,7 +276,7 @@ class RemoteGenerator:
             self._finish(job_id, Cancelled())
             return True
         if job_id in self._in_flight:
-            self._cancels.add(job_id)
+            self._cancels[job_id] = None
             self._wake.set()
             return True
         return False
@@ -283,7 +285,7 @@ class RemoteGenerator:
         job = self._jobs.pop(job_id, None)
         handle = self._handles.pop(job_id, None)
         self._in_flight.discard(job_id)
-        self._cancels.discard(job_id)
+        self._cancels.pop(job_id, None)
         self._shown.pop(job_id, None)
         self._recent[job_id] = None
         while len(self._recent) > RECENT_IDS:
@@ -358,9 +360,9 @@ class RemoteGenerator:
                         BOT_GROUP, self._consumer, replay, count=READ_COUNT
                     )
                     done = True
-                    for stream, entries in reply or []:
+                    for stream, entries in by_stream(reply).items():
                         if entries:
-                            replay[text(stream)] = entries[-1][0]
+                            replay[stream] = entries[-1][0]
                             done = False
                     if done:
                         replay = {}
@@ -372,7 +374,7 @@ class RemoteGenerator:
                         count=READ_COUNT,
                         block=READ_BLOCK_MS,
                     )
-                await self._handle_reply(reply or [])
+                await self._handle_reply(by_stream(reply))
                 backoff = 0.1
             except asyncio.CancelledError:
                 raise
@@ -388,15 +390,14 @@ class RemoteGenerator:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self._max_backoff)
 
-    async def _handle_reply(self, reply: list[Any]) -> None:
-        by_stream = {text(stream): entries for stream, entries in reply}
-        events = by_stream.get(self._keys.events, [])
+    async def _handle_reply(self, reply: dict[str, list[Entry]]) -> None:
+        events = reply.get(self._keys.events, [])
         if events:
             for _entry_id, fields in events:
                 if fields:
                     self._on_event(fields)
             await self._client.xack(self._keys.events, BOT_GROUP, *[e[0] for e in events])
-        for entry_id, fields in by_stream.get(self._keys.results, []):
+        for entry_id, fields in reply.get(self._keys.results, []):
             if not fields:  # deleted while pending
                 await self._client.xack(self._keys.results, BOT_GROUP, entry_id)
                 continue
@@ -505,13 +506,17 @@ class RemoteGenerator:
         self._workers_seen.set()
 
     async def _send_cancels(self) -> None:
-        keys = self._keys
-        for job_id in list(self._cancels):
-            async with self._client.pipeline(transaction=True) as pipe:
+        """Write the cancels asked for, in their order, in one transaction."""
+        if not self._cancels:
+            return
+        keys, job_ids = self._keys, list(self._cancels)
+        async with self._client.pipeline(transaction=True) as pipe:
+            for job_id in job_ids:
                 pipe.set(keys.cancel(job_id), "1", ex=CANCEL_TTL_SECONDS)
                 pipe.xadd(keys.cancels, {"job": str(job_id)}, maxlen=CANCELS_MAXLEN)
-                await pipe.execute()
-            self._cancels.discard(job_id)
+            await pipe.execute()
+        for job_id in job_ids:
+            self._cancels.pop(job_id, None)
 
     async def _release(self) -> None:
         limit = IN_FLIGHT_FACTOR * self._capacity()

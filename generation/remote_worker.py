@@ -44,8 +44,10 @@ from generation.streams import (
     EVENTS_MAXLEN,
     JOB_TTL_SECONDS,
     WORKERS_GROUP,
+    Entry,
     Keys,
     WorkerInfo,
+    by_stream,
     connect,
     decode_request,
     encode_error,
@@ -215,7 +217,7 @@ class RemoteWorker:
                     start_id="0-0",
                     count=room,
                 )
-                entries = [e for e in claimed[1] if e[0] is not None]
+                entries: list[Entry] = [(e[0], e[1] or {}) for e in claimed[1] if e[0] is not None]
                 if entries:
                     if claimed[0] not in {b"0-0", "0-0"}:
                         last_reclaim = 0.0  # more to take over: look again at once
@@ -225,7 +227,7 @@ class RemoteWorker:
             reply = await client.xreadgroup(
                 WORKERS_GROUP, config.name, {keys.jobs: ">"}, count=room, block=500
             )
-            for _stream, entries in reply or []:
+            for entries in by_stream(reply).values():
                 await self._accept(entries, reclaimed=False)
 
     async def _keeper_loop(self) -> None:
@@ -272,7 +274,7 @@ class RemoteWorker:
         last: bytes | str = "$"
         while not self._stop.is_set():
             reply = await client.xread({keys.cancels: last}, block=1000)
-            for _stream, entries in reply or []:
+            for entries in by_stream(reply).values():
                 for entry_id, fields in entries:
                     last = entry_id
                     try:
@@ -307,7 +309,7 @@ class RemoteWorker:
 
     # ---- jobs ------------------------------------------------------------------------------------
 
-    async def _accept(self, entries: list[Any], *, reclaimed: bool) -> None:
+    async def _accept(self, entries: list[Entry], *, reclaimed: bool) -> None:
         client, keys, config = self._client, self._keys, self.config
         fresh: list[tuple[bytes, Mapping[bytes, bytes]]] = []
         for entry_id, fields in entries:

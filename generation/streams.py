@@ -108,6 +108,18 @@ def field(fields: Mapping[bytes, bytes], name: str) -> str:
     return text(fields.get(name.encode()))
 
 
+Entry = tuple[bytes, dict[bytes, bytes]]  # (entry id, fields); fields are empty once deleted
+
+
+def by_stream(reply: Any) -> dict[str, list[Entry]]:
+    """An XREAD / XREADGROUP reply as stream name -> its entries."""
+    found: dict[str, list[Entry]] = {}
+    pairs: list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes] | None]]]] = reply or []
+    for stream, entries in pairs:
+        found[text(stream)] = [(entry_id, fields or {}) for entry_id, fields in entries]
+    return found
+
+
 def encode_request(request: GenerationRequest) -> str:
     """Every field of the request, so new fields travel without changes here."""
     return json.dumps(dataclasses.asdict(request), ensure_ascii=False)

@@ -174,7 +174,7 @@ async def test_a_full_queue_refuses_at_once(make: Make) -> None:
             break
     assert refused is not None, "40 jobs and never a full queue"
     assert len(accepted) >= 3  # the running job and the queue's two places at least
-    for handle in accepted:
+    for handle in reversed(accepted):  # the waiting ones first, so none starts meanwhile
         handle.cancel()
     for handle in accepted:
         assert isinstance(await outcome(handle), Cancelled)
