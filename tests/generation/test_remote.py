@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from bot.cli import main as cli_main
 from generation.errors import GeneratorUnavailableError
@@ -272,3 +274,25 @@ async def _equals(value: Awaitable[Any], expected: Any) -> bool:
 
 async def _not(status: Awaitable[Any]) -> bool:
     return not (await status).healthy
+
+
+async def test_a_worker_on_the_tiny_checkpoint_makes_a_real_picture(
+    remote: Remote, workers: Workers, tiny_model: Path
+) -> None:
+    workers.start("tiny", model=str(tiny_model), max_batch=2, extra_env={"OMP_NUM_THREADS": "1"})
+    generator = await remote()
+    await generator.wait_for_workers(1, 180)  # torch and the model load first
+    handles = [
+        await generator.submit(
+            i, i, GenerationRequest(f"ピカチュウ {i}", seed=i, steps=2, height=64, width=64)
+        )
+        for i in (1, 2)
+    ]
+    for handle in handles:
+        done = await outcome(handle)
+        assert isinstance(done, Done), done
+        image = Image.open(io.BytesIO(done.result.png))
+        assert image.size == (64, 64)
+        assert done.result.seed == handle.job_id
+    assert (await generator.status()).workers == 1
+    assert [w.model for w in generator.workers] == [str(tiny_model)]
