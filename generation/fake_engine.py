@@ -11,8 +11,8 @@ OPTIONS is a comma-separated list of `name=value`:
 - `decode=S`: seconds to decode each member after the last step (default 0);
 - `fail=WORD`: a request whose prompt contains WORD fails on its own (the others in its batch
   are fine), as an unsafe or blank picture would;
-- `crash=WORD`: a prompt containing WORD kills the process at its first step (exit 70), as a
-  segfault or the kernel's OOM killer would; a poison job for the worker tests.
+- `crash=WORD`: a prompt containing WORD kills the process after its last step (exit 70), as
+  a segfault or the kernel's OOM killer would mid-run; a poison job for the worker tests.
 
 A step of a batch of `b` takes `step + (b - 1) × member` seconds, the shape a GPU shows: one
 UNet call per step whose cost grows sub-linearly with the batch (see docs/PERFORMANCE.md).
@@ -109,11 +109,11 @@ class FakeEngine:
         for step in range(1, total + 1):
             if check():
                 break
-            if options.crash and any(options.crash in r.prompt for r in requests):
-                os._exit(CRASH_EXIT)
             time.sleep(self.step_seconds(len(requests)))
             if on_step is not None:
                 on_step(step, total)
+        if options.crash and any(options.crash in r.prompt for r in requests):
+            os._exit(CRASH_EXIT)
         check()
         entries: list[GeneratedImage | GenerationError] = []
         for i, request in enumerate(requests):

@@ -8,8 +8,11 @@ same fair queue, same batching of compatible jobs) and feeds it from the `P:jobs
 - keeps the entries it holds fresh (XCLAIM ... JUSTID every few seconds resets their idle time
   without counting a delivery), so a long job is never taken from a live worker;
 - takes over entries idle longer than `reclaim_idle` from dead workers (XAUTOCLAIM), and fails
-  an entry delivered more than `max_deliveries` times (it crashed every worker that ran it) with
-  `PoisonJobError`, copying it to the dead-letter stream `P:dead`;
+  a job that was started `max_attempts` times without finishing (it crashed or hung every worker
+  that ran it) with `PoisonJobError`, copying its entry to the dead-letter stream `P:dead`.
+  Attempts count runs that started (`P:job:ID` field `attempts`), not deliveries, so jobs that
+  only waited in a killed worker's prefetch are not blamed; as a backstop, an entry delivered
+  more than `DELIVERY_FACTOR × max_attempts` times is poison too;
 - writes each job's started and progress events, and its result with the acknowledgement in one
   atomic script that writes nothing when the job already has a result (a reclaimed job that
   finished twice is reported once);
@@ -65,6 +68,7 @@ log = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_FATAL = 1
+DELIVERY_FACTOR = 4  # deliveries beyond this × max_attempts: poison even if never started
 
 # Acknowledge the entry and write the result, unless the job already has one: atomic, so a
 # job that two workers finished (one was thought dead) is reported exactly once.
@@ -89,7 +93,7 @@ class WorkerConfig:
     prefix: str = "pokemon"
     job_timeout: float = 300.0
     reclaim_idle: float = 5.0  # seconds before an entry of a silent worker is taken over
-    max_deliveries: int = 3  # more deliveries than this: a poison job, failed and set aside
+    max_attempts: int = 3  # started this often without finishing: a poison job, set aside
     heartbeat: float = 1.0  # seconds between heartbeats; the registry entry lives 5 of them
     stop_grace: float = 30.0  # on SIGTERM, how long the running batch may take to finish
     max_backoff: float = 15.0
@@ -99,8 +103,8 @@ class WorkerConfig:
             raise ValueError("max_batch must be at least 1")
         if self.reclaim_idle <= 0 or self.heartbeat <= 0:
             raise ValueError("reclaim_idle and heartbeat must be positive")
-        if self.max_deliveries < 1:
-            raise ValueError("max_deliveries must be at least 1")
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
 
 
 @dataclass(eq=False, slots=True)
@@ -324,13 +328,14 @@ class RemoteWorker:
             for entry_id, fields in fresh:
                 job_id = field(fields, "job")
                 pipe.exists(keys.cancel(int(job_id or 0)))
-                pipe.hget(keys.job(int(job_id or 0)), "state")
+                pipe.hmget(keys.job(int(job_id or 0)), ["state", "attempts"])
                 if reclaimed:
                     pipe.xpending_range(keys.jobs, WORKERS_GROUP, entry_id, entry_id, 1)
             replies = await pipe.execute()
         per = 3 if reclaimed else 2
         for i, (entry_id, fields) in enumerate(fresh):
-            cancelled, state = replies[i * per], text(replies[i * per + 1])
+            cancelled, (state, attempts) = replies[i * per], replies[i * per + 1]
+            state, attempts = text(state), int(text(attempts) or 0)
             if reclaimed and replies[i * per + 2]:
                 deliveries[i] = int(replies[i * per + 2][0]["times_delivered"])
             try:
@@ -347,15 +352,27 @@ class RemoteWorker:
                 await client.xdel(keys.jobs, entry_id)
                 continue
             self._held[job_id] = _Held(entry_id, user_id)
-            if deliveries[i] > config.max_deliveries:
+            if (
+                attempts >= config.max_attempts
+                or deliveries[i] > DELIVERY_FACTOR * config.max_attempts
+            ):
                 error = PoisonJobError(
-                    f"this job was handed to a worker {deliveries[i]} times and never finished "
-                    "(it crashed or hung each time); it was set aside"
+                    f"this job was started {attempts} times and never finished (it crashed "
+                    "or hung the worker each time); it was set aside"
                 )
                 log.error(
-                    "job=%s: poison (%s deliveries); moved to %s", job_id, deliveries[i], keys.dead
+                    "job=%s: poison (%s attempts, %s deliveries); moved to %s",
+                    job_id,
+                    attempts,
+                    deliveries[i],
+                    keys.dead,
                 )
-                dead = {**fields, b"reason": error.code, b"deliveries": str(deliveries[i])}
+                dead = {
+                    **fields,
+                    b"reason": error.code,
+                    b"attempts": str(attempts),
+                    b"deliveries": str(deliveries[i]),
+                }
                 await client.xadd(keys.dead, dead, maxlen=DEAD_MAXLEN)
                 self._out.put_nowait(("complete", job_id, encode_error(error), "poison"))
                 continue
@@ -431,6 +448,7 @@ class RemoteWorker:
             _, job_id, steps = action
             async with client.pipeline(transaction=True) as pipe:
                 pipe.hset(keys.job(job_id), "state", "running")
+                pipe.hincrby(keys.job(job_id), "attempts", 1)
                 pipe.xadd(
                     keys.events,
                     {"type": "started", "job": str(job_id), "step": "0", "total": str(steps)},

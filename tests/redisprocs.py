@@ -98,7 +98,7 @@ class Workers:
         model: str = "fake:step=0.02",
         max_batch: int = 2,
         reclaim_idle: float = 1.0,
-        max_deliveries: int = 3,
+        max_attempts: int = 3,
         heartbeat: float = 0.2,
         extra_env: dict[str, str] | None = None,
     ) -> subprocess.Popen[bytes]:
@@ -118,7 +118,7 @@ class Workers:
             "--device", "cpu",
             "--max-batch", str(max_batch),
             "--reclaim-idle", str(reclaim_idle),
-            "--max-deliveries", str(max_deliveries),
+            "--max-attempts", str(max_attempts),
             "--heartbeat", str(heartbeat),
         ]  # fmt: skip
         log = (self.folder / f"worker-{name}.log").open("ab")

@@ -43,10 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds before the jobs of a silent worker are taken over (default 5)",
     )
     parser.add_argument(
-        "--max-deliveries",
+        "--max-attempts",
         type=int,
         default=3,
-        help="a job handed out more often than this is failed as poison (default 3)",
+        help="a job started this often without finishing is failed as poison (default 3)",
     )
     parser.add_argument(
         "--heartbeat", type=float, default=1.0, help="seconds between heartbeats (default 1)"
@@ -85,7 +85,7 @@ def main(args: argparse.Namespace) -> int:
             prefix=args.prefix,
             job_timeout=settings.pokemon_job_timeout,
             reclaim_idle=args.reclaim_idle,
-            max_deliveries=args.max_deliveries,
+            max_attempts=args.max_attempts,
             heartbeat=args.heartbeat,
         )
     except ValueError as exc:

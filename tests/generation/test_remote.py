@@ -96,11 +96,11 @@ async def test_a_worker_killed_mid_job_loses_nothing(remote: Remote, workers: Wo
 async def test_a_poison_job_fails_after_its_deliveries_and_is_set_aside(
     remote: Remote, workers: Workers
 ) -> None:
-    model = "fake:step=0.01,crash=boom"
+    model = "fake:step=0.02,crash=boom"
     generator = await remote()
-    workers.start("p0", model=model, max_deliveries=2, reclaim_idle=0.5)
+    workers.start("p0", model=model, max_attempts=2, reclaim_idle=0.5)
     await generator.wait_for_workers(1, WAIT)
-    handle = await generator.submit(1, 10, req("boom"))
+    handle = await generator.submit(1, 10, req("boom", steps=10))
     # Each worker that takes the job dies of it; a supervisor starts the next one.
     crashes = 0
     async with asyncio.timeout(WAIT):
@@ -109,18 +109,19 @@ async def test_a_poison_job_fails_after_its_deliveries_and_is_set_aside(
             if proc.poll() is not None:
                 assert proc.returncode == 70  # the fake engine's crash
                 crashes += 1
-                workers.start(f"p{crashes}", model=model, max_deliveries=2, reclaim_idle=0.5)
+                workers.start(f"p{crashes}", model=model, max_attempts=2, reclaim_idle=0.5)
             await asyncio.sleep(0.05)
     failed = await outcome(handle)
     assert isinstance(failed, Failed)
     assert failed.error.code == "poison"
     assert "set aside" in str(failed.error)
-    assert crashes == 2  # delivered, crashed, delivered again, crashed; the third says poison
+    assert crashes == 2  # started, crashed, started again, crashed; the third says poison
     client = connect(workers.url)
     try:
         dead = await client.xrange(KEYS.dead)
         assert len(dead) == 1
         assert dead[0][1][b"job"] == b"1"
+        assert dead[0][1][b"attempts"] == b"2"
         assert dead[0][1][b"deliveries"] == b"3"
         assert (await client.xpending(KEYS.jobs, WORKERS_GROUP))["pending"] == 0
     finally:
@@ -296,3 +297,38 @@ async def test_a_worker_on_the_tiny_checkpoint_makes_a_real_picture(
         assert done.result.seed == handle.job_id
     assert (await generator.status()).workers == 1
     assert [w.model for w in generator.workers] == [str(tiny_model)]
+
+
+async def test_only_runs_that_started_count_towards_poison(
+    remote: Remote, workers: Workers
+) -> None:
+    """A job that only waited in a killed worker's prefetch is not blamed for the crash."""
+    workers.start("doomed", model="fake:step=0.05", max_batch=1, max_attempts=1)
+    generator = await remote()
+    await generator.wait_for_workers(1, WAIT)
+    running = await generator.submit(1, 10, req("running", steps=200))
+    waiting = await generator.submit(2, 11, req("waiting"))
+    async with asyncio.timeout(WAIT):
+        async for event in running.events():
+            if isinstance(event, Started):
+                break
+    client = connect(workers.url)
+    try:  # the worker holds both: one runs, one waits in its own queue
+        await until(
+            lambda: _equals(_pending_of(client), (2, [b"doomed"])),
+            "both entries delivered to the doomed worker",
+        )
+    finally:
+        await client.aclose()
+    workers.kill("doomed")
+    workers.start("rescuer", model="fake:step=0.01", max_batch=1, max_attempts=1)
+    poisoned, done = await outcome(running), await outcome(waiting)
+    assert isinstance(poisoned, Failed)
+    assert poisoned.error.code == "poison"
+    assert isinstance(done, Done)
+
+
+async def _pending_of(client: Any) -> tuple[int, list[bytes]]:
+    """How many job entries are pending, and with which consumers."""
+    reply = await client.xpending(KEYS.jobs, WORKERS_GROUP)
+    return reply["pending"], [consumer["name"] for consumer in reply["consumers"]]
