@@ -32,6 +32,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from generation import metrics
@@ -96,6 +97,7 @@ class WorkerConfig:
     max_attempts: int = 3  # started this often without finishing: a poison job, set aside
     heartbeat: float = 1.0  # seconds between heartbeats; the registry entry lives 5 of them
     stop_grace: float = 30.0  # on SIGTERM, how long the running batch may take to finish
+    heartbeat_file: Path | None = None  # touched while healthy (the image's healthcheck reads it)
     max_backoff: float = 15.0
 
     def __post_init__(self) -> None:
@@ -126,6 +128,7 @@ class RemoteWorker:
             queue_size=self._prefetch,
             max_batch=config.max_batch,
             job_timeout=config.job_timeout,
+            heartbeat_file=config.heartbeat_file,
         )
         self._client: Any = None
         self._complete: Any = None

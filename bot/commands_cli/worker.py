@@ -87,6 +87,7 @@ def main(args: argparse.Namespace) -> int:
             reclaim_idle=args.reclaim_idle,
             max_attempts=args.max_attempts,
             heartbeat=args.heartbeat,
+            heartbeat_file=settings.pokemon_heartbeat_file,
         )
     except ValueError as exc:
         raise CliError(str(exc)) from None
