@@ -44,6 +44,7 @@ import argparse
 import asyncio
 import random
 import re
+import shutil
 import tempfile
 import time
 from collections import Counter
@@ -215,8 +216,7 @@ async def overhead(folder: Path, samples: int) -> dict[str, Any]:
     }
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
-    root = Path(tempfile.mkdtemp(prefix="bench-scale-"))
+async def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     results: dict[str, Any] = {
         "machine": machine("cpu"),
         "model": {"step_s": STEP, "member_s": MEMBER, "decode_s": DECODE, "steps": STEPS},
@@ -275,6 +275,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--overhead-samples", type=int, default=200)
     parser.add_argument("--quick", action="store_true", help="a smoke run: N = 1, 2, few jobs")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
+    parser.add_argument("--keep-logs", action="store_true", help="keep the workers' log files")
     args = parser.parse_args(argv)
     if args.quick:
         args.workers, args.kill_workers = "1,2", "2"
@@ -286,7 +287,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    results = asyncio.run(run(args))
+    root = Path(tempfile.mkdtemp(prefix="bench-scale-"))
+    try:
+        results = asyncio.run(run(args, root))
+    finally:
+        if args.keep_logs:
+            print(f"worker logs kept in {root}", flush=True)
+        else:
+            shutil.rmtree(root, ignore_errors=True)
     if args.json is not None:
         write_json(args.json, results)
     failed = [

@@ -73,6 +73,16 @@ READ_COUNT = 500
 READ_BLOCK_MS = 1000
 RECENT_IDS = 10_000  # finished job ids remembered, so a late duplicate result is dropped
 EMA_ALPHA = 0.3
+# A result nobody resubmitted within this (its job was settled otherwise) is dropped.
+ORPHAN_MAX_AGE = 86400.0
+
+
+def _age_seconds(entry_id: bytes) -> float:
+    """How old a stream entry is, from the milliseconds in its id."""
+    try:
+        return time.time() - int(entry_id.split(b"-")[0]) / 1000
+    except ValueError:
+        return 0.0
 
 
 @dataclass(eq=False, slots=True)
@@ -437,11 +447,16 @@ class RemoteGenerator:
             if not duplicate:
                 state = text(await self._client.hget(keys.job(job_id), "state"))
                 duplicate = state == "delivered"
-            if duplicate:
-                log.info("job=%s: dropping a duplicate result", job_id)
+            stale = _age_seconds(entry_id) > ORPHAN_MAX_AGE
+            if duplicate or stale:
+                log.info(
+                    "job=%s: dropping %s result",
+                    job_id,
+                    "a duplicate" if duplicate else "an unclaimed old",
+                )
                 await self._client.xack(keys.results, BOT_GROUP, entry_id)
                 await self._client.xdel(keys.results, entry_id)
-            else:
+            else:  # finished while the bot was down: kept until its job is resubmitted
                 self._orphans[job_id] = (entry_id, fields)
             return
         kind = field(fields, "type")

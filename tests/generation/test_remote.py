@@ -332,3 +332,16 @@ async def _pending_of(client: Any) -> tuple[int, list[bytes]]:
     """How many job entries are pending, and with which consumers."""
     reply = await client.xpending(KEYS.jobs, WORKERS_GROUP)
     return reply["pending"], [consumer["name"] for consumer in reply["consumers"]]
+
+
+async def test_without_redis_submits_are_refused_and_the_bot_still_starts(tmp_path: Path) -> None:
+    generator = RemoteGenerator(f"unix://{tmp_path}/none.sock", queue_size=4, max_backoff=0.2)
+    await generator.start()  # does not raise: the bot runs and says generation is unavailable
+    try:
+        with pytest.raises(GeneratorUnavailableError, match="generation is unavailable"):
+            await generator.submit(1, 10, req("nowhere"))
+        status = await generator.status()
+        assert not status.healthy
+        assert status.detail.startswith("Redis is unreachable")
+    finally:
+        assert await generator.stop(timeout=0) == []
