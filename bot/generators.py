@@ -53,3 +53,14 @@ def make_generator(
         heartbeat_file=settings.pokemon_heartbeat_file,
     )
     return ThreadGenerator(worker)
+
+
+def start_metrics(settings: Settings) -> bool:
+    """Serve Prometheus metrics on `POKEMON_METRICS_PORT` when set (README, "More than one
+    GPU"); False when unset. Raises OSError when the port is taken."""
+    if settings.pokemon_metrics_port is None:
+        return False
+    from generation.metrics import start_metrics_server
+
+    start_metrics_server(settings.pokemon_metrics_port)
+    return True

@@ -69,6 +69,7 @@ log = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_FATAL = 1
+HUNG_GRACE_SECONDS = 30.0  # beyond the job timeout, before a silent engine counts as hung
 DELIVERY_FACTOR = 4  # deliveries beyond this × max_attempts: poison even if never started
 
 # Acknowledge the entry and write the result, unless the job already has one: atomic, so a
@@ -139,6 +140,7 @@ class RemoteWorker:
         self._fatal: BaseException | None = None
         self._jobs_done = 0
         self._started_at = time.time()
+        self._last_step = time.monotonic()  # the engine's last sign of life
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -272,6 +274,14 @@ class RemoteWorker:
             for job_id, cancelled in zip(held, replies[3 : 3 + len(held)], strict=True):
                 if cancelled:
                     self._thread.cancel(job_id)
+            if not self._thread.running:
+                self._last_step = time.monotonic()
+            stuck = time.monotonic() - self._last_step
+            if stuck > config.job_timeout + HUNG_GRACE_SECONDS:
+                # The device call hangs (no step for longer than any job may run): stop keeping
+                # the entries fresh and exit non-zero, so other workers take them over.
+                self._on_fatal(RuntimeError(f"the engine made no step for {stuck:.0f} s"))
+                return
             metrics.QUEUE_LENGTH.set(self._thread.queued)
             metrics.RUNNING.set(self._thread.running)
             await asyncio.sleep(interval)
@@ -397,13 +407,16 @@ class RemoteWorker:
                 user_id,
                 request,
                 on_progress=self._on_progress,
-                on_start=lambda job_id=job_id, steps=request.steps: self._out.put_nowait(
-                    ("started", job_id, steps)
-                ),
+                on_start=lambda job_id=job_id, steps=request.steps: self._on_start(job_id, steps),
             )
             inner.future.add_done_callback(lambda fut, job_id=job_id: self._on_done(job_id, fut))
 
+    def _on_start(self, job_id: int, steps: int) -> None:
+        self._last_step = time.monotonic()
+        self._out.put_nowait(("started", job_id, steps))
+
     def _on_progress(self, progress: Progress) -> None:
+        self._last_step = time.monotonic()
         self._out.put_nowait(("progress", progress))
 
     def _on_done(self, job_id: int, future: asyncio.Future[GenerationResult]) -> None:

@@ -60,6 +60,7 @@ def default_name() -> str:
 
 
 def main(args: argparse.Namespace) -> int:
+    from bot.generators import start_metrics
     from bot.logging_setup import setup_logging
     from bot.settings import Settings
     from generation.errors import ModelLoadError
@@ -94,13 +95,10 @@ def main(args: argparse.Namespace) -> int:
     model = args.model or settings.pokemon_model
     device = args.device or settings.pokemon_device
     log = logging.getLogger("bot.worker")
-    if settings.pokemon_metrics_port is not None:
-        from generation.metrics import start_metrics_server
-
-        try:
-            start_metrics_server(settings.pokemon_metrics_port)
-        except OSError as exc:
-            raise CliError(f"POKEMON_METRICS_PORT {settings.pokemon_metrics_port}: {exc}") from None
+    try:
+        start_metrics(settings)
+    except OSError as exc:
+        raise CliError(f"POKEMON_METRICS_PORT {settings.pokemon_metrics_port}: {exc}") from None
     log.info("loading model %s on %s…", model, device)
     started = time.perf_counter()
     try:
