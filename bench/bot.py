@@ -227,7 +227,7 @@ async def run_bench(args: argparse.Namespace, engine: Any) -> dict[str, Any]:
                     blocker = await _invoke(
                         fake, fake.bob, f"{PROMPT} blocker {round_index}", round_index
                     )
-                    await fake.wait_until(lambda: bot.worker.running > 0, within)
+                    await fake.wait_until(lambda: bot.generator.worker.running > 0, within)
                     jobs = await asyncio.gather(
                         *(
                             _invoke(fake, user, f"{PROMPT} r{round_index} u{i}", i)

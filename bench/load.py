@@ -166,7 +166,7 @@ async def run_load(rig: Any, config: LoadConfig) -> LoadReport:
     async with rig.run() as bot:
 
         def idle() -> bool:
-            return bot.worker.queued == 0 and bot.worker.running == 0
+            return bot.generator.worker.queued == 0 and bot.generator.worker.running == 0
 
         started = time.perf_counter()
         per_user = await asyncio.gather(
@@ -179,7 +179,7 @@ async def run_load(rig: Any, config: LoadConfig) -> LoadReport:
             await fake.wait_until(lambda m=message: m.reaction_users(REGENERATE_EMOJI), WITHIN)
             image_at = next(e.at for e in record.edits if e.attachments)
             report.result_seconds.append(image_at - record.delivered_at)
-        await fake.wait_until(lambda: not bot.runner.active, WITHIN)
+        await fake.wait_until(lambda: not bot.service.active, WITHIN)
         report.wall_seconds = time.perf_counter() - started
 
         report.interactions = len(records)

@@ -9,9 +9,11 @@ exit 0; an unhealthy worker (a fatal device error) exits non-zero so a superviso
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EXIT_CONFIG = 2  # bad settings, a rejected token, a model that will not load
+EXIT_INTERRUPTED = 130  # a second Ctrl-C: out at once, as shells report SIGINT
 # For testing against a loopback Discord only (e.g. `tests/fakediscord`, which a subprocess
 # cannot otherwise reach): the REST base, e.g. http://127.0.0.1:8123/api/v10, and optionally
 # the gateway URL (default: ws:// on the same host and port). Never set in production.
@@ -69,17 +72,43 @@ def load_model(settings: Settings) -> Any:
     )
 
 
-def make_worker(settings: Settings, engine: Any) -> Any:
-    """The one generation worker thread, sized by the settings (not started)."""
+def make_generator(settings: Settings, engine: Any) -> Any:
+    """The in-process generator: one worker thread over `engine`, sized by the settings for
+    the engine's device (not started): on the CPU one image per batch and a timeout that fits
+    its speed."""
+    from generation.local import ThreadGenerator
     from generation.worker import GenerationWorker
 
-    return GenerationWorker(
-        engine,
-        queue_size=settings.pokemon_queue_size,
-        max_batch=settings.pokemon_max_batch,
-        job_timeout=settings.pokemon_job_timeout,
-        heartbeat_file=settings.pokemon_heartbeat_file,
+    sizing = log_device_sizing(settings, str(getattr(engine, "device", "cpu")))
+    return ThreadGenerator(
+        GenerationWorker(
+            engine,
+            queue_size=settings.pokemon_queue_size,
+            max_batch=sizing.max_batch,
+            job_timeout=sizing.job_timeout,
+            heartbeat_file=settings.pokemon_heartbeat_file,
+        )
     )
+
+
+def log_device_sizing(settings: Settings, device: str) -> Any:
+    """`settings.worker_sizing(device)`, with one start-up line saying what to expect there."""
+    sizing = settings.worker_sizing(device)
+    if sizing.minutes_per_image is not None:
+        log.warning(
+            "running on %s: expect about %.0f min per %d² image at %d steps; batch %d, "
+            "timeout %.0f min per image%s",
+            device,
+            sizing.minutes_per_image,
+            settings.pokemon_size,
+            settings.pokemon_steps,
+            sizing.max_batch,
+            sizing.job_timeout / 60,
+            " (changed for the CPU; set POKEMON_MAX_BATCH / POKEMON_JOB_TIMEOUT to choose)"
+            if sizing.changed
+            else "",
+        )
+    return sizing
 
 
 async def run_bot(
@@ -109,6 +138,11 @@ async def run_bot(
     bot: PokemonBot | None = None
 
     def on_signal(signame: str) -> None:
+        if signame == "SIGINT" and stop_requested.is_set():
+            # A second Ctrl-C: the operator does not want to wait for a graceful stop.
+            log.warning("SIGINT again: exiting at once")
+            logging.shutdown()
+            os._exit(EXIT_INTERRUPTED)
         log.info("%s received", signame)
         stop_requested.set()
         if bot is not None:
@@ -126,14 +160,17 @@ async def run_bot(
             )
         except StorageError as exc:
             raise StartupError(f"database {settings.pokemon_db}: {exc}") from None
-        worker = None
+        generator = None
         try:
             log.info("loading model %s on %s…", settings.pokemon_model, settings.pokemon_device)
             started = time.perf_counter()
             try:
-                engine = await asyncio.to_thread(engine_factory, settings)
+                engine = await _until_stopped(engine_factory, settings, stop_requested)
             except ModelLoadError as exc:
                 raise StartupError(f"model {settings.pokemon_model}: {exc}") from None
+            if engine is None:
+                log.info("stopped while the model was loading")
+                return EXIT_OK
             log.info(
                 "loading model… %.1f s (device=%s dtype=%s)",
                 time.perf_counter() - started,
@@ -142,12 +179,12 @@ async def run_bot(
             )
             if stop_requested.is_set():
                 return EXIT_OK
-            worker = make_worker(settings, engine)
-            worker.start(loop)
+            generator = make_generator(settings, engine)
+            await generator.start()
             if not await _back_off(crash_guard, stop_requested):
                 return EXIT_OK
             crash_guard.record_login(started_at)
-            bot = bot_factory(settings=settings, store=store, worker=worker, engine=engine)
+            bot = bot_factory(settings=settings, store=store, generator=generator)
             async with bot:
                 try:
                     await bot.start(token)
@@ -166,13 +203,55 @@ async def run_bot(
             crash_guard.record_exit(clean=bot.exit_code == EXIT_OK)
             return bot.exit_code
         finally:
-            if worker is not None:
-                await worker.stop(timeout=30.0)
+            if generator is not None:
+                await generator.stop(timeout=30.0)
             await store.close()
             log.info("stopped")
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+
+
+async def _until_stopped(
+    load: Callable[[Settings], Any], settings: Settings, stop_requested: asyncio.Event
+) -> Any:
+    """`load(settings)` in a daemon thread; None as soon as a signal asks to stop meanwhile.
+
+    A model load (or first download) can take minutes and cannot be interrupted from outside,
+    so it is not awaited to the end: a daemon thread is abandoned when the process exits, and
+    Ctrl-C stops within a moment instead of after the load.
+    """
+    loop = asyncio.get_running_loop()
+    loaded: asyncio.Future[Any] = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if loaded.done():
+            return
+        if error is not None:
+            loaded.set_exception(error)
+        else:
+            loaded.set_result(result)
+
+    def work() -> None:
+        result: Any = None
+        error: BaseException | None = None
+        try:
+            result = load(settings)
+        except BaseException as exc:
+            error = exc
+        # The loop has closed when nobody waits any more (a stop came first).
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=work, name="model-load", daemon=True).start()
+    stopped = asyncio.ensure_future(stop_requested.wait())
+    try:
+        await asyncio.wait({loaded, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+    if loaded.done():
+        return loaded.result()
+    return None
 
 
 async def _back_off(guard: CrashLoopGuard, stop_requested: asyncio.Event) -> bool:

@@ -16,6 +16,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "run": ("bot.commands_cli.run", "run the Discord bot (the default)"),
     "generate": ("bot.commands_cli.generate", "make one image, no Discord"),
     "tokens": ("bot.commands_cli.tokens", "show how a prompt is tokenized"),
+    "translate": ("bot.commands_cli.translate", "show the Japanese an English prompt becomes"),
     "doctor": ("bot.commands_cli.doctor", "check settings, model, device and database"),
     "invite": ("bot.commands_cli.invite", "print the URL that adds the bot to a server"),
     "backup": ("bot.commands_cli.backup", "online backup of the database, then an integrity check"),

@@ -5,20 +5,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import discord
 from discord.ext import commands
 
-from bot.jobs import JobRunner
 from bot.messaging import PROGRESS_INTERVAL
+from bot.service import JobService
 from bot.settings import Settings
 from bot.sync import hash_file_for, sync_if_changed
+from bot.tasks import Tasks
 from bot.translator import CatalogTranslator
 from bot.tree import PokemonTree
 
 if TYPE_CHECKING:
-    from generation.worker import GenerationWorker
+    from generation.generator import Generator
     from storage import Storage
 
 log = logging.getLogger(__name__)
@@ -50,10 +51,9 @@ class PokemonBot(commands.Bot):
 
     settings: Settings
     store: Storage
-    worker: GenerationWorker
-    engine: Any
+    generator: Generator
     owner_ids: frozenset[int]
-    runner: JobRunner
+    service: JobService
     retention_interval: float = RETENTION_INTERVAL
 
     def __init__(
@@ -61,8 +61,7 @@ class PokemonBot(commands.Bot):
         *,
         settings: Settings,
         store: Storage,
-        worker: GenerationWorker,
-        engine: Any,
+        generator: Generator,
         progress_interval: float = PROGRESS_INTERVAL,
         sync_commands: bool = True,
     ) -> None:
@@ -75,19 +74,24 @@ class PokemonBot(commands.Bot):
         )
         self.settings = settings
         self.store = store
-        self.worker = worker
-        self.engine = engine
+        self.generator = generator
         # BotBase declares a mutable `Collection[int] | None`; ours is always a frozenset, set here
         # once (discord.py only fills it in from `is_owner`, which slash commands never call).
         self.owner_ids = frozenset(  # pyright: ignore[reportIncompatibleVariableOverride]
             settings.pokemon_owner_ids
         )
-        self.runner = JobRunner(self, progress_interval=progress_interval)
+        self.service = JobService(
+            store=store,
+            generator=generator,
+            settings=settings,
+            client=self,
+            progress_interval=progress_interval,
+        )
+        self.tasks = Tasks("bot")
         self.sync_commands = sync_commands
         self.exit_code = EXIT_OK
         self._shutdown: asyncio.Task[None] | None = None
         self._ready_logged = False
-        self._retention: asyncio.Task[None] | None = None
 
     @property
     def commands_hash_file(self) -> Path:
@@ -98,13 +102,12 @@ class PokemonBot(commands.Bot):
         await self.tree.set_translator(CatalogTranslator())
         for name in EXTENSIONS:
             await self.load_extension(name)
-        self.worker.on_fatal = self._worker_fatal
+        self.generator.on_fatal = self._worker_fatal
         # Prompts are kept no longer than the retention period: swept now and every hour.
         await self.apply_retention()
-        self._retention = asyncio.get_running_loop().create_task(
-            self._retention_loop(), name="prompt-retention"
-        )
-        await self.runner.resume_pending(max_age=self.settings.pokemon_resume_max_age)
+        self.tasks.spawn(self._retention_loop(), name="prompt-retention")
+        # Fast and silent (no Discord call): the gateway connects right after.
+        await self.service.resume(max_age=self.settings.pokemon_resume_max_age)
         if self.sync_commands:
             assert self.application_id is not None
             await sync_if_changed(
@@ -115,6 +118,7 @@ class PokemonBot(commands.Bot):
             )
 
     async def on_ready(self) -> None:
+        self.service.connected.set()  # resumed jobs may now update their messages
         # on_ready fires again after every reconnect; say "ready" once.
         if self._ready_logged:
             return
@@ -137,8 +141,7 @@ class PokemonBot(commands.Bot):
             await self.apply_retention()
 
     async def close(self) -> None:
-        if self._retention is not None:
-            self._retention.cancel()
+        await self.tasks.close()
         await super().close()
 
     def is_owner_id(self, user_id: int) -> bool:
@@ -155,7 +158,10 @@ class PokemonBot(commands.Bot):
         """Start a clean shutdown once (signal handlers and the fatal-worker path call this)."""
         if self._shutdown is None:
             self.exit_code = exit_code
-            self._shutdown = asyncio.get_running_loop().create_task(self.shutdown())
+            # Not in self.tasks: close() cancels those, and the shutdown is what calls close().
+            self._shutdown = asyncio.get_running_loop().create_task(
+                self.shutdown(), name="shutdown"
+            )
         elif exit_code != EXIT_OK:
             self.exit_code = exit_code
 
@@ -168,9 +174,9 @@ class PokemonBot(commands.Bot):
         """Stop intake, let the running job finish (or leave it persisted), close the worker
         and the gateway. Queued jobs stay `queued` on disk and resume at the next start."""
         log.info("shutting down: no new jobs")
-        self.runner.stop_intake()
-        left = await self.worker.stop(timeout=worker_timeout)
+        self.service.stop_intake()
+        left = await self.generator.stop(timeout=worker_timeout)
         if left:
             log.info("left %d queued jobs on disk for the next start: %s", len(left), left)
-        await self.runner.drain(within=10.0)
+        await self.service.drain(within=10.0)
         await self.close()

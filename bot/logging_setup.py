@@ -61,6 +61,15 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class _NoVoiceNotice(logging.Filter):
+    """Drops discord.py's start-up notes that voice is unsupported (PyNaCl, davey missing):
+    this bot never joins a voice channel, so they only alarm operators."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "voice will NOT be supported" not in record.getMessage()
+
+
+_VOICE_FILTER = _NoVoiceNotice()
 _handler: logging.Handler | None = None
 
 
@@ -86,6 +95,9 @@ def setup_logging(
             flt.secrets.update(s for s in secrets if s)
     root.setLevel(numeric)
     logging.getLogger("discord").setLevel(max(numeric, logging.INFO))
+    voice = logging.getLogger("discord.client")
+    if _VOICE_FILTER not in voice.filters:
+        voice.addFilter(_VOICE_FILTER)
     return _handler
 
 

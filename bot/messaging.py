@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import aiohttp
 import discord
 
 from bot.i18n import t
@@ -29,16 +30,26 @@ T = TypeVar("T")
 
 RESULT_FILENAME = "pokemon.png"
 REGENERATE_EMOJI = "🔁"
+REGENERATE_EMOJIS = frozenset({"🔁", "🔁\ufe0f"})  # with and without the variation selector
 DELETE_EMOJIS = frozenset({"🗑️", "🗑"})  # with and without the emoji variation selector
 # An interaction token lives 15 minutes; below this much left we post to the channel instead.
 TOKEN_MARGIN = dt.timedelta(seconds=60)
 PROGRESS_INTERVAL = 2.0  # seconds between edits of one message (Discord's rate limits)
 EMBED_FIELD_MAX = 1024
 EMBED_DESCRIPTION_MAX = 4096
-# Pauses before each of our own retries when Discord answers 5xx. discord.py retries 500, 502,
-# 504 and 524 itself (about 16 s in all) but raises at once on 503 and after its last try; a
-# finished picture is worth another half minute of trying.
+# Pauses before each of our own retries when Discord answers 5xx or the connection drops.
+# discord.py retries 500, 502, 504 and 524 itself (about 16 s in all) but raises at once on 503
+# and after its last try, and retries a reset connection only for BSD/Windows errno values,
+# never Linux's; a finished picture is worth another half minute of trying.
 SERVER_ERROR_RETRY_DELAYS: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0)
+# What "the request may or may not have landed" looks like from here: Discord's 5xx, and a
+# connection that broke mid-request (aiohttp raises those as they are, not as HTTPException;
+# TimeoutError is an OSError).
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    discord.DiscordServerError,
+    aiohttp.ClientError,
+    OSError,
+)
 
 
 def relative(when: dt.datetime | float) -> str:
@@ -154,7 +165,9 @@ class Destination:
     channel_id: int
     guild_id: int | None
     interaction: discord.Interaction[Any] | None = None
-    message: discord.Message | None = None
+    # The channel message that shows the job (a full message once we posted or read it; a
+    # partial one for a message from before a restart, edited through the channel endpoint).
+    message: discord.Message | discord.PartialMessage | None = None
     reply_to: int | None = None
     handoff_text: str | None = None  # left in the original response when moving to the channel
 
@@ -176,10 +189,11 @@ def new_nonce() -> str:
     return secrets.token_hex(10)
 
 
-async def retry_server_errors(
+async def retry_transient(
     call: Callable[[], Awaitable[T]], delays: Sequence[float], what: str
 ) -> T:
-    """Run `call`, and again after each of `delays` while Discord answers 5xx.
+    """Run `call`, and again after each of `delays` while Discord answers 5xx or the
+    connection drops (`TRANSIENT_ERRORS`).
 
     Only for calls that are safe to repeat when the failed attempt actually landed: edits
     (PATCH sets the same content again) and sends carrying an enforced nonce (Discord returns
@@ -188,17 +202,23 @@ async def retry_server_errors(
     for attempt, delay in enumerate(delays, start=1):
         try:
             return await call()
-        except discord.DiscordServerError as exc:
+        except TRANSIENT_ERRORS as exc:
             log.warning(
-                "%s: Discord answered %s; retry %s/%s in %.1f s",
+                "%s: %s; retry %s/%s in %.1f s",
                 what,
-                exc.status,
+                _describe(exc),
                 attempt,
                 len(delays),
                 delay,
             )
             await asyncio.sleep(delay)
     return await call()
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, discord.DiscordServerError):
+        return f"Discord answered {exc.status}"
+    return f"connection failed ({type(exc).__name__}: {exc})"
 
 
 async def send_safely(
@@ -216,8 +236,9 @@ async def send_safely(
     2. the channel message this job already posted (bot token: no expiry);
     3. a new channel message replying to `dest.reply_to` (or to the original response).
     A 4xx on route 1 (token expired early, response deleted) falls through to 2 and 3. A 5xx
-    is retried on the same route after each of `retry_delays` (never moved to another route:
-    the failed attempt may have landed, and a second route would post the picture twice).
+    or a dropped connection is retried on the same route after each of `retry_delays` (never
+    moved to another route: the failed attempt may have landed, and a second route would post
+    the picture twice).
     """
 
     def edit_kwargs() -> dict[str, Any]:
@@ -230,13 +251,13 @@ async def send_safely(
         interaction = dest.interaction
         if dest.token_usable():
             try:
-                return await retry_server_errors(
+                return await retry_transient(
                     lambda: interaction.edit_original_response(**edit_kwargs()),
                     retry_delays,
                     "edit of the original response",
                 )
             except discord.DiscordServerError:
-                raise
+                raise  # may have landed: never move to a second route (see above)
             except discord.HTTPException as exc:
                 log.info("edit of original response failed (%s); posting to the channel", exc)
         elif not interaction.is_expired():
@@ -253,7 +274,7 @@ async def send_safely(
     if dest.message is not None:
         message = dest.message
         try:
-            return await retry_server_errors(
+            return await retry_transient(
                 lambda: message.edit(**edit_kwargs()), retry_delays, "edit of the job's message"
             )
         except discord.NotFound:
@@ -273,16 +294,19 @@ async def send_safely(
             kwargs["file"] = _file(png)
         return channel.send(nonce=nonce, **kwargs)
 
-    dest.message = await retry_server_errors(send, retry_delays, "post to the channel")
+    dest.message = await retry_transient(send, retry_delays, "post to the channel")
     return dest.message
 
 
-async def send_ephemeral(interaction: discord.Interaction[Any], content: str) -> None:
+async def send_ephemeral(
+    interaction: discord.Interaction[Any], content: str, *, after_public_defer: bool = False
+) -> None:
     """A refusal or error only the invoking user sees, before or after the defer.
 
     A public "thinking…" defer cannot turn ephemeral, and the first followup after a defer
-    replaces the deferred message with the defer's flags. So after a public defer we delete the
-    original response first; the followup then is a new message and honours `ephemeral`.
+    replaces the deferred message with the defer's flags. So after a public defer (the caller
+    knows: it made it with `defer_public`) we delete the original response first; the followup
+    then is a new message and honours `ephemeral`.
     """
     if interaction.is_expired():
         log.info("interaction %s expired before we could answer it", interaction.id)
@@ -290,19 +314,35 @@ async def send_ephemeral(interaction: discord.Interaction[Any], content: str) ->
     if not interaction.response.is_done():
         await interaction.response.send_message(content, ephemeral=True)
         return
-    if interaction.extras.get("deferred_public"):
+    if after_public_defer:
         try:
             await interaction.delete_original_response()
         except discord.HTTPException as exc:
             log.debug("could not delete the original response: %s", exc)
-        interaction.extras["deferred_public"] = False
     await interaction.followup.send(content, ephemeral=True)
 
 
 async def defer_public(interaction: discord.Interaction[Any]) -> None:
-    """Defer with a visible "thinking…" state; remembered so a later refusal can be ephemeral."""
+    """Defer with a visible "thinking…" state (answer refusals with `after_public_defer`)."""
     await interaction.response.defer(thinking=True)
-    interaction.extras["deferred_public"] = True
+
+
+class ChannelPacer:
+    """Spaces out our own bursts of messages in one channel (resumed jobs updating their
+    messages after a restart): at most one every `interval` seconds per channel, under
+    Discord's per-channel limit of 5 per 5 s, so other traffic keeps room."""
+
+    def __init__(self, interval: float = 1.2, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = interval
+        self.clock = clock
+        self._next: dict[int, float] = {}
+
+    async def wait(self, channel_id: int) -> None:
+        now = self.clock()
+        slot = max(now, self._next.get(channel_id, now))
+        self._next[channel_id] = slot + self.interval
+        if slot > now:
+            await asyncio.sleep(slot - now)
 
 
 async def channel_notice(
@@ -314,8 +354,10 @@ async def channel_notice(
     guild_id: int | None = None,
     reply_to: int | None = None,
     delete_after: float | None = None,
+    ping: bool = True,
 ) -> discord.Message | None:
-    """A channel message addressed to one user, pinging that user only; None if it failed."""
+    """A channel message addressed to one user, pinging that user only (or nobody, with
+    `ping=False`: the mention still shows who it is for); None if it failed."""
     channel = client.get_partial_messageable(channel_id, guild_id=guild_id)
     reference = None
     if reply_to is not None:
@@ -330,7 +372,10 @@ async def channel_notice(
             nonce=new_nonce(),  # discord.py repeats a POST after some 5xx: no second notice
             reference=reference,  # pyright: ignore[reportArgumentType]
             allowed_mentions=discord.AllowedMentions(
-                everyone=False, roles=False, replied_user=False, users=[discord.Object(user_id)]
+                everyone=False,
+                roles=False,
+                replied_user=False,
+                users=[discord.Object(user_id)] if ping else False,
             ),
             delete_after=delete_after,  # pyright: ignore[reportArgumentType]
         )

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import BeforeValidator, Field, SecretStr, field_validator
+from pydantic import BeforeValidator, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from generation.translate import DEFAULT_TRANSLATE_MODEL
+
+if TYPE_CHECKING:
+    from generation.device_policy import DeviceDefaults
 
 DEFAULT_MODEL = "svjack/Stable-Diffusion-Pokemon-ja"
 
@@ -112,6 +117,16 @@ class Settings(BaseSettings):
     pokemon_heartbeat_file: Annotated[Path | None, BeforeValidator(_empty_to_none)] = Field(
         default=None, description="If set, the worker touches this file while healthy."
     )
+    pokemon_translate: Literal["auto", "off"] = Field(
+        default="auto", description="auto: translate English prompts to Japanese; off: never."
+    )
+    pokemon_translate_model: str = Field(
+        default=DEFAULT_TRANSLATE_MODEL,
+        description="English→Japanese MarianMT translation model: Hub id or local folder.",
+    )
+    pokemon_translate_device: str = Field(
+        default="cpu", description="Where the translation model runs: cpu, cuda or cuda:N."
+    )
     # Remote GPU workers (README, "More than one GPU") and metrics.
     pokemon_redis_url: Annotated[SecretStr | None, BeforeValidator(_empty_to_none)] = Field(
         default=None,
@@ -124,14 +139,36 @@ class Settings(BaseSettings):
         default=None, ge=1, le=65535, description="Serve Prometheus metrics on this port."
     )
 
-    @field_validator("pokemon_device")
+    @field_validator("pokemon_device", "pokemon_translate_device")
     @classmethod
-    def _check_device(cls, value: str) -> str:
+    def _check_device(cls, value: str, info: ValidationInfo) -> str:
         value = value.strip().lower()
-        if value in {"auto", "cpu", "cuda"} or re.fullmatch(r"cuda:\d+", value):
+        auto = info.field_name == "pokemon_device"  # the translator has no `auto`: cpu by default
+        if (
+            value in {"cpu", "cuda"}
+            or re.fullmatch(r"cuda:\d+", value)
+            or (auto and value == "auto")
+        ):
             return value
-        raise ValueError("use auto, cpu, cuda or cuda:N")
+        raise ValueError("use auto, cpu, cuda or cuda:N" if auto else "use cpu, cuda or cuda:N")
 
     @property
     def default_limit(self) -> tuple[int, str]:
         return self.pokemon_rate_limit, self.pokemon_rate_period
+
+    def worker_sizing(self, device: str, *, cores: int | None = None) -> DeviceDefaults:
+        """Batch size and per-image timeout on `device` (the CPU gets what can finish there);
+        POKEMON_MAX_BATCH and POKEMON_JOB_TIMEOUT, when set, are kept as they are."""
+        from generation.device_policy import device_defaults
+
+        fields = {"pokemon_max_batch": "max_batch", "pokemon_job_timeout": "job_timeout"}
+        return device_defaults(
+            device,
+            size=self.pokemon_size,
+            steps=self.pokemon_steps,
+            max_steps=self.pokemon_max_steps,
+            max_batch=self.pokemon_max_batch,
+            job_timeout=self.pokemon_job_timeout,
+            explicit=frozenset(v for k, v in fields.items() if k in self.model_fields_set),
+            cores=cores,
+        )

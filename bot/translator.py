@@ -64,4 +64,5 @@ class CatalogTranslator(app_commands.Translator):
         key = catalog_key(string, context)
         if key is None:
             return None
-        return catalog("ja").get(key)
+        entry = catalog("ja").get(key)
+        return entry if isinstance(entry, str) else None  # names are never plural entries

@@ -1,4 +1,7 @@
-"""The command tree every slash-command error flows through: one ephemeral, localized answer."""
+"""The command tree every slash-command error flows through: one ephemeral, localized answer.
+
+Job state is never touched here: the job service settles every row it admits itself.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from discord import app_commands
 from bot.errors import UserFacingError
 from bot.i18n import t
 from bot.messaging import send_ephemeral
+from bot.validation import MistypedOption, mistyped_option, shown
 from storage import StorageError
 
 if TYPE_CHECKING:
@@ -29,6 +33,16 @@ class PokemonTree(app_commands.CommandTree["PokemonBot"]):
     """`on_error` maps `UserFacingError` to its text (refunding quota when asked),
     permission failures to "not allowed", and anything else to an error id plus a logged traceback."""
 
+    async def interaction_check(self, interaction: discord.Interaction[PokemonBot], /) -> bool:
+        """Refuse an option whose JSON value does not fit its type before discord.py converts
+        it: it calls `int()`/`float()` while building the namespace, before any error handler,
+        so such a value would otherwise end the task with no answer."""
+        if interaction.type is discord.InteractionType.application_command:
+            found = mistyped_option(interaction.data or {})  # pyright: ignore[reportArgumentType]
+            if found is not None:
+                raise MistypedOption(*found)
+        return True
+
     async def on_error(
         self, interaction: discord.Interaction[PokemonBot], error: app_commands.AppCommandError, /
     ) -> None:
@@ -37,9 +51,6 @@ class PokemonTree(app_commands.CommandTree["PokemonBot"]):
             original = error.original
         locale = interaction.locale
         if isinstance(original, UserFacingError):
-            await self._settle_job(
-                interaction, original.key.removeprefix("error."), refund=original.refund
-            )
             text = original.localized(locale)
             log.info(
                 "refused %s for user=%s: %s",
@@ -49,8 +60,14 @@ class PokemonTree(app_commands.CommandTree["PokemonBot"]):
             )
         elif isinstance(original, app_commands.CheckFailure):
             text = t("error.not_allowed", locale)
-        elif isinstance(original, app_commands.TransformerError):
-            text = t("error.invalid_option", locale, value=str(original.value)[:100])
+        elif isinstance(original, app_commands.TransformerError | MistypedOption):
+            log.info(
+                "invalid option in %s for user=%s: %s",
+                _command_name(interaction),
+                interaction.user.id,
+                original,
+            )
+            text = t("error.invalid_option", locale, value=shown(original.value))
         elif isinstance(original, StorageError):
             # The disk is full, the file is locked for too long, ...: the operator must act,
             # the user can only wait. One line in the log says which (no traceback needed).
@@ -60,7 +77,6 @@ class PokemonTree(app_commands.CommandTree["PokemonBot"]):
                 interaction.user.id,
                 original,
             )
-            await self._settle_job(interaction, "storage", refund=True, fault="ours")
             text = t("error.storage_unavailable", locale)
         elif isinstance(original, app_commands.CommandSignatureMismatch):
             # A client that skips a required option (or an outdated command) is bad input,
@@ -82,32 +98,11 @@ class PokemonTree(app_commands.CommandTree["PokemonBot"]):
                 interaction.channel_id,
                 exc_info=original,
             )
-            await self._settle_job(interaction, "internal", refund=True, fault="ours")
             text = t("error.unexpected", locale, error_id=error_id)
         try:
             await send_ephemeral(interaction, text)
         except discord.HTTPException:
             log.warning("could not tell user=%s about an error", interaction.user.id, exc_info=True)
-
-    async def _settle_job(
-        self,
-        interaction: discord.Interaction[PokemonBot],
-        code: str,
-        *,
-        refund: bool,
-        fault: str = "rejected",
-    ) -> None:
-        """A job admitted by this interaction but never handed to the worker is failed, so it does
-        not stay queued on disk; `rejected` and `ours` do not count against the quota, `user` does."""
-        job_id = interaction.extras.get("job_id")
-        if job_id is None or interaction.extras.get("submitted"):
-            return
-        if not refund:
-            fault = "user"
-        try:
-            await interaction.client.store.jobs.mark_failed(job_id, code, fault=fault)
-        except Exception:
-            log.exception("could not settle job=%s after an error", job_id)
 
 
 def _command_name(interaction: discord.Interaction[Any]) -> str:

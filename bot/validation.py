@@ -1,7 +1,23 @@
-"""Raw `/pokemon` options → a `GenerationRequest`, or a `UserFacingError`. Pure: no I/O, no clock.
+"""Raw options → checked values (a `GenerationRequest` for `/pokemon`), or a `UserFacingError`.
+Pure: no I/O, no clock.
 
 Discord already bounds the options (`app_commands.Range`), but a request can also come from a
-🔁 reaction, a resumed job or a client that ignores the ranges, so every bound is checked again.
+🔁 reaction, a resumed job or a client that ignores the ranges (discord.py itself checks neither
+ranges nor JSON types: a prompt may arrive as a number, a seed as a string), so every option is
+checked again here, with one helper per kind that every command uses:
+
+- `text_option`: a string (else `error.invalid_option`) that SQLite can store as UTF-8 (a lone
+  surrogate, half of an emoji, is refused with `error.text_unencodable`), cleaned.
+- `whole_number`: an int, not a bool (else `error.invalid_option`), within bounds (else the
+  caller's range message, with `min` and `max`).
+- `real_number`: an int or float, not a bool (else `error.invalid_option`), finite and within
+  bounds (else the caller's range message).
+
+Some wrong types never reach a command: discord.py turns a number option into `float(value)`
+and a user, channel, role or attachment option into `int(value)` while it builds the
+namespace, before any check or error handler runs, so `"abc"` there kills its task with a
+traceback and the user gets no answer. `mistyped_option` finds such an option in the raw
+interaction data, for the command tree to refuse with `MistypedOption` first.
 """
 
 from __future__ import annotations
@@ -9,7 +25,10 @@ from __future__ import annotations
 import math
 import random
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+
+from discord import app_commands
 
 from bot.errors import UserFacingError
 from bot.settings import Settings
@@ -40,6 +59,100 @@ def clean_text(text: str | None) -> str:
     return "".join(out).strip()
 
 
+def shown(value: object) -> str:
+    """A value as the invalid-option message quotes it: short, on one line."""
+    return clean_text(repr(value))[:100]
+
+
+def encodable(text: str) -> bool:
+    """Whether `text` can be stored and sent as UTF-8 (no lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def text_option(value: object) -> str:
+    """A text option, cleaned (`clean_text`); None is "". Refuses a value that is not a string
+    and text that cannot be encoded (a lone surrogate)."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise UserFacingError("error.invalid_option", value=shown(value))
+    if not encodable(value):
+        raise UserFacingError("error.text_unencodable")
+    return clean_text(value)
+
+
+def whole_number(value: object, low: int, high: int, range_key: str) -> int:
+    """An integer option within `low..high`; `range_key` names the range message."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UserFacingError("error.invalid_option", value=shown(value))
+    if not low <= value <= high:
+        raise UserFacingError(range_key, min=low, max=high)
+    return value
+
+
+def real_number(value: object, low: float, high: float, range_key: str) -> float:
+    """A number option (int or float), finite and within `low..high`."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise UserFacingError("error.invalid_option", value=shown(value))
+    if not math.isfinite(value) or not low <= value <= high:
+        raise UserFacingError(range_key, min=low, max=high)
+    return float(value)
+
+
+class MistypedOption(app_commands.AppCommandError):
+    """An option whose JSON value does not fit its declared type (see `mistyped_option`)."""
+
+    def __init__(self, name: str, value: object) -> None:
+        super().__init__(f"option {name!r} has a value of the wrong type: {shown(value)}")
+        self.name = name
+        self.value = value
+
+
+_SUB_COMMAND, _GROUP, _STRING, _INTEGER, _BOOLEAN, _NUMBER = 1, 2, 3, 4, 5, 10
+_SNOWFLAKE_TYPES = frozenset({6, 7, 8, 9, 11})  # user, channel, role, mentionable, attachment
+
+
+def _fits(kind: object, value: object) -> bool:
+    if kind == _STRING:
+        return isinstance(value, str)
+    if kind == _INTEGER:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == _BOOLEAN:
+        return isinstance(value, bool)
+    if kind == _NUMBER:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind in _SNOWFLAKE_TYPES:
+        return isinstance(value, str) and value.isascii() and value.isdigit()
+    return True  # a type we do not know: discord.py passes it through
+
+
+def mistyped_option(data: Mapping[str, object]) -> tuple[str, object] | None:
+    """The first option (name, value) of an application command's `data` whose JSON value
+    does not fit the type it claims (a number that is not a number, a snowflake that is not
+    digits, a missing value), sub-commands included; None when every option fits."""
+    options = data.get("options", [])
+    if not isinstance(options, list):
+        return "options", options
+    for option in options:  # pyright: ignore[reportUnknownVariableType]
+        if not isinstance(option, Mapping):
+            return "options", option  # pyright: ignore[reportUnknownVariableType]
+        entry: Mapping[str, object] = option  # pyright: ignore[reportUnknownVariableType]
+        name, kind = str(entry.get("name")), entry.get("type")
+        if kind in (_SUB_COMMAND, _GROUP):
+            found = mistyped_option(entry)
+        elif "value" not in entry or not _fits(kind, entry["value"]):
+            found = name, entry.get("value")
+        else:
+            found = None
+        if found is not None:
+            return found
+    return None
+
+
 def random_seed() -> int:
     """A fresh seed in the range users may type."""
     return random.randint(0, SEED_MAX)
@@ -60,12 +173,12 @@ def validate_pokemon(
     Missing options take the settings' defaults; a missing seed is drawn with `new_seed`.
     Raises `UserFacingError` with a catalog key naming the first problem found.
     """
-    text = clean_text(prompt)
+    text = text_option(prompt)
     if not text:
         raise UserFacingError("error.prompt_empty")
     if len(text) > MAX_PROMPT_CHARS:
         raise UserFacingError("error.prompt_too_long", length=len(text), max=MAX_PROMPT_CHARS)
-    negative_text = clean_text(negative)
+    negative_text = text_option(negative)
     if len(negative_text) > MAX_NEGATIVE_CHARS:
         raise UserFacingError(
             "error.negative_too_long", length=len(negative_text), max=MAX_NEGATIVE_CHARS
@@ -74,40 +187,37 @@ def validate_pokemon(
     max_steps = settings.pokemon_max_steps
     if steps is None:
         steps = min(settings.pokemon_steps, max_steps)
-    # The isinstance checks guard against callers that ignore the annotations (config, tests).
-    if (
-        isinstance(steps, bool)
-        or not isinstance(steps, int)  # pyright: ignore[reportUnnecessaryIsInstance]
-        or not MIN_STEPS <= steps <= max_steps
-    ):
-        raise UserFacingError("error.steps_range", min=MIN_STEPS, max=max_steps)
-
-    if seed is None:
-        seed = new_seed()
-    if (
-        isinstance(seed, bool)
-        or not isinstance(seed, int)  # pyright: ignore[reportUnnecessaryIsInstance]
-        or not 0 <= seed <= SEED_MAX
-    ):
-        raise UserFacingError("error.seed_range", max=SEED_MAX)
-
+    steps = whole_number(steps, MIN_STEPS, max_steps, "error.steps_range")
+    seed = whole_number(new_seed() if seed is None else seed, 0, SEED_MAX, "error.seed_range")
     if guidance is None:
         guidance = settings.pokemon_guidance
-    if (
-        isinstance(guidance, bool)
-        or not isinstance(guidance, int | float)  # pyright: ignore[reportUnnecessaryIsInstance]
-        or not math.isfinite(guidance)
-        or not MIN_GUIDANCE <= guidance <= MAX_GUIDANCE
-    ):
-        raise UserFacingError("error.guidance_range", min=MIN_GUIDANCE, max=MAX_GUIDANCE)
+    guidance = real_number(guidance, MIN_GUIDANCE, MAX_GUIDANCE, "error.guidance_range")
 
     return GenerationRequest(
         prompt=text,
         negative_prompt=negative_text,
         seed=seed,
         steps=steps,
-        guidance=float(guidance),
+        guidance=guidance,
         height=settings.pokemon_size,
         width=settings.pokemon_size,
         scheduler=settings.pokemon_scheduler,
     )
+
+
+def check_request(settings: Settings, request: GenerationRequest) -> GenerationRequest:
+    """Check a request built earlier (a 🔁 of a stored job, a job resumed after a restart)
+    against the settings in force now: an admin who lowered `POKEMON_MAX_STEPS` since is obeyed.
+
+    The same rules as `/pokemon`'s options; every other field of the request is kept.
+    Raises `UserFacingError` naming the first problem.
+    """
+    checked = validate_pokemon(
+        settings,
+        request.prompt,
+        negative=request.negative_prompt,
+        seed=request.seed,
+        steps=request.steps,
+        guidance=request.guidance,
+    )
+    return replace(request, prompt=checked.prompt, negative_prompt=checked.negative_prompt)

@@ -75,14 +75,15 @@ class JobHandle:
     """One submitted job: its events, and a way to cancel it.
 
     Events are buffered, so nothing is lost between `submit` and the first `events()` read.
-    Progress is coalesced: a reader that falls behind sees the newest step, not every step.
+    Queue places and progress are coalesced: a reader that falls behind sees the newest place
+    and the newest step, not every one.
     """
 
     def __init__(self, job_id: int, cancel: Callable[[], bool]) -> None:
         self.job_id = job_id
         self._cancel = cancel
         self._events: asyncio.Queue[JobEvent] = asyncio.Queue()
-        self._pending_progress: Progress | None = None
+        self._latest: dict[type[Queued | Progress], Queued | Progress] = {}
         self._outcome: Done | Failed | Cancelled | None = None
         self._finished = asyncio.get_running_loop().create_future()
 
@@ -107,9 +108,10 @@ class JobHandle:
         so a completion that arrives twice changes nothing."""
         if self._outcome is not None:
             return
-        if isinstance(event, Progress):
-            first = self._pending_progress is None
-            self._pending_progress = event
+        if isinstance(event, Queued | Progress):
+            kind = type(event)
+            first = kind not in self._latest
+            self._latest[kind] = event
             if first:
                 self._events.put_nowait(event)
             return
@@ -124,10 +126,8 @@ class JobHandle:
         """Every event in order, ending after the terminal one."""
         while True:
             event = await self._events.get()
-            if isinstance(event, Progress):
-                latest = self._pending_progress or event
-                self._pending_progress = None
-                event = latest
+            if isinstance(event, Queued | Progress):
+                event = self._latest.pop(type(event), event)
             yield event
             if isinstance(event, TERMINAL):
                 return

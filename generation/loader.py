@@ -17,14 +17,16 @@ import re
 import time
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from generation.errors import ModelLoadError, one_line
 from generation.tokenizer import RinnaTokenizer, TokenizerLoadError
 
 if TYPE_CHECKING:
     from generation.pipeline import Engine
+    from generation.translate import Translator
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +46,14 @@ def resolve_model(source: str | Path) -> Path:
     path = Path(text).expanduser()
     if path.exists():
         return _check_folder(path)
-    if text.startswith((".", "/", "~")) or "\\" in text or not _HUB_ID.match(text):
+    if not is_hub_id(text):
         raise ModelLoadError(f"model folder {text} does not exist")
     return _from_hub(text)
+
+
+def is_hub_id(text: str) -> bool:
+    """Whether `text` names a Hub model (`owner/name`); anything else is a local folder."""
+    return not text.startswith((".", "/", "~")) and "\\" not in text and bool(_HUB_ID.match(text))
 
 
 def _check_folder(path: Path) -> Path:
@@ -64,7 +71,7 @@ def load_tokenizer(source: str | Path) -> RinnaTokenizer:
     """Only the tokenizer of `source` (folder or Hub id): no torch, no weights downloaded."""
     text = str(source).strip()
     path = Path(text).expanduser()
-    if text and not path.exists() and _HUB_ID.match(text) and not text.startswith((".", "~")):
+    if text and not path.exists() and is_hub_id(text):
         folder = _from_hub(text, tokenizer_only=True)
     else:
         folder = resolve_model(source)
@@ -73,14 +80,8 @@ def load_tokenizer(source: str | Path) -> RinnaTokenizer:
 
 def _from_hub(repo_id: str, *, tokenizer_only: bool = False) -> Path:
     """Download (or find in the cache) the files of `repo_id` that loading needs."""
-    from huggingface_hub import HfApi, constants, snapshot_download
-    from huggingface_hub.errors import (
-        GatedRepoError,
-        HFValidationError,
-        LocalEntryNotFoundError,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-    )
+    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
 
     def needed(files: list[str]) -> list[str]:
         wanted = _wanted_files(files)
@@ -113,26 +114,16 @@ def _from_hub(repo_id: str, *, tokenizer_only: bool = False) -> Path:
         return _check_folder(folder)
 
     try:
-        files = HfApi().list_repo_files(repo_id)
-    except HFValidationError as exc:
-        raise ModelLoadError(f"{repo_id!r} is neither a local folder nor a valid Hub id") from exc
-    except GatedRepoError as exc:
-        raise ModelLoadError(
-            f"{repo_id} is gated on the Hugging Face Hub: accept its license and log in "
-            "(HF_TOKEN) first"
-        ) from exc
-    except (RepositoryNotFoundError, RevisionNotFoundError) as exc:
-        raise ModelLoadError(
-            f"unknown Hub model id {repo_id} (and no local folder of that name); "
-            "check the spelling, or log in (HF_TOKEN) if it is private"
-        ) from exc
-    except Exception as exc:  # network errors come from several libraries
+        files = hub_files(repo_id)
+    except HubError as exc:
+        if exc.reason != "unreachable":
+            raise
         folder = cached()
         if folder is not None:
             log.warning("cannot reach the Hugging Face Hub (%s); using the cached %s", exc, repo_id)
             return _check_folder(folder)
         raise ModelLoadError(
-            f"cannot reach the Hugging Face Hub to download {repo_id} ({one_line(exc)}) "
+            f"cannot reach the Hugging Face Hub to download {repo_id} ({exc}) "
             "and it is not cached; check the network or use a local folder"
         ) from exc
 
@@ -145,6 +136,196 @@ def _from_hub(repo_id: str, *, tokenizer_only: bool = False) -> Path:
         raise ModelLoadError(f"downloading {repo_id} failed: {one_line(exc)}") from exc
     log.info("model %s ready in %s (%.1fs)", repo_id, folder, time.monotonic() - started)
     return _check_folder(folder)
+
+
+class HubError(ModelLoadError):
+    """The Hub refused or could not be asked: `reason` is unreachable, unknown, gated or invalid."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def hub_timeout() -> float:
+    """Seconds to wait for the Hub's answer: huggingface_hub's own HF_HUB_ETAG_TIMEOUT (10 s)."""
+    from huggingface_hub import constants
+
+    return float(constants.HF_HUB_ETAG_TIMEOUT)
+
+
+def hub_files(repo_id: str) -> list[str]:
+    """The files of `repo_id` on the Hub, asked once: no retries, so an unreachable Hub answers
+    within `hub_timeout()` (huggingface_hub's listing retries five times, about 24 s)."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HFValidationError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    try:
+        info = HfApi().model_info(repo_id, timeout=hub_timeout())
+    except HFValidationError as exc:
+        raise HubError(
+            f"{repo_id!r} is neither a local folder nor a valid Hub id", "invalid"
+        ) from exc
+    except GatedRepoError as exc:
+        raise HubError(
+            f"{repo_id} is gated on the Hugging Face Hub: accept its license and log in "
+            "(HF_TOKEN) first",
+            "gated",
+        ) from exc
+    except (RepositoryNotFoundError, RevisionNotFoundError) as exc:
+        raise HubError(
+            f"unknown Hub model id {repo_id} (and no local folder of that name); "
+            "check the spelling, or log in (HF_TOKEN) if it is private",
+            "unknown",
+        ) from exc
+    except Exception as exc:  # network errors come from several libraries
+        raise HubError(one_line(exc), "unreachable") from exc
+    return [sibling.rfilename for sibling in info.siblings or []]
+
+
+# --- checks without loading: what `pokemon-bot doctor` asks ---------------------------------
+
+# Component configs not named config.json, and the components that cannot do without weights.
+_CONFIG_FILE = {
+    "scheduler": "scheduler_config.json",
+    "feature_extractor": "preprocessor_config.json",
+}
+_WEIGHTED = frozenset({"unet", "vae", "text_encoder", "safety_checker"})
+
+
+@dataclass(frozen=True, slots=True)
+class ModelParts:
+    """What a model folder holds: model_index.json's components and the parts it lacks.
+
+    `missing` are parts the loader refuses to go without; `optional_missing` are parts it
+    replaces with defaults or turns off (scheduler, safety checker, feature extractor).
+    """
+
+    folder: Path
+    components: dict[str, Any]
+    missing: tuple[str, ...]
+    optional_missing: tuple[str, ...]
+
+    @property
+    def present(self) -> dict[str, Any]:
+        """The listed components that are whole."""
+        lacking = self.missing + self.optional_missing
+        return {
+            name: value
+            for name, value in self.components.items()
+            if not any(m.startswith(f"{name}/") for m in lacking)
+        }
+
+
+def model_parts(folder: Path) -> ModelParts:
+    """Inventory `folder` the way `load_engine` reads it, without loading anything."""
+    index_path = folder / "model_index.json"
+    if not index_path.is_file():
+        return ModelParts(folder, {}, ("model_index.json",), ())
+    try:
+        loaded: object = json.loads(index_path.read_text("utf-8"))
+        if not isinstance(loaded, dict):
+            raise ValueError("not a JSON object")
+        index = cast("dict[str, Any]", loaded)
+    except (OSError, ValueError) as exc:
+        return ModelParts(folder, {}, (f"a readable model_index.json ({one_line(exc)})",), ())
+    missing: list[str] = []
+    optional_missing: list[str] = []
+    if index.get("_class_name") not in PIPELINE_CLASSES:
+        missing.append(
+            f"a Stable Diffusion pipeline (model_index.json names {index.get('_class_name')})"
+        )
+    components: dict[str, Any] = {
+        key: value
+        for key, value in index.items()
+        if not key.startswith("_") and isinstance(value, list) and value and value[0] is not None
+    }
+    for name in sorted(set(components) | set(REQUIRED)):
+        found = missing if name in REQUIRED else optional_missing
+        sub = folder / name
+        if not sub.is_dir():
+            found.append(f"{name}/")
+            continue
+        if name == "tokenizer":
+            # A sentencepiece tokenizer needs its model file; configs alone are not enough.
+            if not any(sub.glob("*.model")) and not (sub / "tokenizer.json").is_file():
+                found.append("tokenizer/spiece.model")
+            continue
+        config = _CONFIG_FILE.get(name, "config.json")
+        if not (sub / config).is_file():
+            found.append(f"{name}/{config}")
+        if name in _WEIGHTED and not any(
+            p.name.endswith((".safetensors", ".bin")) for p in sub.iterdir() if p.is_file()
+        ):
+            found.append(f"{name}/ weights (*.safetensors or *.bin)")
+    return ModelParts(folder, components, tuple(missing), tuple(optional_missing))
+
+
+ModelState = Literal[
+    "folder",  # a local folder (see `model_parts` for whether it is whole)
+    "not_found",  # a path that does not exist
+    "not_a_folder",  # a path to a file
+    "cached",  # a Hub id found in the local cache
+    "not_cached_offline",  # a Hub id, not cached, and HF_HUB_OFFLINE forbids downloading
+    "downloadable",  # a Hub id, not cached, that the Hub has
+    "unreachable",  # a Hub id, not cached, and the Hub did not answer
+    "unknown",  # a Hub id the Hub does not know (or that needs a login)
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelLocation:
+    """Where a model source points, found without loading (or downloading) anything."""
+
+    source: str
+    state: ModelState
+    folder: Path | None  # the local folder or cached snapshot, when there is one
+    cache: str  # the Hugging Face cache folder (for Hub ids)
+    detail: str = ""  # the Hub's answer, when it refused or was unreachable
+
+
+def locate_model(source: str, *, ask_hub: bool = True) -> ModelLocation:
+    """Classify `source` as `resolve_model` would; asks the Hub once (if allowed and needed)."""
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    cache = str(constants.HF_HUB_CACHE)
+    text = source.strip()
+    path = Path(text).expanduser()
+    if not is_hub_id(text) or path.exists():
+        folder = path.resolve()
+        if not folder.exists():
+            return ModelLocation(text, "not_found", folder, cache)
+        if not folder.is_dir():
+            return ModelLocation(text, "not_a_folder", folder, cache)
+        return ModelLocation(text, "folder", folder, cache)
+    cached = try_to_load_from_cache(text, "model_index.json")
+    if isinstance(cached, str):
+        return ModelLocation(text, "cached", Path(cached).parent, cache)
+    if constants.HF_HUB_OFFLINE or not ask_hub:
+        return ModelLocation(text, "not_cached_offline", None, cache)
+    try:
+        hub_files(text)
+    except HubError as exc:
+        state: ModelState = "unreachable" if exc.reason == "unreachable" else "unknown"
+        return ModelLocation(text, state, None, cache, str(exc))
+    return ModelLocation(text, "downloadable", None, cache)
+
+
+def native_size(folder: Path) -> int | None:
+    """The image side the checkpoint was trained at (UNet sample size × VAE scale), if known."""
+    unet = _read_json(folder / "unet" / "config.json", None)
+    vae = _read_json(folder / "vae" / "config.json", None)
+    sample = unet.get("sample_size")
+    blocks = vae.get("block_out_channels")
+    if isinstance(sample, list):  # diffusers allows (height, width); ours are square
+        sample = cast("list[object]", sample)[0]
+    if not isinstance(sample, int) or not isinstance(blocks, list) or not blocks:
+        return None
+    return sample * 2 ** (len(cast("list[object]", blocks)) - 1)
 
 
 def _wanted_files(files: list[str]) -> list[str]:
@@ -212,11 +393,14 @@ def load_engine(
     safety_checker: bool = True,
     compile: bool = False,
     dtype: str | None = None,
+    translator: Translator | None = None,
 ) -> Engine:
     """Load the checkpoint at `source` (folder or Hub id) onto `device` and return an Engine.
 
     `dtype` overrides the weights' precision (`float32`, `float16`, `bfloat16`); by default
     fp16 on CUDA and float32 on CPU. The benchmark uses it for the model card's fp32 recipe.
+    `translator` (see `generation.translate.load_translator_or_null`) serves requests with
+    `translate`; without one, English prompts pass through untranslated.
     """
     folder = resolve_model(source)
     index = _read_json(folder / "model_index.json", "model_index.json")
@@ -290,6 +474,7 @@ def load_engine(
         safety_checker=checker is not None,
         model=str(source),
         scheduler_config=scheduler_config,
+        translator=translator,
     )
     log.info(
         "loaded %s on %s (%s, safety checker %s) in %.1fs",
@@ -331,24 +516,44 @@ def _pick_device(device: str) -> tuple[str, Any]:
 _DTYPES = ("float32", "float16", "bfloat16")
 
 
-def describe_device(device: str) -> str:
-    """One line on the device `device` resolves to, for `pokemon-bot doctor`.
+@dataclass(frozen=True, slots=True)
+class DeviceReport:
+    """The device a setting resolves to, and whether `auto` fell back to the CPU."""
 
-    Raises `ModelLoadError` when it cannot be used (no CUDA, no such GPU).
+    device: str  # cpu, cuda, cuda:N
+    dtype: str  # the weights' precision there
+    description: str  # one line for an operator
+    fell_back_to_cpu: bool  # `auto` found no CUDA
+
+
+def probe_device(device: str) -> DeviceReport:
+    """Resolve `device` as `load_engine` would, without loading a model.
+
+    Raises `ModelLoadError` when it cannot be used (no CUDA, no such GPU, unknown name).
     """
     import torch
 
     choice, dtype = _pick_device(device)
     precision = str(dtype).removeprefix("torch.")
     if choice == "cpu":
-        return f"cpu ({precision}): CUDA {'available but not chosen' if torch.cuda.is_available() else 'not available'}"
+        cuda = "available but not chosen" if torch.cuda.is_available() else "not available"
+        auto = device.strip().lower() == "auto"
+        return DeviceReport(choice, precision, f"cpu ({precision}): CUDA {cuda}", auto)
     index = int(choice.partition(":")[2] or 0)
     free, total = torch.cuda.mem_get_info(index)
     gib = 1024**3
-    return (
+    return DeviceReport(
+        choice,
+        precision,
         f"{choice} {torch.cuda.get_device_name(index)} ({precision} weights), "
-        f"{total / gib:.1f} GiB total, {free / gib:.1f} GiB free"
+        f"{total / gib:.1f} GiB total, {free / gib:.1f} GiB free",
+        False,
     )
+
+
+def describe_device(device: str) -> str:
+    """One line on the device `device` resolves to (`probe_device(device).description`)."""
+    return probe_device(device).description
 
 
 def _load_tokenizer(folder: Path) -> RinnaTokenizer:

@@ -7,6 +7,16 @@ a CPU `torch.Generator` so a batched member equals the same job run alone; denoi
 `output_type="latent"` so that cancelled members are never decoded, and decoding, the NaN/black
 check, the safety checker and PNG encoding happen here, per member.
 
+English prompts of requests with `translate` are translated to Japanese first (prompt and
+negative prompt each on its own; see `generation.translate` for which text counts as English),
+and each result reports the texts the tokenizer actually got.
+
+Requests with an `init_image` run image-to-image: diffusers' `StableDiffusionImg2ImgPipeline`
+assembled from the very modules already loaded (no second copy of any weight), given the same
+prompt embeddings, one CPU `torch.Generator` per member (it draws that member's VAE-encoding
+sample and its noise, so a seed means one picture whatever the batch), and the source picture
+decoded and resized by `generation.images`.
+
 Only the generation worker thread calls `generate`; an Engine is not thread-safe.
 """
 
@@ -27,7 +37,9 @@ from generation.errors import (
     UnsafeImageError,
     one_line,
 )
+from generation.images import BadInputImageError, decode_image
 from generation.tokenizer import RinnaTokenizer
+from generation.translate import NullTranslator, Translator, translate_prompt
 from generation.types import SCHEDULERS, GeneratedImage, GenerationRequest, TokenizedPrompt
 
 log = logging.getLogger(__name__)
@@ -51,15 +63,19 @@ class Engine:
         safety_checker: bool,
         model: str,
         scheduler_config: Mapping[str, Any] | None = None,
+        translator: Translator | None = None,
     ) -> None:
         self.pipe = pipe
         self.tokenizer = tokenizer
+        # Used only for requests with `translate`; runs on this (the worker's) thread.
+        self.translator: Translator = translator or NullTranslator()
         self.device = device
         self.dtype = dtype
         self.safety_checker = safety_checker
         self.model = model
         self._scheduler_config = dict(scheduler_config or {})
         self._schedulers: dict[str, Any] = {}
+        self._img2img: Any = None
         self.compiled = False
 
     # -- public ------------------------------------------------------------------------
@@ -67,6 +83,10 @@ class Engine:
     def tokenize(self, text: str) -> TokenizedPrompt:
         """The 77 ids the text encoder sees for `text`, with the real length and a cut flag."""
         return self.tokenizer.encode(text)
+
+    def text_for(self, text: str, *, translate: bool) -> str:
+        """What the tokenizer gets for `text`: its translation when asked and English, else it."""
+        return translate_prompt(self.translator, text) if translate else text
 
     def generate(
         self,
@@ -98,6 +118,18 @@ class Engine:
         results: list[GeneratedImage | GenerationError] = [
             JobCancelledError("cancelled before it started") for _ in requests
         ]
+        # Source pictures are decoded first: a broken one fails its member alone.
+        sources: dict[int, Any] = {}
+        for index in live:
+            data = requests[index].init_image
+            if data is None:
+                continue
+            try:
+                sources[index] = decode_image(data, requests[index].width, requests[index].height)
+            except BadInputImageError as exc:
+                results[index] = exc
+        if requests[0].is_img2img:
+            live = [i for i in live if i in sources]
         if not live:
             return results
         oom: str | None = None
@@ -105,7 +137,12 @@ class Engine:
         produced: list[GeneratedImage | GenerationError] = []
         try:
             produced = self._generate(
-                [requests[i] for i in live], live, cancelled, poll_cancelled, on_step
+                [requests[i] for i in live],
+                live,
+                cancelled,
+                poll_cancelled,
+                on_step,
+                sources=[sources[i] for i in live if i in sources],
             )
         except torch.cuda.OutOfMemoryError as exc:
             # Only the text is kept: the traceback's frames still hold the batch's tensors,
@@ -145,21 +182,88 @@ class Engine:
         cancelled: set[int],
         poll_cancelled: Callable[[], None],
         on_step: OnStep | None,
+        *,
+        sources: Sequence[Any],
     ) -> list[GeneratedImage | GenerationError]:
+        import torch
+
+        first = requests[0]
+
+        # 1. Translate English prompts, each text on its own (only requests that ask).
+        started = time.perf_counter()
+        prompts = [self.text_for(r.prompt, translate=r.translate) for r in requests]
+        negatives_used = [
+            self.text_for(r.negative_prompt or "", translate=r.translate) for r in requests
+        ]
+        translate_s = time.perf_counter() - started
+
+        # 2. Tokenize and encode every prompt and negative prompt in one text-encoder call.
+        started = time.perf_counter()
+        tokens = [self.tokenizer.encode(text) for text in prompts]
+        negatives = [self.tokenizer.encode(text) for text in negatives_used]
+        embeds = self._encode([t.ids for t in tokens] + [n.ids for n in negatives])
+        prompt_embeds, negative_embeds = embeds[: len(requests)], embeds[len(requests) :]
+        encode_s = time.perf_counter() - started
+
+        # 3. Denoise, polling for cancellation after every step.
+        def step_end(pipeline: Any, index: int, _t: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+            poll_cancelled()
+            if cancelled.issuperset(members):
+                pipeline._interrupt = True  # the loop skips every remaining step
+            elif on_step is not None:
+                _safe_call(on_step, index + 1, pipeline.num_timesteps)
+            return tensors
+
+        scheduler = self._scheduler(first.scheduler)
+        started = time.perf_counter()
+        if first.is_img2img:
+            latents = self._img2img_pipe(scheduler)(
+                prompt_embeds=prompt_embeds,
+                negative_prompt_embeds=negative_embeds,
+                image=list(sources),
+                strength=first.strength,
+                num_inference_steps=first.steps,
+                guidance_scale=first.guidance,
+                generator=[torch.Generator("cpu").manual_seed(r.seed) for r in requests],
+                output_type="latent",
+                return_dict=False,
+                callback_on_step_end=step_end,
+            )[0]
+        else:
+            latents = self._text2img(requests, prompt_embeds, negative_embeds, scheduler, step_end)
+        denoise_s = time.perf_counter() - started
+
+        # 4. Decode, check and encode each member that is still wanted.
+        results: list[GeneratedImage | GenerationError] = []
+        for index, request in enumerate(requests):
+            poll_cancelled()
+            if members[index] in cancelled:
+                results.append(JobCancelledError("cancelled while running"))
+                continue
+            timings = {"encode": encode_s, "denoise": denoise_s}
+            if request.translate:
+                timings["translate"] = translate_s
+            texts = (prompts[index], negatives_used[index])
+            results.append(
+                self._finish(request, tokens[index], latents[index : index + 1], timings, texts)
+            )
+        return results
+
+    def _text2img(
+        self,
+        requests: Sequence[GenerationRequest],
+        prompt_embeds: Any,
+        negative_embeds: Any,
+        scheduler: Any,
+        step_end: Callable[..., dict[str, Any]],
+    ) -> Any:
+        """The denoised latents of a text-to-image batch."""
         import torch
 
         first = requests[0]
         pipe = self.pipe
 
-        # 1. Tokenize and encode every prompt and negative prompt in one text-encoder call.
-        started = time.perf_counter()
-        tokens = [self.tokenizer.encode(r.prompt) for r in requests]
-        negatives = [self.tokenizer.encode(r.negative_prompt or "") for r in requests]
-        embeds = self._encode([t.ids for t in tokens] + [n.ids for n in negatives])
-        prompt_embeds, negative_embeds = embeds[: len(requests)], embeds[len(requests) :]
-        encode_s = time.perf_counter() - started
-
-        # 2. Initial noise: one CPU generator per member, so a seed means one image whatever
+        # Initial noise: one CPU generator per member, so a seed means one image whatever
         # the batch. float32 then cast equals drawing in the target dtype (as 0.8.1 did).
         scale = pipe.vae_scale_factor
         latents = torch.cat(
@@ -172,19 +276,8 @@ class Engine:
                 for r in requests
             ]
         ).to(device=self.device, dtype=prompt_embeds.dtype)
-
-        # 3. Denoise, polling for cancellation after every step.
-        def step_end(pipeline: Any, index: int, _t: Any, tensors: dict[str, Any]) -> dict[str, Any]:
-            poll_cancelled()
-            if cancelled.issuperset(members):
-                pipeline._interrupt = True  # the loop skips every remaining step
-            elif on_step is not None:
-                _safe_call(on_step, index + 1, pipeline.num_timesteps)
-            return tensors
-
-        pipe.scheduler = self._scheduler(first.scheduler)
-        started = time.perf_counter()
-        latents = pipe(
+        pipe.scheduler = scheduler
+        return pipe(
             prompt_embeds=prompt_embeds,
             negative_prompt_embeds=negative_embeds,
             height=first.height,
@@ -196,20 +289,37 @@ class Engine:
             return_dict=False,
             callback_on_step_end=step_end,
         )[0]
-        denoise_s = time.perf_counter() - started
 
-        # 4. Decode, check and encode each member that is still wanted.
-        results: list[GeneratedImage | GenerationError] = []
-        for index, request in enumerate(requests):
-            poll_cancelled()
-            if members[index] in cancelled:
-                results.append(JobCancelledError("cancelled while running"))
-                continue
-            timings = {"encode": encode_s, "denoise": denoise_s}
-            results.append(
-                self._finish(request, tokens[index], latents[index : index + 1], timings)
+    def _img2img_pipe(self, scheduler: Any) -> Any:
+        """diffusers' image-to-image pipeline over this engine's own modules (built once).
+
+        It holds references, not copies: the UNet, VAE and text encoder are the very objects
+        `self.pipe` holds (re-read each call, so a compiled UNet is used by both). The
+        scheduler is attached after construction: the constructor would rewrite the config of
+        a scheduler it is given (`steps_offset`), and ours are shared with text-to-image.
+        """
+        pipe = self.pipe
+        if self._img2img is None:
+            from diffusers import StableDiffusionImg2ImgPipeline  # pyright: ignore[reportPrivateImportUsage]
+
+            self._img2img = StableDiffusionImg2ImgPipeline(
+                vae=pipe.vae,
+                text_encoder=pipe.text_encoder,
+                tokenizer=None,  # pyright: ignore[reportArgumentType]
+                unet=pipe.unet,
+                scheduler=None,  # pyright: ignore[reportArgumentType]
+                # The safety checker runs in `_finish`, as for text-to-image.
+                safety_checker=None,  # pyright: ignore[reportArgumentType]
+                feature_extractor=None,  # pyright: ignore[reportArgumentType]
+                requires_safety_checker=False,
             )
-        return results
+            self._img2img.set_progress_bar_config(disable=True)
+        img2img = self._img2img
+        if img2img.unet is not pipe.unet:
+            img2img.unet = pipe.unet
+        if img2img.scheduler is not scheduler:
+            img2img.scheduler = scheduler
+        return img2img
 
     def _encode(self, ids: Sequence[Sequence[int]]) -> Any:
         """Text-encoder hidden states for rows of ids; no attention mask, like the original."""
@@ -226,6 +336,7 @@ class Engine:
         tokens: TokenizedPrompt,
         latents: Any,
         timings: dict[str, float],
+        texts: tuple[str, str],
     ) -> GeneratedImage | GenerationError:
         import numpy as np
         import torch
@@ -268,6 +379,8 @@ class Engine:
             token_count=tokens.count,
             truncated=tokens.truncated,
             timings=timings,
+            prompt_used=texts[0],
+            negative_used=texts[1],
         )
 
     def use_scheduler(self, name: str, scheduler: Any) -> None:
@@ -302,6 +415,18 @@ def _check_batch(requests: Sequence[GenerationRequest]) -> None:
         )
     if first.steps < 1:
         raise ValueError(f"steps must be at least 1, not {first.steps}")
+    if first.is_img2img:
+        if not 0.0 < first.strength < 1.0:
+            raise ValueError(
+                f"strength must be above 0 and below 1 for image-to-image, not {first.strength}"
+            )
+        if first.denoising_steps() < 1:
+            raise ValueError(
+                f"{first.steps} steps at strength {first.strength} run no denoising step; "
+                "raise the steps or the strength"
+            )
+    elif first.strength != 0.0:
+        raise ValueError("strength is for image-to-image only: give an init_image, or strength 0")
 
 
 def _png(pixels: Any) -> bytes:

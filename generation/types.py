@@ -19,10 +19,39 @@ class GenerationRequest:
     height: int = 512
     width: int = 512
     scheduler: str = "dpmpp-2m"
+    # Translate an English prompt and negative prompt (each on its own) to Japanese before
+    # tokenizing; text with any Japanese character, or with no Latin letter, is left alone.
+    translate: bool = False
+    # Image-to-image: the source picture as encoded PNG/JPEG/WebP bytes (checked and decoded by
+    # `generation.images`), and how much of it to repaint: 0 for text-to-image, 0.1-0.9 here.
+    init_image: bytes | None = field(default=None, repr=False)
+    strength: float = 0.0
 
-    def batch_key(self) -> tuple[int, int, int, str, float]:
-        """Requests with equal keys can share one pipeline call (dynamic batching)."""
-        return (self.height, self.width, self.steps, self.scheduler, self.guidance)
+    @property
+    def is_img2img(self) -> bool:
+        return self.init_image is not None
+
+    def denoising_steps(self) -> int:
+        """How many steps actually run: all of them, or diffusers' `int(steps * strength)`."""
+        if not self.is_img2img:
+            return self.steps
+        return min(int(self.steps * self.strength), self.steps)
+
+    def batch_key(self) -> tuple[int, int, int, str, float, bool, float]:
+        """Requests with equal keys can share one pipeline call (dynamic batching).
+
+        Image-to-image jobs batch only with image-to-image jobs of the same strength (the
+        strength decides which timesteps run).
+        """
+        return (
+            self.height,
+            self.width,
+            self.steps,
+            self.scheduler,
+            self.guidance,
+            self.is_img2img,
+            self.strength,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +85,9 @@ class GeneratedImage:
     token_count: int
     truncated: bool
     timings: dict[str, float] = field(default_factory=dict[str, float])
+    # The texts the tokenizer actually got: the request's, or their Japanese translation.
+    prompt_used: str = ""
+    negative_used: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,3 +105,6 @@ class GenerationResult:
     queued_seconds: float
     run_seconds: float
     batch_size: int = 1
+    # The texts the tokenizer actually got (see GeneratedImage).
+    prompt_used: str = ""
+    negative_used: str = ""

@@ -1,10 +1,19 @@
-"""aiosqlite: migrations, jobs, rate limits, usage statistics and privacy. Never imports discord, torch or generation."""
+"""aiosqlite: migrations, jobs, rate limits, usage statistics, privacy and the blocklist.
+
+Never imports discord, torch or generation.
+"""
 
 from storage.errors import StorageError
 from storage.store import Storage
 from storage.types import (
+    JSON,
+    MAX_BLOCKLIST_WORD_LENGTH,
+    MAX_BLOCKLIST_WORDS,
+    MAX_IMAGES,
+    MAX_SEED,
     Admission,
     AuditEntry,
+    BlocklistAuditEntry,
     EffectiveLimit,
     JobRecord,
     NewJob,
@@ -14,8 +23,14 @@ from storage.types import (
 )
 
 __all__ = [
+    "JSON",
+    "MAX_BLOCKLIST_WORDS",
+    "MAX_BLOCKLIST_WORD_LENGTH",
+    "MAX_IMAGES",
+    "MAX_SEED",
     "Admission",
     "AuditEntry",
+    "BlocklistAuditEntry",
     "EffectiveLimit",
     "JobRecord",
     "NewJob",

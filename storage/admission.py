@@ -9,7 +9,7 @@ import logging
 from collections.abc import Collection
 
 from storage.database import Database, Tx
-from storage.jobs import insert_job
+from storage.jobs import encode_request, insert_job
 from storage.limits import resolve_limit, window_quota
 from storage.timeutil import Clock
 from storage.types import Admission, NewJob, Period
@@ -28,20 +28,24 @@ async def admit(
 ) -> Admission:
     """Admit and insert `new_job` as `queued`, or say which limit refused it and until when.
 
-    Refusal order: blocked (limit 0), then rate_limit (with `retry_at`), then pending.
-    Owners bypass all three.
+    Refusal order: blocked (limit 0), then rate_limit (fewer pictures remain than the job
+    makes; with `retry_at`), then pending (a count of jobs, whatever their pictures).
+    Owners bypass all three. A request storage cannot hold is a ValueError, raised before
+    the transaction begins.
     """
+    request = encode_request(new_job)
 
     async def work(tx: Tx) -> Admission:
         # Read the clock under the write lock so rows are stamped in commit order.
         now = clock()
         user, guild = new_job.user_id, new_job.guild_id
         limit = await resolve_limit(tx, guild, user, owner_ids=owner_ids, default=default)
-        quota = await window_quota(tx, guild, user, limit, now)
+        quota = await window_quota(tx, guild, user, limit, now, need=new_job.images)
         if limit.images is not None:
             if limit.images == 0:
                 return Admission(False, None, "blocked", quota, None)
-            if quota.used >= limit.images:
+            assert quota.remaining is not None  # None only without a limit
+            if quota.remaining < new_job.images:
                 return Admission(False, None, "rate_limit", quota, quota.reset_at)
             pending = await tx.scalar(
                 "SELECT COUNT(*) FROM jobs WHERE user_id = ? AND state IN ('queued', 'running')",
@@ -49,7 +53,7 @@ async def admit(
             )
             if pending >= max_pending:
                 return Admission(False, None, "pending", quota, None)
-        job = await insert_job(tx, new_job, now)
+        job = await insert_job(tx, new_job, now, request)
         quota = await window_quota(tx, guild, user, limit, now)
         return Admission(True, job, None, quota, None)
 

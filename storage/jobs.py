@@ -3,24 +3,26 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Mapping
 from datetime import datetime
+from typing import TypeGuard
 
 from storage.database import Database, Tx
+from storage.jsonvalue import check_text, decode_object, encode_object
 from storage.timeutil import Clock, from_db, to_db
-from storage.types import FAULTS, MAX_SEED, JobRecord, NewJob
+from storage.types import FAULTS, JSON, MAX_IMAGES, MAX_SEED, JobRecord, NewJob
 
 _SELECT = (
-    "SELECT id, user_id, guild_id, channel_id, prompt, negative_prompt, seed, steps, guidance, "
-    "width, height, scheduler, locale, state, error_code, fault, created_at, started_at, "
-    "finished_at, interaction_expires_at, progress_message_id, result_message_id, "
-    "parent_job_id, reply_to_message_id FROM jobs"
+    "SELECT id, user_id, guild_id, channel_id, request, images, locale, state, error_code, "
+    "fault, outcome, cancelled_by, created_at, started_at, finished_at, "
+    "interaction_expires_at, progress_message_id, result_message_id, parent_job_id, "
+    "reply_to_message_id FROM jobs"
 )
 
 _INSERT = (
-    "INSERT INTO jobs (user_id, guild_id, channel_id, prompt, negative_prompt, seed, steps, "
-    "guidance, width, height, scheduler, locale, state, created_at, interaction_expires_at, "
-    "parent_job_id, reply_to_message_id) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)"
+    "INSERT INTO jobs (user_id, guild_id, channel_id, request, images, locale, state, "
+    "created_at, interaction_expires_at, parent_job_id, reply_to_message_id) "
+    "VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)"
 )
 
 
@@ -28,23 +30,20 @@ def job_from_row(row: sqlite3.Row) -> JobRecord:
     """A `jobs` row (every column, as `_SELECT` reads them) as a JobRecord."""
     created_at = from_db(row["created_at"])
     assert created_at is not None  # NOT NULL in the schema
+    outcome = row["outcome"]
     return JobRecord(
         id=row["id"],
         user_id=row["user_id"],
         guild_id=row["guild_id"],
         channel_id=row["channel_id"],
-        prompt=row["prompt"],
-        negative_prompt=row["negative_prompt"],
-        seed=row["seed"],
-        steps=row["steps"],
-        guidance=row["guidance"],
-        width=row["width"],
-        height=row["height"],
-        scheduler=row["scheduler"],
+        request=decode_object(row["request"]),
+        images=row["images"],
         locale=row["locale"],
         state=row["state"],
         error_code=row["error_code"],
         fault=row["fault"],
+        outcome=None if outcome is None else decode_object(outcome),
+        cancelled_by=row["cancelled_by"],
         created_at=created_at,
         started_at=from_db(row["started_at"]),
         finished_at=from_db(row["finished_at"]),
@@ -56,28 +55,39 @@ def job_from_row(row: sqlite3.Row) -> JobRecord:
     )
 
 
-def _check_new_job(job: NewJob) -> None:
-    if not 0 <= job.seed <= MAX_SEED:
-        raise ValueError(f"seed must be between 0 and {MAX_SEED}, not {job.seed}")
+def _whole(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
-async def insert_job(tx: Tx, job: NewJob, now: datetime) -> JobRecord:
-    """Write a `queued` row inside the caller's transaction and read it back."""
-    _check_new_job(job)
+def encode_request(job: NewJob) -> str:
+    """The job's request as JSON text, after checking what storage relies on (ValueError)."""
+    if not _whole(job.images) or not 1 <= job.images <= MAX_IMAGES:
+        raise ValueError(
+            f"images must be a whole number from 1 to {MAX_IMAGES}, not {job.images!r}"
+        )
+    check_text(job.locale, "locale")
+    text = encode_object(job.request, "request")
+    seed = job.request.get("seed")
+    if seed is not None and (not _whole(seed) or not 0 <= seed <= MAX_SEED):
+        raise ValueError(
+            f"request['seed'] must be a whole number from 0 to {MAX_SEED}, not {seed!r}"
+        )
+    return text
+
+
+async def insert_job(tx: Tx, job: NewJob, now: datetime, request: str) -> JobRecord:
+    """Write a `queued` row inside the caller's transaction and read it back.
+
+    `request` is `encode_request(job)`, made before the transaction began.
+    """
     job_id = await tx.insert(
         _INSERT,
         (
             job.user_id,
             job.guild_id,
             job.channel_id,
-            job.prompt,
-            job.negative_prompt,
-            job.seed,
-            job.steps,
-            float(job.guidance),
-            job.width,
-            job.height,
-            job.scheduler,
+            request,
+            job.images,
             job.locale,
             to_db(now),
             to_db(job.interaction_expires_at),
@@ -109,14 +119,22 @@ class JobRepository:
             (to_db(self._clock()), job_id),
         )
 
-    async def mark_done(self, job_id: int, *, result_message_id: int | None = None) -> bool:
-        """queued/running → done, with the message that shows the image if known."""
+    async def mark_done(
+        self,
+        job_id: int,
+        *,
+        result_message_id: int | None = None,
+        outcome: Mapping[str, JSON] | None = None,
+    ) -> bool:
+        """queued/running → done, with the message that shows the pictures if known, and what
+        generation reported (`outcome`: seeds, the text actually used, ...) if given."""
+        encoded = None if outcome is None else encode_object(outcome, "outcome")
         now = to_db(self._clock())
         return await self._change(
             "UPDATE jobs SET state = 'done', started_at = COALESCE(started_at, ?), "
-            "finished_at = ?, result_message_id = COALESCE(?, result_message_id) "
-            "WHERE id = ? AND state IN ('queued', 'running')",
-            (now, now, result_message_id, job_id),
+            "finished_at = ?, result_message_id = COALESCE(?, result_message_id), "
+            "outcome = COALESCE(?, outcome) WHERE id = ? AND state IN ('queued', 'running')",
+            (now, now, result_message_id, encoded, job_id),
         )
 
     async def mark_failed(self, job_id: int, error_code: str, *, fault: str) -> bool:
@@ -129,12 +147,12 @@ class JobRepository:
             (error_code, fault, to_db(self._clock()), job_id),
         )
 
-    async def mark_cancelled(self, job_id: int) -> bool:
-        """queued/running → cancelled. Counted against the quota only if it had started."""
+    async def mark_cancelled(self, job_id: int, *, by: int | None = None) -> bool:
+        """queued/running → cancelled, by this user if given. Never counted against a quota."""
         return await self._change(
-            "UPDATE jobs SET state = 'cancelled', finished_at = ? "
+            "UPDATE jobs SET state = 'cancelled', finished_at = ?, cancelled_by = ? "
             "WHERE id = ? AND state IN ('queued', 'running')",
-            (to_db(self._clock()), job_id),
+            (to_db(self._clock()), by, job_id),
         )
 
     async def set_message(
@@ -155,6 +173,20 @@ class JobRepository:
         """The job whose image is in this message (for 🔁 reactions)."""
         return await self._one(
             _SELECT + " WHERE result_message_id = ? ORDER BY id DESC LIMIT 1", (message_id,)
+        )
+
+    async def by_progress_message(self, message_id: int) -> JobRecord | None:
+        """The job whose queue place or progress this message shows (for the cancel button)."""
+        return await self._one(
+            _SELECT + " WHERE progress_message_id = ? ORDER BY id DESC LIMIT 1", (message_id,)
+        )
+
+    async def by_user_pending(self, user_id: int) -> list[JobRecord]:
+        """One user's queued or running jobs in every guild, oldest first (to cancel them)."""
+        return await self._many(
+            _SELECT + " WHERE user_id = ? AND state IN ('queued', 'running') "
+            "ORDER BY created_at, id",
+            (user_id,),
         )
 
     async def pending(self) -> list[JobRecord]:

@@ -1,9 +1,10 @@
 """Rate limits: per-user (per guild) over guild default over the global default; the audit log.
 
-Which jobs count against a limit (one definition, used by quotas and by admission): those
-created inside the sliding period that are queued, running or done, failed by the user's
-fault, or cancelled after they started. Failures that were ours, input rejected before
-running, and jobs cancelled while still queued are refunded by simply not counting.
+A limit counts pictures: a job of four pictures (`jobs.images`) uses four. Which jobs count
+(one definition, used by quotas and by admission): those created inside the sliding period
+that are queued, running or done, or failed by the user's fault. Failures that were ours,
+input rejected before running, and cancelled jobs (queued or running) are refunded by
+simply not counting.
 """
 
 from __future__ import annotations
@@ -16,18 +17,19 @@ from storage.database import Database, Tx
 from storage.timeutil import Clock, from_db, period_delta, to_db
 from storage.types import AuditEntry, EffectiveLimit, Period, Quota, UserLimit
 
+# The pictures the user's counted jobs in the window use, and when the oldest of those jobs
+# expire one by one, the creation time of the first job by whose expiry enough have freed:
+# at least one, and enough that `need` pictures fit under the limit (the last two `?`).
 # The sliding window is open at its start: a job created exactly one period ago no longer
 # counts, which is the instant `reset_at` promises.
-_COUNT_IN_WINDOW = (
-    "SELECT COUNT(*) FROM jobs WHERE user_id = ? AND guild_id IS ? AND created_at > ? "
-    "AND (state IN ('queued', 'running', 'done') OR (state = 'failed' AND fault = 'user') "
-    "OR (state = 'cancelled' AND started_at IS NOT NULL))"
-)
-_NTH_OLDEST_IN_WINDOW = (
-    "SELECT created_at FROM jobs WHERE user_id = ? AND guild_id IS ? AND created_at > ? "
-    "AND (state IN ('queued', 'running', 'done') OR (state = 'failed' AND fault = 'user') "
-    "OR (state = 'cancelled' AND started_at IS NOT NULL)) "
-    "ORDER BY created_at, id LIMIT 1 OFFSET ?"
+_WINDOW = (
+    "WITH counted AS (SELECT created_at, SUM(images) OVER "
+    "(ORDER BY created_at, id ROWS UNBOUNDED PRECEDING) AS freed FROM jobs "
+    "WHERE user_id = ? AND guild_id IS ? AND created_at > ? "
+    "AND (state IN ('queued', 'running', 'done') OR (state = 'failed' AND fault = 'user'))), "
+    "total AS (SELECT COALESCE(MAX(freed), 0) AS used FROM counted) "
+    "SELECT used, (SELECT created_at FROM counted "
+    "WHERE freed >= MAX(1, used - ? + ?) ORDER BY freed LIMIT 1) AS oldest FROM total"
 )
 
 
@@ -71,22 +73,27 @@ async def resolve_limit(
 
 
 async def window_quota(
-    tx: Tx, guild_id: int | None, user_id: int, limit: EffectiveLimit, now: datetime
+    tx: Tx,
+    guild_id: int | None,
+    user_id: int,
+    limit: EffectiveLimit,
+    now: datetime,
+    *,
+    need: int = 1,
 ) -> Quota:
-    """Count the user's counted jobs in the sliding period and say when the next slot frees."""
+    """Count the pictures of the user's counted jobs in the sliding period, and say when
+    `need` pictures will be free (`reset_at`; with need=1, when the next used slot frees)."""
     period = period_delta(limit.period)
     cutoff = to_db(now - period)
-    used = int(await tx.scalar(_COUNT_IN_WINDOW, (user_id, guild_id, cutoff)))
+    row = await tx.fetchone(_WINDOW, (user_id, guild_id, cutoff, limit.images or 0, need))
+    assert row is not None  # `total` always has one row
+    used = int(row["used"])
     if limit.images is None:
         return Quota(None, limit.period, used, None, None, limit.source)
     reset_at: datetime | None = None
-    if used and limit.images > 0:
-        # The slot that frees next is the (used - images + 1)-th oldest: when a lowered limit
-        # leaves the user over it, several must expire before one is free again.
-        offset = max(0, used - limit.images)
-        oldest = from_db(
-            await tx.scalar(_NTH_OLDEST_IN_WINDOW, (user_id, guild_id, cutoff, offset))
-        )
+    # Nothing frees what is not used, and no wait makes room for more than the limit.
+    if used and 0 < need <= limit.images:
+        oldest = from_db(row["oldest"])
         if oldest is not None:
             reset_at = oldest + period
     remaining = max(0, limit.images - used)

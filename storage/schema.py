@@ -105,13 +105,26 @@ def migrate(
 
     `conn` must be in autocommit mode (`isolation_level=None`). Returns the versions applied.
     Safe against another process migrating at the same time: the version is re-read under
-    the write lock.
+    the write lock. Foreign keys are off while migrations run (a table rebuild drops and
+    renames tables, which enforcement would turn into cascades), checked with
+    `PRAGMA foreign_key_check` before each commit, and restored afterwards.
     """
     available = migrations(directory)
     target = len(available) if target is None else target
     if not 0 <= target <= len(available):
         raise ValueError(f"target must be between 0 and {len(available)}, not {target}")
     check_not_newer(user_version(conn), latest=len(available))
+    # The pragma is a no-op inside a transaction, and migrate() needs autocommit anyway.
+    foreign_keys = int(conn.execute("PRAGMA foreign_keys").fetchone()[0])
+    conn.execute("PRAGMA foreign_keys = OFF")
+    try:
+        return _apply(conn, available, target)
+    finally:
+        if foreign_keys:
+            conn.execute("PRAGMA foreign_keys = ON")
+
+
+def _apply(conn: sqlite3.Connection, available: tuple[Migration, ...], target: int) -> list[int]:
     applied: list[int] = []
     for migration in available[:target]:
         conn.execute("BEGIN IMMEDIATE")
@@ -123,6 +136,13 @@ def migrate(
                 continue
             for statement in split_statements(migration.sql):
                 conn.execute(statement)
+            broken = conn.execute("PRAGMA foreign_key_check").fetchone()
+            if broken is not None:
+                raise StorageError(
+                    f"migration {migration.version:04d}_{migration.name}.sql leaves a broken "
+                    f"reference in table {broken[0]} (row {broken[1]}); nothing was changed",
+                    code="bad_migration",
+                )
             # PRAGMA takes no bound parameters; the value is an int from our own file name.
             conn.execute(f"PRAGMA user_version = {int(migration.version)}")
             conn.execute("COMMIT")

@@ -8,10 +8,11 @@ from pathlib import Path
 from types import TracebackType
 
 from storage.admission import admit
+from storage.blocklist import BlocklistRepository
 from storage.database import DEFAULT_BACKOFF, DEFAULT_BUSY_TIMEOUT_MS, DEFAULT_RETRIES, Database
 from storage.jobs import JobRepository
 from storage.limits import LimitRepository, check_limit
-from storage.privacy import PrivacyRepository
+from storage.privacy import PrivacyRepository, install_functions
 from storage.timeutil import Clock, system_clock
 from storage.types import Admission, NewJob
 from storage.usage import UsageRepository
@@ -42,6 +43,7 @@ class Storage:
         )
         self.usage = UsageRepository(db, clock)
         self.privacy = PrivacyRepository(db, clock)
+        self.blocklist = BlocklistRepository(db, clock)
 
     @classmethod
     async def open(
@@ -72,6 +74,11 @@ class Storage:
         db = await Database.open(
             path, busy_timeout_ms=busy_timeout_ms, retries=retries, backoff=backoff
         )
+        try:
+            await install_functions(db)
+        except BaseException:
+            await db.close()
+            raise
         log.info("database %s open", db.path)
         return cls(
             db,

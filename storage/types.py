@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, TypeAlias
 
 Period = Literal["hour", "day"]
 JobState = Literal["queued", "running", "done", "failed", "cancelled"]
@@ -12,30 +13,39 @@ Fault = Literal["ours", "user", "rejected"]
 LimitSource = Literal["user", "guild", "global", "owner"]
 RefusalReason = Literal["blocked", "rate_limit", "pending"]
 AuditAction = Literal["set_user", "clear_user", "set_default", "clear_default"]
+BlocklistAction = Literal["add", "remove"]
+
+# A JSON value as json.loads returns it: what a job's `request` and `outcome` hold.
+JSON: TypeAlias = str | int | float | bool | list["JSON"] | dict[str, "JSON"] | None
 
 PENDING_STATES: tuple[str, ...] = ("queued", "running")
 FINISHED_STATES: tuple[str, ...] = ("done", "failed", "cancelled")
 FAULTS: tuple[str, ...] = ("ours", "user", "rejected")
 
-# SQLite INTEGER is signed 64-bit; a larger seed cannot be stored.
-MAX_SEED = 2**63 - 1
+# A request's seed, when it has one: the range the bot gives and accepts (32 bits).
+MAX_SEED = 2**32 - 1
+# Pictures one job may make (each counts against the quota).
+MAX_IMAGES = 16
+# Words one guild's blocklist may hold, and the longest word.
+MAX_BLOCKLIST_WORDS = 200
+MAX_BLOCKLIST_WORD_LENGTH = 100
 
 
 @dataclass(frozen=True, slots=True)
 class NewJob:
-    """What admission needs to write a `queued` job row. `guild_id` is None in direct messages."""
+    """What admission needs to write a `queued` job row. `guild_id` is None in direct messages.
+
+    `request` is the generation request as a JSON object (the bot converts it to and from the
+    generator's type); storage reads only its `seed` (checked: 0..MAX_SEED when present and not
+    null) and its text keys (blanked for privacy, see storage/privacy.py). `images` is how
+    many pictures the job makes, 1..MAX_IMAGES, and what it counts against the quota.
+    """
 
     user_id: int
     guild_id: int | None
     channel_id: int | None
-    prompt: str
-    negative_prompt: str
-    seed: int
-    steps: int
-    guidance: float
-    width: int
-    height: int
-    scheduler: str
+    request: Mapping[str, JSON]
+    images: int = 1
     locale: str = "en"
     interaction_expires_at: datetime | None = None
     parent_job_id: int | None = None
@@ -44,24 +54,24 @@ class NewJob:
 
 @dataclass(frozen=True, slots=True)
 class JobRecord:
-    """One row of the `jobs` table: every column, times as aware UTC datetimes."""
+    """One row of the `jobs` table: every column, times as aware UTC datetimes.
+
+    `request` and `outcome` are decoded afresh for each record: changing them changes nothing
+    stored. `outcome` is what `mark_done` was given (None before, or if it was given none).
+    """
 
     id: int
     user_id: int
     guild_id: int | None
     channel_id: int | None
-    prompt: str
-    negative_prompt: str
-    seed: int
-    steps: int
-    guidance: float
-    width: int
-    height: int
-    scheduler: str
+    request: dict[str, JSON]
+    images: int
     locale: str
     state: JobState
     error_code: str | None
     fault: Fault | None
+    outcome: dict[str, JSON] | None
+    cancelled_by: int | None
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -78,8 +88,8 @@ class JobRecord:
 
     @property
     def prompt_blanked(self) -> bool:
-        """The retention policy (or a deletion request) removed the prompt text."""
-        return self.prompt == ""
+        """The retention policy (or a deletion request) removed the prompt text (or it had none)."""
+        return self.request.get("prompt", "") == ""
 
     @property
     def run_seconds(self) -> float | None:
@@ -109,6 +119,7 @@ class EffectiveLimit:
 class Quota:
     """A user's standing in the sliding window: `limit`/`remaining` None = unlimited (owners).
 
+    `used`, `remaining` and `limit` count pictures (a job of four pictures uses four).
     `reset_at` is when the next used slot frees (None when nothing is used or unlimited).
     """
 
@@ -122,7 +133,11 @@ class Quota:
 
 @dataclass(frozen=True, slots=True)
 class Admission:
-    """The answer of `Storage.admit`: the inserted job, or why not and when to try again."""
+    """The answer of `Storage.admit`: the inserted job, or why not and when to try again.
+
+    A `rate_limit` refusal means `quota.remaining` is fewer than the job's pictures;
+    `retry_at` is when enough will have freed (None if the job asks for more than the limit).
+    """
 
     admitted: bool
     job: JobRecord | None
@@ -164,12 +179,25 @@ class AuditEntry:
 
 @dataclass(frozen=True, slots=True)
 class UsageTotals:
-    """A guild's jobs over the last N days, by outcome."""
+    """A guild's jobs over the last N days, by outcome; `images` = pictures of the done jobs."""
 
     jobs: int
+    images: int
     done: int
     failed: int
     cancelled: int
     pending: int
     users: int
     avg_run_seconds: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class BlocklistAuditEntry:
+    """One change to a guild's blocklist. `actor_id` is None once that user's data is deleted."""
+
+    id: int
+    guild_id: int
+    actor_id: int | None
+    action: BlocklistAction
+    word: str
+    at: datetime

@@ -105,3 +105,30 @@ def test_backup_does_not_load_torch_or_discord(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "c.sqlite3")
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     conn.close()
+
+
+def test_trailing_slash_makes_the_folder_and_puts_a_dated_copy_in_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "bot.sqlite3"
+    create_database(db, jobs=2)
+    monkeypatch.chdir(tmp_path)
+    # The README's example, as written: `pokemon-bot backup backups/` with no such folder.
+    assert main(["backup", "backups/", "--db", str(db)]) == 0
+    [copy] = (tmp_path / "backups").iterdir()
+    assert copy.name.startswith("bot-")
+    assert copy.suffix == ".sqlite3"
+    assert count_jobs(copy) == 2
+    assert "integrity check: ok" in capsys.readouterr().out
+
+
+def test_trailing_slash_under_a_file_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "bot.sqlite3"
+    create_database(db, jobs=1)
+    (tmp_path / "file").write_text("x")
+    assert main(["backup", f"{tmp_path / 'file' / 'backups'}/", "--db", str(db)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "cannot create the folder" in err

@@ -18,8 +18,11 @@ TOKENS = json.loads((REFERENCE / "tokens.json").read_text("utf-8"))
 CASES = json.loads((REFERENCE / "images" / "cases.json").read_text("utf-8"))
 
 
-def run_cli(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """`python -m bot ARGS` in `cwd` (so no developer .env is read), offline, with a bare cache."""
+def run_cli(
+    *args: str, cwd: Path, timeout: float = 120, **settings: str
+) -> subprocess.CompletedProcess[str]:
+    """`python -m bot ARGS` in `cwd` (so no developer .env is read), offline, with a bare cache;
+    `settings` are POKEMON_ variables to set."""
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
@@ -29,6 +32,7 @@ def run_cli(*args: str, cwd: Path, timeout: float = 120) -> subprocess.Completed
     for name in list(env):
         if name.startswith("POKEMON_"):
             del env[name]
+    env.update(settings)
     return subprocess.run(
         [sys.executable, "-m", "bot", *args],
         cwd=cwd,
@@ -141,6 +145,8 @@ def test_generate_without_seed_picks_one_prints_it_and_names_the_file_after_it(
         (["--guidance", "0.5"], "--guidance must be between 1 and 20"),
         (["--seed", "-1"], "--seed must be between 0 and 4294967295"),
         (["-o", "no/such/folder/x.png"], "folder no/such/folder does not exist"),
+        (["-o", "picture.gif"], "cannot write picture.gif: use a .png, .jpg or .webp file name"),
+        (["-o", "picture"], "use a .png, .jpg or .webp file name (not no extension)"),
     ],
 )
 def test_generate_bad_option_is_one_line_exit_2(tiny_model, tmp_path, args, message):
@@ -156,3 +162,58 @@ def test_generate_with_missing_model_folder_is_one_line_exit_2(tmp_path):
 def test_generate_with_empty_prompt_is_one_line_exit_2(tiny_model, tmp_path):
     done = run_cli("generate", "  ", "--model", str(tiny_model), cwd=tmp_path)
     assert "the prompt is empty" in assert_one_line_error(done, "generate")
+
+
+def test_generate_refuses_to_overwrite_without_force(tiny_model, tmp_path):
+    out = tmp_path / "out.png"
+    out.write_bytes(b"keep me")
+    args = ["generate", "漫画の鳥", "--model", str(tiny_model), "--steps", "1", "-o", str(out)]
+    done = run_cli(*args, cwd=tmp_path)
+    assert f"{out} already exists; choose another name or pass --force" in assert_one_line_error(
+        done, "generate"
+    )
+    assert out.read_bytes() == b"keep me"
+    done = run_cli(*args, "--force", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert Image.open(out).format == "PNG"
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"), [("x.jpg", "JPEG"), ("x.JPEG", "JPEG"), ("x.webp", "WEBP")]
+)
+def test_generate_writes_the_format_the_extension_names(tiny_model, tmp_path, name, kind):
+    out = tmp_path / name
+    done = run_cli(
+        "generate", "漫画の鳥", "--model", str(tiny_model), "--steps", "1", "--seed", "1",
+        "-o", str(out), cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    with Image.open(out) as image:
+        assert image.format == kind
+        assert image.size == (64, 64)
+
+
+def test_generate_without_a_size_uses_the_models_native_size(tiny_model, tmp_path):
+    # The tiny checkpoint's UNet samples 8² latents and its VAE scales by 8: 64² (the real
+    # model: 64² latents, 512²), not POKEMON_SIZE's default of 512, which takes minutes here.
+    from generation.loader import native_size
+
+    assert native_size(tiny_model) == 64
+    done = run_cli(
+        "generate", "漫画の鳥", "--model", str(tiny_model), "--steps", "1", "-o", "a.png",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert Image.open(tmp_path / "a.png").size == (64, 64)
+    done = run_cli(
+        "generate", "漫画の鳥", "--model", str(tiny_model), "--steps", "1", "-o", "b.png",
+        cwd=tmp_path, POKEMON_SIZE="72",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert Image.open(tmp_path / "b.png").size == (72, 72)
+
+
+def test_native_size_of_the_full_sd1x_layout_is_512():
+    from generation.loader import native_size
+
+    assert native_size(ROOT / "bench" / "sd1x-config") == 512

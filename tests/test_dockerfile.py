@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -165,8 +166,8 @@ def test_torch_is_installed_before_the_dependencies_and_the_code() -> None:
         for i in INSTRUCTIONS[:dependencies]
         if i.keyword in {"COPY", "ADD"} and "--from" not in i.args
     ]
-    assert early_copies == [["pyproject.toml"]], (
-        "only pyproject.toml may be copied before the dependency layer"
+    assert early_copies == [["pyproject.toml", "requirements.lock"]], (
+        "only pyproject.toml and the lock may be copied before the dependency layer"
     )
 
 
@@ -192,6 +193,38 @@ def test_every_copied_path_exists_and_is_in_the_build_context() -> None:
         for source in sources:
             assert (ROOT / source).exists(), source
             assert not dockerignored(source), f"{source} is excluded by .dockerignore"
+
+
+def test_image_python_is_the_one_ci_tests() -> None:
+    """CI runs ./pokemon-bot, which takes python3.11 first; pyright and ruff target 3.11."""
+    [base] = [i.args.split()[0] for i in INSTRUCTIONS if i.keyword == "FROM" and i.stage == "base"]
+    match = re.fullmatch(r"python:(\d+)\.(\d+)[-.\w]*", base)
+    assert match, f"the base {base} is not an official python image"
+    version = f"{match.group(1)}.{match.group(2)}"
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))
+    assert pyproject["tool"]["pyright"]["pythonVersion"] == version
+    assert pyproject["tool"]["ruff"]["target-version"] == "py" + version.replace(".", "")
+    wrapper = (ROOT / "pokemon-bot").read_text("utf-8")
+    candidates = re.search(r'for python in "\$\{POKEMON_PYTHON:-\}" (\S+)', wrapper)
+    assert candidates, "the wrapper's list of Pythons moved"
+    assert candidates.group(1) == f"python{version}"
+
+
+def test_dependencies_are_installed_at_the_lock_versions_with_its_torch() -> None:
+    lock = {
+        name.lower(): version
+        for name, _, version in (
+            line.partition("==")
+            for line in (ROOT / "requirements.lock").read_text("utf-8").splitlines()
+            if "==" in line and not line.startswith("#")
+        )
+    }
+    torch = [i for i in INSTRUCTIONS if i.keyword == "RUN" and "torch==" in i.args]
+    stage = [i for i in INSTRUCTIONS if i.stage == torch[0].stage]
+    assert stage_env(stage)["TORCH_VERSION"] == lock["torch"]
+    [dependencies] = [i for i in INSTRUCTIONS if i.keyword == "RUN" and "requirements" in i.args]
+    assert "requirements.lock" in dependencies.args
+    assert re.search(r"-c /tmp/constraints\.txt", dependencies.args)
 
 
 # --- .dockerignore -----------------------------------------------------------------------------
@@ -265,6 +298,7 @@ def test_dockerignore_keeps_secrets_data_and_caches_out(path: str) -> None:
     "path",
     [
         "pyproject.toml",
+        "requirements.lock",
         "README.md",
         "bot/cli.py",
         "bot/locale/ja.json",
@@ -315,3 +349,50 @@ def test_compose_environment_keeps_the_images_paths(service: dict[str, object]) 
     env = stage_env(FINAL)
     for key in ("HF_HOME", "POKEMON_DB", "POKEMON_HEARTBEAT_FILE"):
         assert service["environment"][key] == env[key]  # type: ignore[index]
+
+
+# --- docker-compose.cpu.yml: everyone else -----------------------------------------------------
+
+
+class _ComposeLoader(yaml.SafeLoader):
+    """YAML with Compose's `!reset` tag (an override that removes what the base file set)."""
+
+
+_RESET = object()
+_ComposeLoader.add_constructor("!reset", lambda loader, node: _RESET)
+
+
+@pytest.fixture(scope="module")
+def cpu_override() -> dict[str, object]:
+    compose = yaml.load((ROOT / "docker-compose.cpu.yml").read_text("utf-8"), Loader=_ComposeLoader)
+    assert list(compose["services"]) == ["bot"], "it must override the same service"
+    return compose["services"]["bot"]
+
+
+def test_cpu_override_removes_the_gpu_reservation(cpu_override: dict[str, object]) -> None:
+    assert cpu_override["deploy"] is _RESET
+
+
+def test_cpu_override_builds_the_cpu_torch_and_runs_on_the_cpu(
+    cpu_override: dict[str, object],
+) -> None:
+    args = cpu_override["build"]["args"]  # type: ignore[index]
+    assert args["TORCH_INDEX_URL"] == "https://download.pytorch.org/whl/cpu"  # type: ignore[index]
+    torch_args = stage_env([i for i in INSTRUCTIONS if i.stage == "deps"])
+    assert "TORCH_INDEX_URL" in torch_args, "the Dockerfile must take the index as a build ARG"
+    assert cpu_override["environment"]["POKEMON_DEVICE"] == "cpu"  # type: ignore[index]
+    assert cpu_override["image"] != "pokemon-bot:latest", "a CPU image must not replace the GPU one"
+
+
+def test_readme_shows_how_to_use_the_cpu_override_and_get_a_picture_out() -> None:
+    readme = (ROOT / "README.md").read_text("utf-8")
+    assert "COMPOSE_FILE=docker-compose.yml:docker-compose.cpu.yml" in readme
+    generate = [
+        line
+        for line in readme.splitlines()
+        if line.startswith("docker compose run") and " bot generate " in line
+    ]
+    assert generate, "no `docker compose run … generate` example"
+    mount = re.search(r'-v "\$PWD/(\w+):(/\w+)"', generate[0])
+    assert mount, generate[0]
+    assert f"-o {mount.group(2)}/" in generate[0], "the picture must go to the mounted folder"

@@ -114,7 +114,9 @@ def test_existing_database_is_reported_migrated_and_left_unchanged(tmp_path: Pat
     before = digest(db)
     result = doctor(tmp_path)
     assert result.returncode == 0, result.stdout
-    assert "is writable and migrated (schema v" in line(result, "✓ database:")
+    report = line(result, "✓ database:")
+    assert "is writable, migrated (schema v" in report
+    assert "and intact" in report
     assert digest(db) == before
 
 
@@ -179,7 +181,7 @@ def test_malformed_token_is_a_cross_and_never_printed(tmp_path: Path) -> None:
 def test_token_pasted_into_another_setting_is_redacted(tmp_path: Path) -> None:
     result = doctor(tmp_path, POKEMON_MODEL=f"/nowhere/{TOKEN}")  # `doctor` asserts no token
     assert result.returncode == 1
-    assert "[redacted]" in line(result, "✗ model:")
+    assert "[REDACTED]" in line(result, "✗ model:")
 
 
 def test_missing_model_folder_is_a_cross_with_the_fix(tmp_path: Path) -> None:
@@ -344,12 +346,61 @@ def test_cuda_asked_for_without_cuda_fails_with_the_fix(tmp_path: Path) -> None:
     assert "POKEMON_DEVICE=cpu" in report
 
 
-def test_auto_device_on_a_machine_without_cuda_reports_cpu(tmp_path: Path) -> None:
+def test_auto_device_falling_back_to_cpu_is_a_warning_with_minutes_per_image(
+    tmp_path: Path,
+) -> None:
     torch = pytest.importorskip("torch")
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     result = doctor(tmp_path, POKEMON_DEVICE="auto")
-    assert "cpu (float32)" in line(result, "✓ device:")
+    assert result.returncode == 0, result.stdout
+    report = line(result, "! device:")
+    assert "auto fell back to the CPU" in report
+    assert "cpu (float32)" in report
+    assert "min per 512² image at 25 steps" in report
+    assert "batch 1" in report
+    assert "fix: for a live bot use a GPU" in report
+
+
+def test_cpu_chosen_explicitly_is_a_check_mark_with_the_estimate(tmp_path: Path) -> None:
+    result = doctor(tmp_path, POKEMON_DEVICE="cpu", POKEMON_SIZE="256", POKEMON_STEPS="10")
+    report = line(result, "✓ device:")
+    assert "min per 256² image at 10 steps" in report
+    assert "fell back" not in report
+
+
+# --- .env and the database path -------------------------------------------------------------
+
+
+def test_settings_line_says_there_is_no_env_file(tmp_path: Path) -> None:
+    result = doctor(tmp_path)
+    assert f"no .env in {tmp_path}" in line(result, "✓ settings:")
+
+
+def test_settings_line_names_the_env_file_it_read(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("POKEMON_STEPS=20\n", "utf-8")
+    result = doctor(tmp_path)
+    assert f"loaded from the environment and {tmp_path / '.env'}" in line(result, "✓ settings:")
+
+
+def test_relative_database_path_is_printed_absolute(tmp_path: Path) -> None:
+    result = doctor(tmp_path, POKEMON_DB="data/bot.sqlite3")
+    report = line(result, "✓ database:")
+    assert f"{tmp_path / 'data' / 'bot.sqlite3'} (POKEMON_DB=data/bot.sqlite3)" in report
+
+
+def test_damaged_database_fails_its_integrity_check(tmp_path: Path) -> None:
+    from tests.storage.test_backup import corrupt_database
+
+    db = tmp_path / "broken.sqlite3"
+    corrupt_database(db)
+    before = digest(db)
+    result = doctor(tmp_path, POKEMON_DB=str(db))
+    assert result.returncode == 1
+    report = line(result, "✗ database:")
+    assert "integrity check found" in report
+    assert "fix: restore a backup" in report
+    assert digest(db) == before
 
 
 # --- GPU ------------------------------------------------------------------------------------

@@ -15,10 +15,11 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.cogs.usage import limit_text, quota_lines, source_text
 from bot.i18n import t
 from bot.permissions import admin_only
+from bot.quota_text import limit_text, quota_lines, source_text
 from bot.translator import described
+from bot.validation import whole_number
 
 if TYPE_CHECKING:
     from bot.client import PokemonBot
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Declared to Discord (app_commands.Range) and checked again in code: discord.py does not
+# check ranges or JSON types, and a modified client can send anything.
 MAX_IMAGES = 10_000
 # A message holds 2000 characters; this many override lines always fit.
 SHOW_MAX_USERS = 25
@@ -73,6 +76,7 @@ class RateLimitCog(commands.Cog):
         per: app_commands.Choice[str],
     ) -> None:
         """Set a member's personal limit."""
+        images = _images(images)
         store = interaction.client.store
         guild_id = _guild_id(interaction)
         locale = interaction.locale
@@ -116,6 +120,7 @@ class RateLimitCog(commands.Cog):
         per: app_commands.Choice[str],
     ) -> None:
         """Set this server's default limit for everyone."""
+        images = _images(images)
         store = interaction.client.store
         guild_id = _guild_id(interaction)
         locale = interaction.locale
@@ -233,6 +238,11 @@ class RateLimitCog(commands.Cog):
         if len(overrides) > SHOW_MAX_USERS:
             lines.append(t("ratelimit.show.more", locale, count=len(overrides) - SHOW_MAX_USERS))
         return lines
+
+
+def _images(value: object) -> int:
+    """The `images` option, a whole number from 0 (blocked) to MAX_IMAGES."""
+    return whole_number(value, 0, MAX_IMAGES, "error.images_range")
 
 
 def _guild_id(interaction: discord.Interaction[PokemonBot]) -> int:

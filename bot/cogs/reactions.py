@@ -6,19 +6,14 @@ Raw events, because the cached `on_reaction_add` never fires for messages sent b
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import discord
 from discord.ext import commands
 
-from bot.cogs.generate import refusal
-from bot.i18n import language_of, t
-from bot.jobs import new_job, request_from_job
-from bot.messaging import DELETE_EMOJIS, REGENERATE_EMOJI, Destination, channel_notice
-from bot.validation import random_seed
-from generation.errors import QueueFullError, WorkerStoppedError
-from generation.types import GenerationRequest
+from bot.i18n import language_of
+from bot.messaging import DELETE_EMOJIS, REGENERATE_EMOJIS
+from bot.service import ReactionOrigin
 
 if TYPE_CHECKING:
     from bot.client import PokemonBot
@@ -26,17 +21,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-REFUSAL_SECONDS = 10  # a refusal in the channel deletes itself after this long
-
 
 class Reactions(commands.Cog):
     """🔁 and 🗑️ on the bot's result messages."""
 
     def __init__(self, bot: PokemonBot) -> None:
         self.bot = bot
-        # (user, parent job) pairs being admitted right now: two quick 🔁 from one user must not
-        # both pass the pending check before either row exists.
-        self._admitting: set[tuple[int, int]] = set()
 
     @commands.Cog.listener()
     async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
@@ -46,71 +36,24 @@ class Reactions(commands.Cog):
         if payload.message_author_id is not None and payload.message_author_id != bot.user.id:
             return
         emoji = str(payload.emoji)
-        if emoji != REGENERATE_EMOJI and emoji not in DELETE_EMOJIS:
+        if emoji not in REGENERATE_EMOJIS and emoji not in DELETE_EMOJIS:
             return
         job = await bot.store.jobs.by_result_message(payload.message_id)
         if job is None:
             return  # not one of our results (or from before the database was reset)
-        if emoji == REGENERATE_EMOJI:
-            await self._regenerate(payload, job)
+        if emoji in REGENERATE_EMOJIS:
+            origin = ReactionOrigin(
+                user_id=payload.user_id,
+                guild_id=payload.guild_id,
+                channel_id=payload.channel_id,
+                message_id=payload.message_id,
+                parent=job,
+                locale=self._locale(payload, job),
+            )
+            await bot.service.regenerate(origin)
             await self._take_back(payload)
         else:
             await self._delete(payload, job)
-
-    async def _regenerate(self, payload: discord.RawReactionActionEvent, parent: JobRecord) -> None:
-        bot = self.bot
-        user_id = payload.user_id
-        key = (user_id, parent.id)
-        locale = self._locale(payload, parent)
-        if key in self._admitting:
-            return
-        self._admitting.add(key)
-        try:
-            if await bot.store.jobs.find_pending(user_id, parent_job_id=parent.id) is not None:
-                return  # already drawing this variation for this user
-            if not bot.runner.accepting:
-                await self._refuse(payload, t("error.shutting_down", locale))
-                return
-            if not parent.prompt:  # blanked by the retention policy
-                await self._refuse(payload, t("regen.prompt_gone", locale))
-                return
-            request = _variation(parent)
-            admission = await bot.store.admit(
-                new_job(
-                    request,
-                    user_id=user_id,
-                    guild_id=payload.guild_id,
-                    channel_id=payload.channel_id,
-                    locale=locale,
-                    parent_job_id=parent.id,
-                    reply_to_message_id=payload.message_id,
-                )
-            )
-            if not admission.admitted or admission.job is None:
-                error = refusal(
-                    admission, locale, max_pending=bot.settings.pokemon_user_max_pending
-                )
-                await self._refuse(payload, error.localized(locale))
-                return
-            job = admission.job
-            dest = Destination(
-                channel_id=payload.channel_id,
-                guild_id=payload.guild_id,
-                reply_to=payload.message_id,
-            )
-            try:
-                await bot.runner.submit(job, request, dest, locale=locale)
-            except (QueueFullError, WorkerStoppedError) as exc:
-                await bot.store.jobs.mark_failed(job.id, exc.code, fault="rejected")
-                if isinstance(exc, WorkerStoppedError):
-                    text = t("error.shutting_down", locale)
-                else:
-                    text = t("error.queue_full", locale, size=bot.settings.pokemon_queue_size)
-                await self._refuse(payload, text)
-                return
-            log.info("job=%s queued by 🔁 from user=%s on job=%s", job.id, user_id, parent.id)
-        finally:
-            self._admitting.discard(key)
 
     async def _take_back(self, payload: discord.RawReactionActionEvent) -> None:
         """Remove the user's 🔁 so that the next 🔁 on this result is a fresh event.
@@ -153,21 +96,6 @@ class Reactions(commands.Cog):
         if guild is not None:  # discord.py defaults a guild's locale to en-US, never None
             return language_of(guild.preferred_locale)
         return parent.locale
-
-    async def _refuse(self, payload: discord.RawReactionActionEvent, text: str) -> None:
-        await channel_notice(
-            self.bot,
-            payload.channel_id,
-            payload.user_id,
-            text,
-            guild_id=payload.guild_id,
-            delete_after=REFUSAL_SECONDS,
-        )
-
-
-def _variation(parent: JobRecord) -> GenerationRequest:
-    """The parent's prompt and options with a fresh seed."""
-    return replace(request_from_job(parent), seed=random_seed())
 
 
 async def setup(bot: PokemonBot) -> None:

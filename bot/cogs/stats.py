@@ -21,6 +21,7 @@ from bot.charts import (
 from bot.i18n import t
 from bot.permissions import admin_only
 from bot.translator import described
+from bot.validation import whole_number
 
 if TYPE_CHECKING:
     from bot.client import PokemonBot
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_DAYS = 14
+# Declared to Discord and checked again in code (discord.py checks neither ranges nor types):
+# the window bounds what /stats reads and draws (one bar per day).
 MAX_DAYS = 90
 TOP_USERS = 10
 FILENAME = "pokemon-stats.png"
@@ -56,6 +59,7 @@ class StatsCog(commands.Cog):
         days: app_commands.Range[int, 1, MAX_DAYS] = DEFAULT_DAYS,
     ) -> None:
         """Chart of this server's image generation (admins only)."""
+        days = whole_number(days, 1, MAX_DAYS, "error.days_range")
         # Queries plus rendering can take longer than Discord's 3 s: acknowledge first.
         await interaction.response.defer(ephemeral=True, thinking=True)
         guild_id = interaction.guild_id
@@ -82,13 +86,14 @@ class StatsCog(commands.Cog):
         if totals.jobs == 0:
             text = t("stats.empty", locale, days=days)
         else:
+            # Each counted noun is its own plural entry (see bot.i18n).
             text = t(
                 "stats.summary",
                 locale,
-                days=days,
-                done=totals.done,
-                users=totals.users,
-                jobs=totals.jobs,
+                window=t("stats.window", locale, count=days),
+                images=t("count.images", locale, count=totals.done),
+                users=t("count.users", locale, count=totals.users),
+                jobs=t("count.jobs", locale, count=totals.jobs),
                 failed=totals.failed,
                 cancelled=totals.cancelled,
                 pending=totals.pending,

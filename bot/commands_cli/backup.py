@@ -7,6 +7,7 @@ carry on. Exits 0 when the copy is sound, 1 when its integrity check failed, 2 o
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -17,9 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `pokemon-bot backup`."""
     parser.add_argument(
         "path",
-        type=Path,
         metavar="PATH",
-        help="backup file to write, or an existing folder to put a dated copy in",
+        help="backup file to write, or a folder to put a dated copy in (a trailing / makes it)",
     )
     parser.add_argument(
         "--db",
@@ -46,6 +46,17 @@ def _database_path(args: argparse.Namespace) -> Path:
         raise CliError(f"invalid setting {settings_error_line(exc)}") from None
 
 
+def _destination(text: str) -> Path:
+    """PATH as given; `backups/` (a trailing slash) names a folder, made if it is missing."""
+    path = Path(text).expanduser()
+    if text.endswith(("/", os.sep)) and not path.is_dir():
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CliError(f"cannot create the folder {path}: {exc.strerror or exc}") from None
+    return path
+
+
 def main(args: argparse.Namespace) -> int:
     """Copy the database to PATH and check the copy; print what was done."""
     from storage import StorageError
@@ -53,7 +64,7 @@ def main(args: argparse.Namespace) -> int:
 
     source = _database_path(args)
     try:
-        report = backup(source, args.path, overwrite=args.force)
+        report = backup(source, _destination(args.path), overwrite=args.force)
     except StorageError as exc:
         raise CliError(str(exc)) from None
     jobs = "" if report.jobs is None else f", {report.jobs} jobs"

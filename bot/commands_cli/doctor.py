@@ -9,48 +9,27 @@ The token is never printed: every line goes through `_Report.line`, which redact
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import logging
 import os
-import re
-import sqlite3
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from pydantic import ValidationError
 
 from bot.commands_cli.invite import TokenError, application_id_from_token, load_token
+from bot.logging_setup import redact
 from bot.settings import Settings
+from generation.errors import one_line
 
 OK, FAIL, WARN = "✓", "✗", "!"
 
 # The worker touches the heartbeat at least every 10 s; 60 s leaves room for a slow disk or a
 # long garbage-collection pause without flapping the container to unhealthy.
 HEARTBEAT_MAX_AGE = 60.0
-
-# One denoising step of the full SD 1.x UNet at 512² (batch 2 for guidance) took about 20 s on
-# a 2-core x86-64 build machine (docs/PERFORMANCE.md), so 25 steps are about 8 minutes there;
-# more cores divide that, but CPU stays minutes per image.
-CPU_SECONDS_PER_IMAGE: float | None = 500.0
-
-# What generation/loader.py needs: these components, and the file each cannot do without. The
-# others (scheduler, safety checker, feature extractor) fall back to defaults or off when absent.
-_PIPELINES = ("StableDiffusionPipeline", "JapaneseStableDiffusionPipeline")
-_REQUIRED = ("unet", "vae", "text_encoder", "tokenizer")
-_CONFIG_FILE = {
-    "scheduler": "scheduler_config.json",
-    "feature_extractor": "preprocessor_config.json",
-}
-_WEIGHTED = {"unet", "vae", "text_encoder", "safety_checker"}
-_WEIGHT_SUFFIXES = (".safetensors", ".bin")
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-_HUB_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,10 +43,10 @@ class Check:
 
 
 class _Report:
-    """Prints checks as they finish, with every secret replaced, and remembers whether any failed."""
+    """Prints checks as they finish, every secret redacted, and remembers whether any failed."""
 
-    def __init__(self, secrets: list[str]) -> None:
-        self.secrets = [s for s in secrets if s]
+    def __init__(self) -> None:
+        self.secrets: list[str] = []
         self.failed = False
 
     def add_secret(self, secret: str | None) -> None:
@@ -79,9 +58,7 @@ class _Report:
                 self.secrets.append(parts[2])
 
     def line(self, text: str) -> None:
-        for secret in sorted(self.secrets, key=len, reverse=True):
-            text = text.replace(secret, "[redacted]")
-        print(text, flush=True)
+        print(redact(text, sorted(self.secrets, key=len, reverse=True)), flush=True)
 
     def show(self, check: Check) -> None:
         self.failed = self.failed or check.status == FAIL
@@ -100,7 +77,7 @@ def _field_env(loc: tuple[Any, ...]) -> str:
 def _load_settings() -> tuple[Settings | None, list[Check], set[str]]:
     """Settings as `run` builds them; on errors, one ✗ per field and the others at defaults."""
     try:
-        return Settings(), [Check(OK, "settings", "loaded (environment and .env)")], set()
+        return Settings(), [Check(OK, "settings", _settings_source())], set()
     except ValidationError as exc:
         checks: list[Check] = []
         bad: set[str] = set()
@@ -116,7 +93,7 @@ def _load_settings() -> tuple[Settings | None, list[Check], set[str]]:
                 fix += f" ({field.description.rstrip('.')}; default {_show_default(default)})"
             checks.append(Check(FAIL, _field_env(loc), str(error.get("msg", "invalid")), fix))
     except Exception as exc:  # a broken .env file, for instance
-        return None, [Check(FAIL, "settings", _one_line(exc), "check the .env file")], set()
+        return None, [Check(FAIL, "settings", one_line(exc), "check the .env file")], set()
     known = {name for name in bad if name in Settings.model_fields}
     try:
         fallback = Settings(
@@ -128,6 +105,14 @@ def _load_settings() -> tuple[Settings | None, list[Check], set[str]]:
     except Exception:
         return None, checks, bad
     return fallback, checks, bad
+
+
+def _settings_source() -> str:
+    """Where the settings came from: `.env` is read from the working folder, if it is there."""
+    env_file = Path(".env")
+    if env_file.is_file():
+        return f"loaded from the environment and {env_file.absolute()}"
+    return f"loaded from the environment only (no .env in {Path.cwd()})"
 
 
 def _show_default(value: object) -> str:
@@ -159,148 +144,78 @@ def _check_token(token: str | None) -> Check:
 
 # --- model and safety checker --------------------------------------------------------------
 
-
-def _looks_like_path(source: str) -> bool:
-    # The loader's rule too: anything that is not exactly `owner/name` is a folder.
-    return source.startswith(("/", ".", "~")) or "\\" in source or not _HUB_ID.match(source)
-
-
-@dataclass(frozen=True, slots=True)
-class _Inventory:
-    """What model_index.json lists, and what the folder lacks (required and optional parts)."""
-
-    components: dict[str, Any]
-    missing: list[str]
-    optional_missing: list[str]
-
-
-def _inventory(folder: Path) -> _Inventory:
-    index_path = folder / "model_index.json"
-    if not index_path.is_file():
-        return _Inventory({}, ["model_index.json"], [])
-    try:
-        loaded: object = json.loads(index_path.read_text("utf-8"))
-        if not isinstance(loaded, dict):
-            raise ValueError("not a JSON object")
-        # `isinstance` narrows json's Any only to dict[Unknown, Unknown]; JSON keys are strings.
-        index = cast("dict[str, Any]", loaded)
-    except (OSError, ValueError) as exc:
-        return _Inventory({}, [f"a readable model_index.json ({_one_line(exc)})"], [])
-    missing: list[str] = []
-    optional_missing: list[str] = []
-    if index.get("_class_name") not in _PIPELINES:
-        missing.append(
-            f"a Stable Diffusion pipeline (model_index.json names {index.get('_class_name')})"
-        )
-    components: dict[str, Any] = {
-        key: value
-        for key, value in index.items()
-        if not key.startswith("_") and isinstance(value, list) and value and value[0] is not None
-    }
-    for name in sorted(set(components) | set(_REQUIRED)):
-        found = missing if name in _REQUIRED else optional_missing
-        sub = folder / name
-        if not sub.is_dir():
-            found.append(f"{name}/")
-            continue
-        if name == "tokenizer":
-            # A sentencepiece tokenizer needs its model file; configs alone are not enough.
-            if not any(sub.glob("*.model")) and not (sub / "tokenizer.json").is_file():
-                found.append("tokenizer/spiece.model")
-            continue
-        config = _CONFIG_FILE.get(name, "config.json")
-        if not (sub / config).is_file():
-            found.append(f"{name}/{config}")
-        if name in _WEIGHTED and not any(
-            p.name.endswith(_WEIGHT_SUFFIXES) for p in sub.iterdir() if p.is_file()
-        ):
-            found.append(f"{name}/ weights (*.safetensors or *.bin)")
-    return _Inventory(components, missing, optional_missing)
+_MODEL_FIX = (
+    "set POKEMON_MODEL to a folder with model_index.json (or to a Hub id such as "
+    "svjack/Stable-Diffusion-Pokemon-ja)"
+)
 
 
 def _check_model(source: str) -> tuple[Check, dict[str, Any] | None]:
-    """Where the model comes from, and its components when they could be read."""
-    if _looks_like_path(source) or Path(source).expanduser().exists():
-        folder = Path(source).expanduser().resolve()
-        if not folder.is_dir():
-            problem = "is a file, not a model folder" if folder.exists() else "does not exist"
-            return Check(
-                FAIL,
-                "model",
-                f"local folder {folder} {problem}",
-                "set POKEMON_MODEL to a folder with model_index.json (or to a Hub id such as "
-                "svjack/Stable-Diffusion-Pokemon-ja)",
-            ), None
-        return _check_folder(folder, f"local folder {folder}")
-    return _check_hub(source)
+    """Where the model comes from (the loader says), and its components when they could be read."""
+    from generation.loader import locate_model
+
+    where = locate_model(source)
+    if where.state == "not_found":
+        return Check(FAIL, "model", f"local folder {where.folder} does not exist", _MODEL_FIX), None
+    if where.state == "not_a_folder":
+        return Check(
+            FAIL, "model", f"local folder {where.folder} is a file, not a model folder", _MODEL_FIX
+        ), None
+    if where.state == "folder" and where.folder is not None:
+        return _check_folder(where.folder, f"local folder {where.folder}")
+    if where.state == "cached" and where.folder is not None:
+        return _check_folder(where.folder, f"{source} cached in {where.cache}")
+    if where.state == "not_cached_offline":
+        return Check(
+            FAIL,
+            "model",
+            f"{source} is not in the Hugging Face cache ({where.cache}) and HF_HUB_OFFLINE=1 "
+            "forbids downloading it",
+            "run once with network access (unset HF_HUB_OFFLINE) to download it, set HF_HOME "
+            "to the cache that has it, or point POKEMON_MODEL at a local folder",
+        ), None
+    if where.state == "unknown":
+        return Check(
+            FAIL,
+            "model",
+            f"{source} is not a model on the Hugging Face Hub (or needs a login)",
+            "check POKEMON_MODEL for typos; a local folder must exist on this machine",
+        ), None
+    if where.state == "unreachable":
+        return Check(
+            FAIL,
+            "model",
+            f"{source} is not cached and the Hub cannot be reached: {where.detail}",
+            "check the network (or proxy), or copy a cache into HF_HOME",
+        ), None
+    return Check(
+        OK,
+        "model",
+        f"{source} is not cached yet but reachable; the first start downloads it "
+        f"(several GB) into {where.cache}",
+    ), None
 
 
 def _check_folder(folder: Path, where: str) -> tuple[Check, dict[str, Any] | None]:
-    found = _inventory(folder)
-    present = {
-        name
-        for name in found.components
-        if not any(m.startswith(f"{name}/") for m in found.missing + found.optional_missing)
-    }
-    if found.missing:
-        lacks = found.missing + found.optional_missing
+    from generation.loader import model_parts
+
+    parts = model_parts(folder)
+    if parts.missing:
+        lacks = parts.missing + parts.optional_missing
         return Check(
             FAIL,
             "model",
             f"{where} is incomplete: missing {', '.join(lacks)}",
             "copy the whole checkpoint (every component folder), or delete it and download again",
         ), None
-    if found.optional_missing:
+    if parts.optional_missing:
         return Check(
             WARN,
             "model",
-            f"{where} lacks {', '.join(found.optional_missing)}; the bot runs without them",
+            f"{where} lacks {', '.join(parts.optional_missing)}; the bot runs without them",
             "copy the whole checkpoint if that was not meant",
-        ), {name: found.components[name] for name in present}
-    return Check(OK, "model", f"{where} ({', '.join(sorted(found.components))})"), found.components
-
-
-def _check_hub(repo_id: str) -> tuple[Check, dict[str, Any] | None]:
-    from huggingface_hub import constants, is_offline_mode, try_to_load_from_cache
-
-    cache = constants.HF_HUB_CACHE
-    cached = try_to_load_from_cache(repo_id, "model_index.json")
-    if isinstance(cached, str):
-        return _check_folder(Path(cached).parent, f"{repo_id} cached in {cache}")
-    if is_offline_mode():
-        return Check(
-            FAIL,
-            "model",
-            f"{repo_id} is not in the Hugging Face cache ({cache}) and HF_HUB_OFFLINE=1 "
-            "forbids downloading it",
-            "run once with network access (unset HF_HUB_OFFLINE) to download it, set HF_HOME "
-            "to the cache that has it, or point POKEMON_MODEL at a local folder",
-        ), None
-    from huggingface_hub import model_info
-    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
-
-    try:
-        model_info(repo_id, timeout=_HUB_TIMEOUT)
-    except (RepositoryNotFoundError, GatedRepoError):
-        return Check(
-            FAIL,
-            "model",
-            f"{repo_id} is not a model on the Hugging Face Hub (or needs a login)",
-            "check POKEMON_MODEL for typos; a local folder must exist on this machine",
-        ), None
-    except Exception as exc:
-        return Check(
-            FAIL,
-            "model",
-            f"{repo_id} is not cached and the Hub cannot be reached: {_one_line(exc)}",
-            "check the network (or proxy), or copy a cache into HF_HOME",
-        ), None
-    return Check(
-        OK,
-        "model",
-        f"{repo_id} is not cached yet but reachable; the first start downloads it "
-        f"(several GB) into {cache}",
-    ), None
+        ), parts.present
+    return Check(OK, "model", f"{where} ({', '.join(sorted(parts.components))})"), parts.components
 
 
 def _check_safety(settings: Settings, components: dict[str, Any] | None) -> Check:
@@ -337,46 +252,41 @@ def _check_safety(settings: Settings, components: dict[str, Any] | None) -> Chec
 # --- device ---------------------------------------------------------------------------------
 
 
-def _check_device(spec: str) -> Check:
-    if spec == "cpu":
-        pace = (
-            f"about {CPU_SECONDS_PER_IMAGE / 60:.0f} min per 512×512 image on 2 cores"
-            if CPU_SECONDS_PER_IMAGE is not None
-            else "tens of seconds or more per 512×512 image"
-        )
-        return Check(OK, "device", f"cpu (float32): {pace}; a GPU is recommended for a live bot")
-    # Only generation/ may import torch (ARCHITECTURE.md), so the probe lives there.
+def _check_device(settings: Settings) -> Check:
+    # Only generation/ may import torch, so the probe lives there.
+    from generation.loader import probe_device
+
+    spec = settings.pokemon_device
     try:
-        from generation.loader import describe_device
-    except ImportError:
-        return Check(
-            WARN,
-            "device",
-            f"{spec}: not checked (this version's generation layer has no device probe)",
-            "run `pokemon-bot generate` once to see the device in use",
-        )
-    try:
-        info = describe_device(spec)
+        found = probe_device(spec)
     except Exception as exc:
         return Check(
             FAIL,
             "device",
-            f"{spec}: {_one_line(exc)}",
+            f"{spec}: {one_line(exc)}",
             "install the CUDA build of torch and the NVIDIA driver (in Docker: the NVIDIA "
             "container toolkit and the compose GPU reservation), or set POKEMON_DEVICE=cpu",
         )
-    return Check(OK, "device", info)
+    if found.device != "cpu":
+        return Check(OK, "device", found.description)
+    sizing = settings.worker_sizing(found.device)
+    pace = (
+        f"about {sizing.minutes_per_image or 0:.0f} min per {settings.pokemon_size}² image at "
+        f"{settings.pokemon_steps} steps on {os.cpu_count() or 1} cores "
+        f"(batch {sizing.max_batch}, timeout {sizing.job_timeout / 60:.0f} min per image)"
+    )
+    if found.fell_back_to_cpu:
+        return Check(
+            WARN,
+            "device",
+            f"auto fell back to the CPU: {found.description}; {pace}",
+            "for a live bot use a GPU with the CUDA build of torch (POKEMON_TORCH=cuda when "
+            "setting up); set POKEMON_DEVICE=cpu to make the CPU an explicit choice",
+        )
+    return Check(OK, "device", f"{found.description}; {pace}; a GPU is recommended for a live bot")
 
 
 # --- database -------------------------------------------------------------------------------
-
-
-def _first_existing(path: Path) -> Path:
-    for candidate in (path, *path.parents):
-        if candidate.exists():
-            return candidate
-    return Path("/")
-
 
 _DB_FIX = (
     "set POKEMON_DB to a file in a writable folder (in Docker it lives on the data volume, "
@@ -384,119 +294,55 @@ _DB_FIX = (
 )
 
 
-def _check_creatable(path: Path) -> Check | None:
-    """A ✗ when a database that does not exist yet could not be created there, else None."""
-    existing = _first_existing(path.parent)
-    if not existing.is_dir():
-        return Check(
-            FAIL, "database", f"{path} cannot be created: {existing} is not a folder", _DB_FIX
-        )
-    if not os.access(existing, os.W_OK | os.X_OK):
-        return Check(
-            FAIL, "database", f"{path} cannot be created: {existing} is not writable", _DB_FIX
-        )
-    return None
-
-
-def _inspect_existing(path: Path, copy: Path) -> int:
-    """Prove the file is writable, copy it, and return its schema version, changing nothing.
-
-    BEGIN IMMEDIATE takes the write lock and ROLLBACK releases it, so nothing is written. The
-    copy uses SQLite's backup API, consistent even while the bot writes. One read-write
-    connection (closed last) also lets SQLite tidy its -wal/-shm files as usual.
-    """
-    conn = sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=5.0)
-    try:
-        conn.isolation_level = None
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute("ROLLBACK")
-        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-        target = sqlite3.connect(copy)
-        try:
-            conn.backup(target)
-        finally:
-            target.close()
-        return version
-    finally:
-        conn.close()
-
-
-async def _open_with_storage(path: Path, settings: Settings) -> None:
-    from storage import Storage
-
-    store = await Storage.open(
-        path,
-        default_limit=settings.default_limit,
-        owner_ids=set(settings.pokemon_owner_ids),
-        max_pending=settings.pokemon_user_max_pending,
-    )
-    await store.close()
-
-
 def _check_database(settings: Settings) -> Check:
-    path = settings.pokemon_db.expanduser()
-    if path.is_dir():
-        return Check(FAIL, "database", f"{path} is a folder, not a file", _DB_FIX)
-    exists = path.exists()
-    if not exists:
-        problem = _check_creatable(path)
-        if problem is not None:
-            return problem
-    from storage import StorageError
+    from storage.check import check_database
 
-    with tempfile.TemporaryDirectory(prefix="pokemon-doctor-") as tmp:
-        copy = Path(tmp) / "check.sqlite3"
-        version = 0
-        if exists:
-            try:
-                version = _inspect_existing(path, copy)
-            except sqlite3.Error as exc:
-                return Check(
-                    FAIL,
-                    "database",
-                    f"{path} cannot be opened for writing: {_one_line(exc)}",
-                    f"{_DB_FIX}; if it is not a database, restore a backup or move it away",
-                )
-        try:
-            # The storage layer migrates the copy exactly as `run` would migrate the real file.
-            asyncio.run(_open_with_storage(copy, settings))
-        except StorageError as exc:
-            # The message names the copy; the operator knows only the real file.
-            reason = _one_line(exc).replace(str(copy), str(path))
-            if getattr(exc, "code", "") == "schema_too_new":
-                return Check(
-                    FAIL,
-                    "database",
-                    f"written by a newer pokemon-bot: {reason}",
-                    "run the newer release again, or restore a backup made by this version "
-                    "(pokemon-bot backup)",
-                )
-            return Check(
-                FAIL,
-                "database",
-                f"{path} cannot be used: {reason}",
-                "restore a backup (pokemon-bot backup makes them), or move the file away to "
-                "start a new database",
-            )
-        migrated = _user_version(copy)
-    if not exists:
-        return Check(OK, "database", f"{path} will be created at start (schema v{migrated})")
-    if version == migrated:
-        return Check(OK, "database", f"{path} is writable and migrated (schema v{version})")
+    found = check_database(settings.pokemon_db)
+    path = found.path
+    if found.state == "is_folder":
+        return Check(FAIL, "database", f"{path} is a folder, not a file", _DB_FIX)
+    if found.state == "cannot_create":
+        return Check(FAIL, "database", f"{path} cannot be created: {found.detail}", _DB_FIX)
+    if found.state == "unopenable":
+        return Check(
+            FAIL,
+            "database",
+            f"{path} cannot be opened for writing: {found.detail}",
+            f"{_DB_FIX}; if it is not a database, restore a backup or move it away",
+        )
+    if found.state == "too_new":
+        return Check(
+            FAIL,
+            "database",
+            f"{path} was written by a newer pokemon-bot: {found.detail}",
+            "run the newer release again, or restore a backup made by this version "
+            "(pokemon-bot backup)",
+        )
+    if found.state == "broken":
+        return Check(
+            FAIL,
+            "database",
+            f"{path} cannot be used: {found.detail}",
+            "restore a backup (pokemon-bot backup makes them), or move the file away to "
+            "start a new database",
+        )
+    relative = "" if settings.pokemon_db.is_absolute() else f" (POKEMON_DB={settings.pokemon_db})"
+    if found.state == "new":
+        return Check(
+            OK, "database", f"{path}{relative} will be created at start (schema v{found.latest})"
+        )
+    if found.version == found.latest:
+        return Check(
+            OK,
+            "database",
+            f"{path}{relative} is writable, migrated (schema v{found.version}) and intact",
+        )
     return Check(
         OK,
         "database",
-        f"{path} is writable (schema v{version}); migrations to v{migrated} applied cleanly "
-        "to a copy and will run at start",
+        f"{path}{relative} is writable and intact (schema v{found.version}); migrations to "
+        f"v{found.latest} applied cleanly to a copy and will run at start",
     )
-
-
-def _user_version(path: Path) -> int:
-    conn = sqlite3.connect(path)
-    try:
-        return int(conn.execute("PRAGMA user_version").fetchone()[0])
-    finally:
-        conn.close()
 
 
 # --- heartbeat (--quick) --------------------------------------------------------------------
@@ -521,7 +367,7 @@ def check_heartbeat(path: Path | None, max_age: float, now: float | None = None)
             "read the logs (docker compose logs bot); the model may still be loading",
         )
     except OSError as exc:
-        return Check(FAIL, "heartbeat", f"{path}: {_one_line(exc)}", "check the path")
+        return Check(FAIL, "heartbeat", f"{path}: {one_line(exc)}", "check the path")
     if not path.is_file():
         return Check(FAIL, "heartbeat", f"{path} is not a file", "name a file, not a folder")
     age = (time.time() if now is None else now) - mtime
@@ -539,17 +385,12 @@ def check_heartbeat(path: Path | None, max_age: float, now: float | None = None)
 # --- entry point ----------------------------------------------------------------------------
 
 
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text[:300]
-
-
 def _guarded(name: str, check: Callable[[], Check]) -> Check:
     """Run one check; an unexpected error is that check's ✗, not a traceback for the operator."""
     try:
         return check()
     except Exception as exc:
-        return Check(FAIL, name, f"check failed unexpectedly: {_one_line(exc)}")
+        return Check(FAIL, name, f"check failed unexpectedly: {one_line(exc)}")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -575,7 +416,7 @@ def main(args: argparse.Namespace) -> int:
         reconfigure(errors="replace")  # ✓/✗ on a non-UTF-8 terminal
     # Libraries' own warnings would bury the report; the checks say what matters.
     logging.disable(logging.WARNING)
-    report = _Report([])
+    report = _Report()
     try:
         token = load_token()
     except Exception:
@@ -602,11 +443,11 @@ def main(args: argparse.Namespace) -> int:
             try:
                 model_check, components = _check_model(settings.pokemon_model)
             except Exception as exc:
-                model_check = Check(FAIL, "model", f"check failed unexpectedly: {_one_line(exc)}")
+                model_check = Check(FAIL, "model", f"check failed unexpectedly: {one_line(exc)}")
             report.show(model_check)
         report.show(_guarded("safety checker", lambda: _check_safety(settings, components)))
         if "pokemon_device" not in bad:
-            report.show(_guarded("device", lambda: _check_device(settings.pokemon_device)))
+            report.show(_guarded("device", lambda: _check_device(settings)))
         if "pokemon_db" not in bad:
             report.show(_guarded("database", lambda: _check_database(settings)))
     report.line("some checks failed: fix each ✗ above" if report.failed else "all checks passed")

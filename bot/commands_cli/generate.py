@@ -9,6 +9,8 @@ POKEMON_SIZE, ...). torch is imported only once the arguments are known to be go
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import io
 import logging
 import random
 import sys
@@ -28,6 +30,8 @@ STEPS_RANGE = (1, 150)
 GUIDANCE_RANGE = (1.0, 20.0)
 SIZE_RANGE = (64, 1024)
 BAR_WIDTH = 30
+# The formats `generate` writes, by the output's extension (Pillow's format names).
+FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,7 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--output",
         type=Path,
         default=None,
-        help="PNG file to write (default pokemon-SEED.png)",
+        help="image file to write: .png, .jpg or .webp (default pokemon-SEED.png)",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="overwrite the output file if it exists"
     )
     parser.add_argument("--model", default=None, help="Hub id or local folder (POKEMON_MODEL)")
     parser.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N (POKEMON_DEVICE)")
@@ -48,8 +55,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--guidance", type=float, default=None, help="classifier-free guidance (POKEMON_GUIDANCE)"
     )
     parser.add_argument("--negative", default="", help="negative prompt")
-    parser.add_argument("--height", type=int, default=None, help="pixels, multiple of 8")
-    parser.add_argument("--width", type=int, default=None, help="pixels, multiple of 8")
+    parser.add_argument(
+        "--height",
+        type=int,
+        default=None,
+        help="pixels, multiple of 8 (default POKEMON_SIZE if set, else the model's native size)",
+    )
+    parser.add_argument(
+        "--width", type=int, default=None, help="pixels, multiple of 8 (as --height)"
+    )
     parser.add_argument(
         "--scheduler", choices=SCHEDULERS, default=None, help="sampler (POKEMON_SCHEDULER)"
     )
@@ -102,6 +116,47 @@ def build_request(args: argparse.Namespace, settings: Settings) -> GenerationReq
     )
 
 
+def check_output(output: Path, *, force: bool) -> Path:
+    """The file to write, refused (one CliError line) before anything slow when it cannot be."""
+    if output.is_dir():
+        raise CliError(f"{output} is a folder; give a file name for the image")
+    if output.suffix.lower() not in FORMATS:
+        raise CliError(
+            f"cannot write {output.name}: use a .png, .jpg or .webp file name "
+            f"(not {output.suffix or 'no extension'})"
+        )
+    if not output.parent.exists():
+        raise CliError(f"folder {output.parent} does not exist")
+    if output.exists() and not force:
+        raise CliError(f"{output} already exists; choose another name or pass --force")
+    return output
+
+
+def encode(png: bytes, output: Path) -> bytes:
+    """The image in the format `output`'s extension names (the pipeline makes PNG)."""
+    form = FORMATS[output.suffix.lower()]
+    if form == "PNG":
+        return png
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    with Image.open(io.BytesIO(png)) as image:
+        image.convert("RGB").save(buffer, format=form, quality=95)
+    return buffer.getvalue()
+
+
+def _native_size_unless_given(
+    request: GenerationRequest, args: argparse.Namespace, settings: Settings, native: int | None
+) -> GenerationRequest:
+    """With no --height/--width and no POKEMON_SIZE set, the size the checkpoint was made for
+    (in the range `generate` accepts): the tiny test model draws 64², the real one 512²."""
+    given = args.height is not None or args.width is not None
+    if given or "pokemon_size" in settings.model_fields_set or native is None:
+        return request
+    side = min(max(native - native % 8, SIZE_RANGE[0]), SIZE_RANGE[1])
+    return dataclasses.replace(request, height=side, width=side)
+
+
 class ProgressBar:
     """A one-line text bar on stderr, redrawn after each denoising step."""
 
@@ -131,11 +186,7 @@ def main(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         raise CliError(f"invalid setting {settings_error_line(exc)}") from None
     request = build_request(args, settings)
-    output: Path = args.output or Path(f"pokemon-{request.seed}.png")
-    if output.exists() and output.is_dir():
-        raise CliError(f"{output} is a folder; give a file name for the PNG")
-    if not output.parent.exists():
-        raise CliError(f"folder {output.parent} does not exist")
+    output = check_output(args.output or Path(f"pokemon-{request.seed}.png"), force=args.force)
     safety = (args.safety_checker or settings.pokemon_safety_checker) == "on"
     model = args.model or settings.pokemon_model
     device = args.device or settings.pokemon_device
@@ -146,11 +197,12 @@ def main(args: argparse.Namespace) -> int:
     logging.getLogger("generation").setLevel(logging.INFO)  # load and download progress
 
     from generation.errors import GenerationError, ModelLoadError
-    from generation.loader import load_engine, resolve_model
+    from generation.loader import load_engine, native_size, resolve_model
 
     started = time.monotonic()
     try:
         folder = resolve_model(model)  # fails fast, before torch is imported
+        request = _native_size_unless_given(request, args, settings, native_size(folder))
         print(f"loading {model} ...", file=sys.stderr)
         engine = load_engine(folder, device=device, safety_checker=safety)
     except ModelLoadError as exc:
@@ -174,7 +226,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"pokemon-bot generate: no image ({result.code}): {result}", file=sys.stderr)
         return 1
     try:
-        output.write_bytes(result.png)
+        output.write_bytes(encode(result.png, output))
     except OSError as exc:
         raise CliError(f"cannot write {output}: {exc.strerror or exc}") from exc
     note = " (prompt cut to 77 tokens)" if result.truncated else ""

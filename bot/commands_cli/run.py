@@ -26,16 +26,27 @@ def settings_error_line(exc: ValidationError) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    from bot.app import StartupError, run_bot
-    from bot.logging_setup import setup_logging
+    from bot.commands_cli.first_run import ensure_token
+    from bot.commands_cli.invite import TokenError, application_id_from_token
     from bot.settings import Settings
 
+    # Before anything slow (discord.py, the model): a missing token is asked for on a
+    # terminal, and a malformed one is refused here rather than after loading the model.
+    ensure_token()
     try:
         settings = Settings()
     except ValidationError as exc:
         raise CliError(settings_error_line(exc)) from None
     if settings.discord_token is None or not settings.discord_token.get_secret_value().strip():
         raise CliError("DISCORD_TOKEN is not set; put the bot token in the environment or .env")
+    try:
+        application_id_from_token(settings.discord_token.get_secret_value())
+    except TokenError as exc:
+        raise CliError(str(exc)) from None
+
+    from bot.app import StartupError, run_bot
+    from bot.logging_setup import setup_logging
+
     try:
         setup_logging(
             args.log_level or settings.pokemon_log_level,

@@ -39,6 +39,7 @@ from PIL import Image
 from bot.client import PokemonBot
 from bot.settings import Settings
 from generation.errors import GenerationError
+from generation.local import ThreadGenerator
 from generation.types import GeneratedImage, GenerationRequest, TokenizedPrompt
 from generation.worker import GenerationWorker
 from storage import Storage
@@ -140,12 +141,12 @@ class BotRig:
             max_batch=settings.pokemon_max_batch,
             job_timeout=settings.pokemon_job_timeout,
         )
-        worker.start()
+        generator = ThreadGenerator(worker)
+        await generator.start()
         bot = PokemonBot(
             settings=settings,
             store=store,
-            worker=worker,
-            engine=self.engine,
+            generator=generator,
             progress_interval=self.progress_interval,
         )
         self.bots.append(bot)
@@ -153,9 +154,9 @@ class BotRig:
             async with run_client(self.fake, bot):
                 yield bot
                 self.engine.open_gate()
-                bot.runner.stop_intake()
+                bot.service.stop_intake()
                 await worker.stop(timeout=10.0)
-                await bot.runner.drain(within=10.0)
+                await bot.service.drain(within=10.0)
         finally:
             self.engine.open_gate()
             await worker.stop(timeout=10.0)

@@ -46,7 +46,7 @@ async def test_sigterm_stops_the_bot_cleanly_with_exit_0(
     assert await asyncio.wait_for(task, 30) == 0
     assert bot.is_closed()
     with pytest.raises(WorkerStoppedError):  # the worker was stopped, not left running
-        bot.worker.submit(1, 1, GenerationRequest(prompt="x"))
+        bot.generator.worker.submit(1, 1, GenerationRequest(prompt="x"))
     messages = [r.getMessage() for r in caplog.records]
     assert any(m.startswith("loading model… ") and " s " in m for m in messages), messages
     assert any(m.startswith("ready as ") and "in guilds: Fake Guild" in m for m in messages)

@@ -232,10 +232,10 @@ async def test_stats_returns_a_chart_png_with_the_totals(
         t(
             "stats.summary",
             "en",
-            days=7,
-            done=1,
-            users=1,
-            jobs=totals.jobs,
+            window="Last 7 days",
+            images="1 image",  # one of each: the singular, not "1 images by 1 users"
+            users="1 user",
+            jobs=t("count.jobs", "en", count=totals.jobs),
             failed=totals.failed,
             cancelled=totals.cancelled,
             pending=totals.pending,

@@ -14,7 +14,7 @@ from bot.messaging import REGENERATE_EMOJI
 from generation.errors import FatalDeviceError
 from storage import NewJob, Storage
 from tests.bot.conftest import BotRig, png_of
-from tests.fakediscord import FakeDiscord, FakeMessage
+from tests.fakediscord import FakeDiscord
 
 
 async def test_commands_sync_once_and_not_again_on_restart_with_same_commands(
@@ -74,9 +74,9 @@ async def test_pokemon_defers_in_time_shows_progress_and_delivers_a_png_with_reg
         (job,) = await bot.store.jobs.recent_for_user(fake_discord.alice.id)
         assert job.state == "done"
         assert job.result_message_id == result.id
-        assert job.seed == 42
-        assert job.steps == 3
-        assert job.prompt == "ピカチュウ"
+        assert job.request["seed"] == 42
+        assert job.request["steps"] == 3
+        assert job.request["prompt"] == "ピカチュウ"
 
 
 async def test_japanese_locale_gets_japanese_text(
@@ -127,9 +127,9 @@ async def test_full_queue_is_refused_ephemerally_and_not_counted(
     bot_rig.engine.close_gate()
     async with bot_rig.run() as bot:
         running = await fake_discord.invoke("pokemon", {"prompt": "いち"}, user=fake_discord.alice)
-        await fake_discord.wait_until(lambda: bot.worker.running == 1)
+        await fake_discord.wait_until(lambda: bot.generator.worker.running == 1)
         queued = await fake_discord.invoke("pokemon", {"prompt": "に"}, user=fake_discord.bob)
-        await fake_discord.wait_until(lambda: bot.worker.queued == 1)
+        await fake_discord.wait_until(lambda: bot.generator.worker.queued == 1)
         refused = await fake_discord.invoke(
             "pokemon", {"prompt": "さん"}, user=fake_discord.moderator
         )
@@ -182,11 +182,11 @@ async def test_shutdown_finishes_the_running_job_keeps_the_queued_one_and_resume
     bot_rig.engine.close_gate()
     async with bot_rig.run() as bot:
         running = await fake_discord.invoke("pokemon", {"prompt": "いち"}, user=fake_discord.alice)
-        await fake_discord.wait_until(lambda: bot.worker.running == 1)
+        await fake_discord.wait_until(lambda: bot.generator.worker.running == 1)
         queued = await fake_discord.invoke("pokemon", {"prompt": "に"}, user=fake_discord.bob)
         await queued.wait_edits(1)  # its place in the queue is shown
         bot.request_shutdown()  # what SIGTERM does
-        await fake_discord.wait_until(lambda: not bot.runner.accepting)
+        await fake_discord.wait_until(lambda: not bot.service.accepting)
         bot_rig.engine.open_gate()
         await bot.wait_shutdown()
         assert bot.is_closed()
@@ -199,23 +199,20 @@ async def test_shutdown_finishes_the_running_job_keeps_the_queued_one_and_resume
         assert kept.state == "queued"
         assert kept.progress_message_id == queued.original_message_id
 
+    posted_before = len(fake_discord.bot_messages())
     async with bot_rig.run() as bot:
+        # The picture lands in the message the user already had (edited through the channel
+        # endpoint), which no longer shows a stale queue place; nothing new is posted.
+        original = fake_discord.messages[queued.original_message_id]
 
-        def resumed() -> list[FakeMessage]:
-            return [
-                m
-                for m in fake_discord.bot_messages()
-                if m.attachments
-                and m.message_reference
-                and int(m.message_reference["message_id"]) == queued.original_message_id
-            ]
-
-        await fake_discord.wait_until(resumed, 30)
-        await fake_discord.wait_until(lambda: resumed()[0].reaction_users(REGENERATE_EMOJI))
+        await fake_discord.wait_until(lambda: bool(original.attachments), 30)
+        await fake_discord.wait_until(lambda: original.reaction_users(REGENERATE_EMOJI))
+        assert "Queued" not in (original.content or "")
+        assert len(fake_discord.bot_messages()) == posted_before
         job = await bot.store.jobs.get(kept.id)
         assert job is not None
         assert job.state == "done"
-        assert job.result_message_id == resumed()[0].id
+        assert job.result_message_id == original.id
 
 
 async def test_jobs_too_old_to_resume_are_failed_with_a_message_to_the_user(
@@ -229,14 +226,7 @@ async def test_jobs_too_old_to_resume_are_failed_with_a_message_to_the_user(
                 user_id=fake_discord.alice.id,
                 guild_id=fake_discord.guild.id,
                 channel_id=fake_discord.channel.id,
-                prompt="ふるい",
-                negative_prompt="",
-                seed=1,
-                steps=3,
-                guidance=7.5,
-                width=64,
-                height=64,
-                scheduler="dpmpp-2m",
+                request={"prompt": "ふるい", "seed": 1, "steps": 3, "width": 64, "height": 64},
                 reply_to_message_id=asked.id,
             )
         )
@@ -284,7 +274,7 @@ async def test_rate_limited_user_is_told_which_limit_and_when_ephemerally(
         refused = await fake_discord.invoke("pokemon", {"prompt": "に"})
         (followup,) = await refused.wait_followups(1)
         assert followup.ephemeral
-        assert re.search(r"limit of 1 pictures per hour\. .* <t:\d+:R>", followup.content)
+        assert re.search(r"limit of 1 picture per hour\. .* <t:\d+:R>", followup.content)
         assert refused.original_message_id in refused.deleted_ids
         assert len(await bot.store.jobs.recent_for_user(alice.id)) == 1  # no row for a refusal
 
@@ -299,7 +289,7 @@ async def test_fatal_device_error_shuts_the_bot_down_with_a_non_zero_exit(
         await fake_discord.wait_until(bot.is_closed, 30)
         await bot.wait_shutdown()
         assert bot.exit_code == EXIT_WORKER_FATAL
-        assert not bot.worker.healthy
+        assert not bot.generator.worker.healthy
         (followup,) = record.followups
         assert followup.ephemeral
         assert followup.content == t("error.gen.device_failed", "en")

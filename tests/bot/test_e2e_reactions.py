@@ -55,11 +55,9 @@ async def test_another_users_regen_gives_a_second_image_replying_to_the_first(
         (parent,) = await bot.store.jobs.recent_for_user(fake_discord.alice.id)
         (child,) = await bot.store.jobs.recent_for_user(fake_discord.bob.id)
         assert child.parent_job_id == parent.id
-        assert (child.prompt, child.steps, child.guidance) == (
-            parent.prompt,
-            parent.steps,
-            parent.guidance,
-        )
+        same = ("prompt", "negative_prompt", "steps", "guidance", "width", "height", "scheduler")
+        assert {k: child.request[k] for k in same} == {k: parent.request[k] for k in same}
+        assert child.request["seed"] != parent.request["seed"]
         assert child.state == "done"
         assert child.result_message_id == second.id
         assert child.reply_to_message_id == first.id
@@ -98,7 +96,7 @@ async def test_repeated_regen_by_one_user_while_pending_queues_one_job(
         # The first 🔁 runs (held at the gate); the others find it pending. Without the check,
         # bob's pending cap (2) would still let a second one in.
         await fake_discord.wait_until(lambda: replies_to(fake_discord, first))
-        await fake_discord.wait_until(lambda: bot.worker.running == 1)
+        await fake_discord.wait_until(lambda: bot.generator.worker.running == 1)
         bot_rig.engine.open_gate()
         await fake_discord.wait_until(
             lambda: all(m.attachments for m in replies_to(fake_discord, first)), 30
@@ -108,7 +106,7 @@ async def test_repeated_regen_by_one_user_while_pending_queues_one_job(
         assert len(replies_to(fake_discord, first)) == 1
 
 
-async def test_regen_over_the_limit_is_refused_with_a_ping_for_that_user_only(
+async def test_regen_over_the_limit_is_refused_naming_that_user_without_pinging_anyone(
     bot_rig: BotRig, fake_discord: FakeDiscord
 ) -> None:
     async with bot_rig.run() as bot:
@@ -129,7 +127,8 @@ async def test_regen_over_the_limit_is_refused_with_a_ping_for_that_user_only(
         await fake_discord.wait_until(refusal)
         (notice,) = refusal()
         assert t("error.blocked", "en") in notice.content
-        assert notice.pings() == {f"user:{bob.id}"}
+        # A refusal is not worth a notification: the mention names bob, pings nobody.
+        assert notice.pings() == set()
         assert await bot.store.jobs.recent_for_user(bob.id) == []
 
 

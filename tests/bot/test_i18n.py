@@ -12,7 +12,7 @@ import discord
 import pytest
 
 from bot.client import EXTENSIONS, PokemonBot
-from bot.i18n import LANGUAGES, catalog, t
+from bot.i18n import LANGUAGES, PLURAL_FORMS, Entry, catalog, forms, t
 from bot.settings import Settings
 from bot.translator import CatalogTranslator
 
@@ -35,16 +35,20 @@ def test_both_languages_have_the_same_keys() -> None:
 
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_no_entry_is_empty(language: str) -> None:
-    empty = [key for key, value in catalog(language).items() if not value.strip()]
+    empty = [
+        key
+        for key, value in catalog(language).items()
+        if not all(text.strip() for text in forms(value).values())
+    ]
     assert empty == []
 
 
 def test_both_languages_use_the_same_placeholders() -> None:
     en, ja = catalog("en"), catalog("ja")
     mismatched = {
-        key: (sorted(placeholders(en[key])), sorted(placeholders(ja[key])))
+        key: (sorted(entry_placeholders(en[key])), sorted(entry_placeholders(ja[key])))
         for key in en
-        if key in ja and placeholders(en[key]) != placeholders(ja[key])
+        if key in ja and entry_placeholders(en[key]) != entry_placeholders(ja[key])
     }
     assert mismatched == {}
 
@@ -57,7 +61,7 @@ def test_japanese_entries_are_translated() -> None:
         for key in en
         if not key.endswith(".name")
         and ja.get(key) == en[key]
-        and re.search("[A-Za-z]{3}", en[key])
+        and re.search("[A-Za-z]{3}", str(en[key]))
     ]
     assert same == []
 
@@ -83,7 +87,7 @@ def test_japanese_is_chosen_for_ja_and_english_otherwise() -> None:
 
 async def _payloads() -> list[dict[str, Any]]:
     settings = Settings(_env_file=None, discord_token=None)
-    bot = PokemonBot(settings=settings, store=None, worker=None, engine=None)  # type: ignore[arg-type]
+    bot = PokemonBot(settings=settings, store=None, generator=None)  # type: ignore[arg-type]
     try:
         await bot.tree.set_translator(CatalogTranslator())
         for name in EXTENSIONS:
@@ -146,3 +150,94 @@ async def test_pokemon_command_names_are_localized_in_japanese() -> None:
     assert options["prompt"]["required"] is True
     assert options["steps"]["min_value"] == 1
     assert options["guidance"]["max_value"] == 20.0
+
+
+def entry_placeholders(entry: Entry) -> set[str]:
+    """Every placeholder any form of an entry uses."""
+    return set().union(*(placeholders(text) for text in forms(entry).values()))
+
+
+def test_plural_entries_have_exactly_the_forms_of_their_language() -> None:
+    problems: list[str] = []
+    for language in LANGUAGES:
+        for key, entry in catalog(language).items():
+            if isinstance(entry, str):
+                continue
+            if language == "ja":
+                problems.append(f"ja {key}: Japanese has one form; use a plain string")
+            if set(forms(entry)) != set(PLURAL_FORMS[language]):
+                problems.append(f"{language} {key}: forms {sorted(forms(entry))}")
+            selector = entry.get("plural", "count")
+            if selector not in entry_placeholders(entry) and selector != "count":
+                problems.append(f"{language} {key}: counted by {selector!r}, which it never shows")
+    assert problems == []
+
+
+# Nouns the English catalog counts; "1 <plural>" or "2 <singular>" is a wrong form.
+NOUNS = {
+    "picture": "pictures",
+    "image": "images",
+    "user": "users",
+    "job": "jobs",
+    "day": "days",
+    "character": "characters",
+    "hour": "hours",
+    "minute": "minutes",
+    "second": "seconds",
+    "step": "steps",
+}
+WRONG_FORM = {
+    1: re.compile(r"\b1(?:\*\*)? (" + "|".join(NOUNS.values()) + r")\b"),
+    2: re.compile(r"\b2(?:\*\*)? (" + "|".join(NOUNS) + r")\b"),
+}
+
+
+def render_all(language: str, number: int) -> dict[str, str]:
+    """Every message rendered with every parameter set to `number`; plural pieces, as the
+    code passes them, rendered with the same number."""
+    rendered: dict[str, str] = {}
+    for key, entry in catalog(language).items():
+        params: dict[str, object] = dict.fromkeys(entry_placeholders(entry), number)
+        params.setdefault("count", number)
+        if isinstance(entry, dict):
+            params.setdefault(entry.get("plural", "count"), number)
+        if key == "stats.summary":
+            params.update(
+                window=t("stats.window", language, count=number),
+                images=t("count.images", language, count=number),
+                users=t("count.users", language, count=number),
+                jobs=t("count.jobs", language, count=number),
+            )
+        rendered[key] = t(key, language, **params)
+    return rendered
+
+
+@pytest.mark.parametrize("number", [1, 2])
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_every_message_renders_with_one_and_two_in_the_right_form(
+    language: str, number: int
+) -> None:
+    rendered = render_all(language, number)
+    assert len(rendered) == len(catalog(language))
+    wrong = {key: text for key, text in rendered.items() if WRONG_FORM[number].search(text)}
+    assert wrong == {}
+
+
+def test_english_counts_one_and_many_differently() -> None:
+    assert t("error.pending_cap", "en", max=1).startswith("You already have 1 picture waiting.")
+    assert t("error.pending_cap", "en", max=2).startswith("You already have 2 pictures waiting.")
+    assert t("ratelimit.value", "en", images=1, period="hour") == "1 picture per hour"
+    assert t("count.users", "en", count=0) == "0 users"
+    assert t("stats.window", "ja", count=1) == t("stats.window", "ja", count=2).replace("2", "1")
+
+
+def test_the_wrong_form_check_catches_what_it_is_for() -> None:
+    assert WRONG_FORM[1].search("You have 1 pictures waiting")
+    assert WRONG_FORM[1].search("made **1** images")  # the number in bold, the noun not
+    assert WRONG_FORM[2].search("by 2 user (")
+    assert not WRONG_FORM[1].search("1 picture per hour")
+
+
+def test_a_plural_entry_without_its_count_is_a_clear_key_error() -> None:
+    with pytest.raises(KeyError, match="max"):
+        t("error.pending_cap", "en")

@@ -16,8 +16,8 @@ async def test_regen_after_the_worker_stopped_says_shutting_down_not_queue_full(
         first = await bot_rig.wait_result(record)
         await fake_discord.wait_until(lambda: first.reaction_users(REGENERATE_EMOJI))
         # The worker stops (a fatal device error) a moment before the shutdown stops intake.
-        await bot.worker.stop(timeout=10)
-        assert bot.runner.accepting
+        await bot.generator.worker.stop(timeout=10)
+        assert bot.service.accepting
         bob = fake_discord.bob
         await fake_discord.react(bob, first.channel_id, first.id, REGENERATE_EMOJI)
 

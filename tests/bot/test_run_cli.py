@@ -20,6 +20,7 @@ def run(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
         [sys.executable, "-m", "bot", "run"],
         cwd=tmp_path,  # no .env there
         env={**clean, "PYTHONPATH": str(ROOT)},
+        stdin=subprocess.DEVNULL,  # no terminal: nothing is asked
         capture_output=True,
         text=True,
         timeout=120,
@@ -27,12 +28,31 @@ def run(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_missing_token_is_one_line_and_exit_2(tmp_path: Path) -> None:
+def test_missing_token_without_a_terminal_makes_env_and_says_what_to_set(tmp_path: Path) -> None:
     done = run(tmp_path)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
-        "pokemon-bot run: DISCORD_TOKEN is not set; put the bot token in the environment or .env"
+        f"created {tmp_path / '.env'} from .env.example",
+        f"pokemon-bot run: DISCORD_TOKEN is not set; put the bot token in {tmp_path / '.env'} "
+        "(DISCORD_TOKEN=...) or the environment",
     ]
+    assert (tmp_path / ".env").read_text("utf-8") == "DISCORD_TOKEN=\n"
+
+
+def test_env_made_from_the_example_when_there_is_one(tmp_path: Path) -> None:
+    (tmp_path / ".env.example").write_text((ROOT / ".env.example").read_text("utf-8"), "utf-8")
+    done = run(tmp_path)
+    assert done.returncode == 2
+    assert (tmp_path / ".env").read_text("utf-8") == (ROOT / ".env.example").read_text("utf-8")
+    assert (tmp_path / ".env").stat().st_mode & 0o077 == 0, ".env must be private"
+
+
+def test_malformed_token_is_refused_before_the_model_loads(tmp_path: Path) -> None:
+    done = run(tmp_path, DISCORD_TOKEN="Bot abc.def.ghi", POKEMON_MODEL=str(tmp_path / "none"))
+    assert done.returncode == 2
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("pokemon-bot run: DISCORD_TOKEN starts with 'Bot '")
+    assert "loading model" not in done.stderr
 
 
 def test_bad_setting_names_the_variable(tmp_path: Path) -> None:

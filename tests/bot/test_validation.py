@@ -9,7 +9,15 @@ import pytest
 from bot.errors import UserFacingError
 from bot.i18n import t
 from bot.settings import Settings
-from bot.validation import MAX_PROMPT_CHARS, SEED_MAX, clean_text, validate_pokemon
+from bot.validation import (
+    MAX_PROMPT_CHARS,
+    SEED_MAX,
+    clean_text,
+    mistyped_option,
+    text_option,
+    validate_pokemon,
+    whole_number,
+)
 from generation.types import GenerationRequest
 
 
@@ -95,6 +103,19 @@ def test_clean_text_drops_invisible_and_control_characters(raw: str, cleaned: st
         ({"prompt": "ok", "guidance": -math.inf}, "error.guidance_range"),
         ({"prompt": "ok", "guidance": 0.5}, "error.guidance_range"),
         ({"prompt": "ok", "guidance": 20.5}, "error.guidance_range"),
+        # Text SQLite cannot store: a lone surrogate (half of an emoji).
+        ({"prompt": "ピカ\ud800"}, "error.text_unencodable"),
+        ({"prompt": "\udc00"}, "error.text_unencodable"),
+        ({"prompt": "ok", "negative": "\ud83d"}, "error.text_unencodable"),
+        # The wrong JSON type, as a modified client can send (discord.py passes it through).
+        ({"prompt": 12345}, "error.invalid_option"),
+        ({"prompt": ["ピカ"]}, "error.invalid_option"),
+        ({"prompt": "ok", "negative": 0}, "error.invalid_option"),
+        ({"prompt": "ok", "seed": "42"}, "error.invalid_option"),
+        ({"prompt": "ok", "seed": 4.0}, "error.invalid_option"),
+        ({"prompt": "ok", "steps": True}, "error.invalid_option"),
+        ({"prompt": "ok", "guidance": "7.5"}, "error.invalid_option"),
+        ({"prompt": "ok", "guidance": False}, "error.invalid_option"),
     ],
 )
 def test_bad_options_raise_a_user_facing_error_with_its_key(
@@ -135,3 +156,57 @@ def test_range_message_names_the_settings_limit(settings: Settings) -> None:
         validate_pokemon(settings, "ok", steps=31)
     assert "30" in caught.value.localized("en")
     assert caught.value.localized("ja") == t("error.steps_range", "ja", min=1, max=30)
+
+
+def test_a_text_option_keeps_emoji_and_japanese_and_refuses_only_broken_text() -> None:
+    assert text_option("ピカチュウ 🔥\u200b") == "ピカチュウ 🔥"
+    assert text_option(None) == ""
+    with pytest.raises(UserFacingError) as caught:
+        text_option("\ud83d\ude00")  # a pair of lone surrogates is not an emoji in Python
+    assert caught.value.key == "error.text_unencodable"
+    assert caught.value.localized("ja") == t("error.text_unencodable", "ja")
+
+
+def test_whole_number_names_its_range_and_quotes_a_mistyped_value_shortly() -> None:
+    assert whole_number(0, 0, 10, "error.images_range") == 0
+    with pytest.raises(UserFacingError) as out_of_range:
+        whole_number(2**63, 0, 10, "error.images_range")
+    assert out_of_range.value.localized("en") == t("error.images_range", "en", min=0, max=10)
+    with pytest.raises(UserFacingError) as mistyped:
+        whole_number("x" * 500, 0, 10, "error.images_range")
+    assert mistyped.value.key == "error.invalid_option"
+    assert len(str(mistyped.value.params["value"])) <= 100
+
+
+def option(name: str, kind: int, value: object) -> dict[str, object]:
+    return {"name": name, "type": kind, "value": value}
+
+
+@pytest.mark.parametrize(
+    ("options", "found"),
+    [
+        ([option("prompt", 3, "ピカ"), option("guidance", 10, 7.5)], None),
+        ([option("steps", 4, 5), option("nsfw", 5, False), option("u", 6, "123")], None),
+        ([option("guidance", 10, "abc")], ("guidance", "abc")),
+        ([option("guidance", 10, True)], ("guidance", True)),
+        ([option("prompt", 3, 5)], ("prompt", 5)),
+        ([option("steps", 4, "5")], ("steps", "5")),
+        ([option("steps", 4, 1.5)], ("steps", 1.5)),
+        ([option("flag", 5, 1)], ("flag", 1)),
+        ([option("user", 6, "abc")], ("user", "abc")),
+        ([option("user", 6, "١٢٣")], ("user", "١٢٣")),  # digits, but not ASCII ones
+        ([option("image", 11, 42)], ("image", 42)),
+        ([{"name": "prompt", "type": 3}], ("prompt", None)),
+        (
+            [{"name": "set", "type": 1, "options": [option("images", 4, "5")]}],
+            ("images", "5"),
+        ),
+        ([{"name": "set", "type": 1, "options": [option("images", 4, 5)]}], None),
+        ("not a list", ("options", "not a list")),
+        (["not an object"], ("options", "not an object")),
+    ],
+)
+def test_mistyped_option_finds_values_discord_py_would_crash_on_or_pass_through(
+    options: object, found: tuple[str, object] | None
+) -> None:
+    assert mistyped_option({"name": "cmd", "options": options}) == found

@@ -16,8 +16,10 @@ from .interactions import (
     FileRecord,
     InteractionRecord,
     RejectedCall,
+    WireValue,
 )
 from .plugin import fake_discord, run_client
+from .ratelimit import ChannelRateLimit
 from .rest import FaultRule, RequestRecord
 from .server import CommandSync, FakeDiscord
 from .state import (
@@ -36,6 +38,7 @@ from .state import (
 
 __all__ = [
     "CallbackRecord",
+    "ChannelRateLimit",
     "CommandSync",
     "EditRecord",
     "FakeAttachment",
@@ -57,6 +60,7 @@ __all__ = [
     "Perm",
     "RejectedCall",
     "RequestRecord",
+    "WireValue",
     "fake_discord",
     "run_client",
 ]

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
-from .state import Intent
+from .state import Intent, json_text
 
 if TYPE_CHECKING:
     from .server import FakeDiscord
@@ -63,7 +63,7 @@ class Connection:
 
     async def send(self, payload: dict[str, Any]) -> None:
         """Send one payload, zlib-stream compressed when the client asked for it."""
-        text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+        text = json_text(payload)
         # One lock per connection: the zlib stream state and the frame order must agree.
         async with self.send_lock:
             if self.ws.closed:
@@ -116,6 +116,7 @@ class Gateway:
         self.connections: list[Connection] = []
         self.frames: list[GatewayFrame] = []
         self.identify_count = 0
+        self.identified_at: list[float] = []  # fake.now() of each IDENTIFY, in order
         self.resume_count = 0
         self.presence_updates: list[dict[str, Any]] = []
 
@@ -273,6 +274,7 @@ class Gateway:
             await conn.ws.close(code=4014, message=b"Disallowed intent(s).")
             return False
         self.identify_count += 1
+        self.identified_at.append(fake.now())
         session = GatewaySession(
             session_id=secrets.token_hex(16), intents=intents, shard=d.get("shard")
         )

@@ -49,6 +49,15 @@ LOCALES = frozenset(
 
 
 @dataclass(frozen=True, slots=True)
+class WireValue:
+    """An option value sent exactly as given, whatever the option's type says: a prompt as
+    a number, a seed as a string, a lone surrogate. Only with `invoke(..., strict=False)`:
+    Discord's own client never sends these, a modified one can."""
+
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
 class FileRecord:
     """An uploaded file as the fake received it."""
 
@@ -74,7 +83,9 @@ class CallbackRecord:
 
 @dataclass(frozen=True, slots=True)
 class EditRecord:
-    """One accepted edit of an interaction message (`@original` or a followup)."""
+    """One accepted edit of an interaction message: `@original` or a followup through the
+    webhook (`via="webhook"`), an UPDATE_MESSAGE callback (`"callback"`) or the channel
+    endpoint (`"channel"`)."""
 
     at: float
     message_id: int
@@ -83,6 +94,8 @@ class EditRecord:
     content: str
     embeds: tuple[dict[str, Any], ...]
     attachments: tuple[FileRecord, ...]  # the message's attachments after the edit
+    components: tuple[dict[str, Any], ...] = ()  # the message's components after the edit
+    via: str = "webhook"
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +126,9 @@ class InteractionRecord:
     payload: dict[str, Any] = field(repr=False)
     delivered_at: float  # fake clock, when INTERACTION_CREATE was sent
     token_born_at: float  # fake clock; the token lives `token_lifetime` from here
+    type: int = 2  # 2 a slash command, 3 a component (button, select)
+    custom_id: str | None = None  # the pressed component's, for type 3
+    message_id: int | None = None  # the message the component is on, for type 3
     callbacks: list[CallbackRecord] = field(default_factory=list)
     original_message_id: int | None = None
     edits: list[EditRecord] = field(default_factory=list)
@@ -273,6 +289,8 @@ class OptionBuilder:
 
     def value(self, name: str, kind: int, raw: Any) -> Any:
         """The wire value for one leaf option, filling `resolved` as a side effect."""
+        if isinstance(raw, WireValue):
+            return raw.value
         if kind == STRING:
             return str(raw)
         if kind == INTEGER:
@@ -316,10 +334,18 @@ class OptionBuilder:
     def _attachment(self, raw: Any) -> FakeAttachment:
         if isinstance(raw, FakeAttachment):
             return raw
-        if isinstance(raw, tuple) and len(raw) == 2:
-            filename, data = raw
-            return self.fake.store_attachment(self.channel_id, str(filename), bytes(data))
-        raise ValueError("an attachment option takes (filename, bytes) or a FakeAttachment")
+        if isinstance(raw, tuple) and len(raw) in (2, 3):
+            filename, data, *content_type = raw
+            return self.fake.upload(
+                str(filename),
+                bytes(data),
+                content_type=str(content_type[0]) if content_type else None,
+                channel=self.channel_id,
+            )
+        raise ValueError(
+            "an attachment option takes (filename, bytes[, content_type]), "
+            "or a FakeAttachment from fake.upload()"
+        )
 
 
 def _check_leaf(option: dict[str, Any], value: Any) -> None:
@@ -377,6 +403,8 @@ def build_options(
         if option is None and strict and schema is not None:
             raise ValueError(f"the registered command has no option {name!r}")
         kind = int(option["type"]) if option is not None else _guess_type(raw)
+        if isinstance(raw, WireValue) and strict:
+            raise ValueError(f"option {name!r}: a WireValue needs strict=False")
         value = builder.value(name, kind, raw)
         if option is not None and strict:
             _check_leaf(option, value)

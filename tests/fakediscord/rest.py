@@ -7,7 +7,6 @@ call, and applies injected faults before (or after) the handler runs.
 
 from __future__ import annotations
 
-import contextlib
 import fnmatch
 import json
 import math
@@ -29,6 +28,7 @@ from .state import (
     Perm,
     emoji_key,
     is_plausible_unicode_emoji,
+    json_text,
 )
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ def json_response(
     data: Any, status: int = 200, headers: dict[str, str] | None = None
 ) -> web.Response:
     """A JSON answer whose Content-Type is exactly `application/json` (discord.py checks ==)."""
-    body = json.dumps(data, ensure_ascii=False).encode()
+    body = json_text(data).encode()
     return web.Response(
         body=body, status=status, headers={"Content-Type": "application/json", **(headers or {})}
     )
@@ -88,7 +88,8 @@ class RequestRecord:
     files: tuple[FileRecord, ...]
     status: int
     authorized: bool
-    fault: bool  # answered by an injected fault
+    fault: bool  # answered by an injected fault (a 429 of the channel rate limit too)
+    dropped: bool = False  # the connection was cut instead of answering (status: what it did)
 
 
 @dataclass(slots=True)
@@ -103,6 +104,7 @@ class FaultRule:
     scope: str = "user"
     is_global: bool = False
     process: bool = False  # run the handler first (Discord did it, but the answer failed)
+    drop: bool = False  # cut the TCP connection instead of answering with `status`
     hits: list[float] = field(default_factory=list)
 
     def matches(self, method: str, path: str) -> bool:
@@ -216,7 +218,8 @@ class RestApi:
         path = request.path[len(API_PREFIX) :]
         authorized = request.headers.get("Authorization") == f"Bot {fake.token}"
         body = Body(None, ())
-        fault_hit = False
+        fault_hit = dropped = False
+        status = 0
         try:
             body = await self._parse(request)
             request[BODY_KEY] = body
@@ -229,12 +232,22 @@ class RestApi:
                 rule.remaining -= 1
                 rule.hits.append(at)
                 fault_hit = True
+                dropped = rule.drop
+                processed: web.StreamResponse | None = None
                 if rule.process:
-                    with contextlib.suppress(ApiError):
-                        await handler(request)
-                response: web.StreamResponse = rule.response()
+                    try:
+                        processed = await self._limited(request, path, handler)
+                    except ApiError as exc:
+                        processed = json_response(exc.body(), exc.status)
+                if dropped:
+                    # Never written: the connection is cut below, the client gets no answer.
+                    status = 0 if processed is None else processed.status
+                    response: web.StreamResponse = processed or web.Response(status=503)
+                else:
+                    response = rule.response()
             else:
-                response = await handler(request)
+                response = await self._limited(request, path, handler)
+                fault_hit = response.status == 429
         except ApiError as exc:
             response = json_response(exc.body(), exc.status)
         fake.requests.append(
@@ -245,12 +258,33 @@ class RestApi:
                 query=dict(request.query),
                 json=body.json,
                 files=body.files,
-                status=response.status,
+                status=status if dropped else response.status,
                 authorized=authorized,
                 fault=fault_hit,
+                dropped=dropped,
             )
         )
         fake.notify()
+        if dropped and request.transport is not None:
+            request.transport.close()
+        return response
+
+    async def _limited(
+        self,
+        request: web.Request,
+        path: str,
+        handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+    ) -> web.StreamResponse:
+        """Run `handler` under the channel rate limit when it is on; its headers go on the answer."""
+        limit = self.fake.channel_rate_limit
+        channel_id = None if limit is None else limit.channel_of(request.method, path)
+        if limit is None or channel_id is None:
+            return await handler(request)
+        decision = limit.take(channel_id, self.fake.now())
+        if not decision.allowed:
+            return json_response(decision.body(), 429, decision.headers)
+        response = await handler(request)
+        response.headers.update(decision.headers)
         return response
 
     async def _parse(self, request: web.Request) -> Body:
@@ -442,11 +476,12 @@ class RestApi:
         data = payload.get("data")
         if kind not in (1, 4, 5, 6, 7, 8, 9, 10, 12):
             raise invalid_form({"type": f"unknown interaction callback type {kind}"})
-        if kind in (6, 7):
+        if kind in (6, 7) and record.type != 3:
             raise self._reject(
                 record, request, ApiError(400, 40043, "Interaction callback type is invalid here.")
             )
         message: FakeMessage | None = None
+        created = False
         if kind in (4, 5):
             flags = int((data or {}).get("flags") or 0)
             ephemeral = bool(flags & MessageFlag.EPHEMERAL)
@@ -456,17 +491,31 @@ class RestApi:
                 message.versions.append(message.to_payload(bot_id=fake.bot_user.id))
             else:
                 self.apply_write(message, data or {}, body.files, creating=True, interaction=True)
+            created = True
+        elif kind in (6, 7):
+            # A component interaction: `@original` is the message the component is on.
+            message = fake.messages.get(record.message_id or 0)
+            if message is None or message.deleted:
+                raise self._reject(record, request, ApiError(404, 10008, "Unknown Message"))
+            if kind == 7:
+                self.apply_write(message, data or {}, body.files, creating=False, interaction=True)
+                record.edits.append(
+                    _edit_record(now, message, data or {}, body.files, via="callback")
+                )
+        if message is not None:
             record.original_message_id = message.id
         record.callbacks.append(CallbackRecord(at=now, type=kind, data=data, files=body.files))
-        if message is not None:
+        if message is not None and created:
             fake.store_message(message)
             await fake.echo_message_create(message)
+        elif message is not None and kind == 7:
+            await fake.echo_message_update(message)
         fake.notify()
         if request.query.get("with_response") not in ("1", "true", "True"):
             return web.Response(status=204)
-        interaction: dict[str, Any] = {"id": str(record.id), "type": 2}
+        interaction: dict[str, Any] = {"id": str(record.id), "type": record.type}
         response: dict[str, Any] = {"interaction": interaction}
-        if message is not None:
+        if message is not None and kind != 6:
             interaction.update(
                 response_message_id=str(message.id),
                 response_message_loading=kind == 5,
@@ -669,14 +718,15 @@ class RestApi:
         if message.author.id != fake.bot_user.id:
             raise ApiError(403, 50005, "Cannot edit a message authored by another user")
         body = self.body(request)
+        payload = self._json_object(request)
         self.apply_write(
-            message,
-            self._json_object(request),
-            body.files,
-            creating=False,
-            interaction=False,
-            perms=perms,
+            message, payload, body.files, creating=False, interaction=False, perms=perms
         )
+        record = fake.interaction_of_message(message)
+        if record is not None:
+            record.edits.append(
+                _edit_record(fake.now(), message, payload, body.files, via="channel")
+            )
         await fake.echo_message_update(message)
         fake.notify()
         return json_response(fake.message_payload(message))
@@ -773,7 +823,7 @@ class RestApi:
             return web.Response(status=404, text="Not Found")
         return web.Response(
             body=attachment.data,
-            headers={"Content-Type": attachment.content_type or "application/octet-stream"},
+            headers={"Content-Type": attachment.media_type() or "application/octet-stream"},
         )
 
     # -- writing a message -----------------------------------------------------------------
@@ -806,6 +856,8 @@ class RestApi:
         if len(attachments) > MAX_FILES:
             raise invalid_form({"attachments": f"at most {MAX_FILES} attachments"})
         components = payload.get("components", message.components)
+        if components and (errors := validate_components(list(components))):
+            raise invalid_form({"components": errors})
         if not (content or embeds or attachments or components or payload.get("sticker_ids")):
             raise ApiError(400, 50006, "Cannot send an empty message")
         message.content = content
@@ -862,7 +914,12 @@ class RestApi:
 
 
 def _edit_record(
-    at: float, message: FakeMessage, payload: dict[str, Any], files: tuple[FileRecord, ...]
+    at: float,
+    message: FakeMessage,
+    payload: dict[str, Any],
+    files: tuple[FileRecord, ...],
+    *,
+    via: str = "webhook",
 ) -> EditRecord:
     return EditRecord(
         at=at,
@@ -875,6 +932,8 @@ def _edit_record(
             FileRecord(a.filename, a.data, a.content_type, a.description)
             for a in message.attachments
         ),
+        components=tuple(message.components),
+        via=via,
     )
 
 
@@ -922,6 +981,49 @@ def validate_embeds(embeds: list[dict[str, Any]]) -> dict[str, Any]:
             errors[str(i)] = problems
     if total > 6000:
         errors["_errors"] = "Embed size exceeds maximum size of 6000"
+    return errors
+
+
+BUTTON_STYLES = {1, 2, 3, 4, 5, 6}  # primary, secondary, success, danger, link, premium
+
+
+def validate_components(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Discord's checks on classic components: at most 5 action rows of at most 5 buttons
+    (or one select), each button with a style, a label of at most 80 characters and a
+    `custom_id` (at most 100 characters, unique in the message) or, for links, a `url`.
+    Returns the errors by position (empty when valid); Components V2 layouts pass unchecked."""
+    errors: dict[str, Any] = {}
+    if any(int(row.get("type", 0)) != 1 for row in rows):
+        return errors  # Components V2 (sections, containers...): not modelled
+    if len(rows) > 5:
+        errors["_errors"] = "at most 5 action rows"
+    seen: set[str] = set()
+    for i, row in enumerate(rows):
+        children = list(row.get("components") or [])
+        if not 1 <= len(children) <= 5:
+            errors[f"{i}.components"] = "an action row holds 1 to 5 components"
+        for j, child in enumerate(children):
+            at = f"{i}.components.{j}"
+            custom_id = child.get("custom_id")
+            if int(child.get("type", 0)) == 2:
+                style = int(child.get("style", 0))
+                if style not in BUTTON_STYLES:
+                    errors[f"{at}.style"] = "unknown button style"
+                if len(str(child.get("label") or "")) > 80:
+                    errors[f"{at}.label"] = "Must be 80 or fewer in length."
+                if style == 5 and (not child.get("url") or custom_id is not None):
+                    errors[at] = "a link button has a url and no custom_id"
+                    continue
+                if style == 6:
+                    continue
+            elif len(children) > 1:
+                errors[at] = "a select fills its action row alone"
+            if not isinstance(custom_id, str) or not 1 <= len(custom_id) <= 100:
+                errors[f"{at}.custom_id"] = "Must be between 1 and 100 in length."
+            elif custom_id in seen:
+                errors[f"{at}.custom_id"] = "COMPONENT_CUSTOM_ID_DUPLICATED"
+            else:
+                seen.add(custom_id)
     return errors
 
 

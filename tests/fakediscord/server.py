@@ -13,6 +13,7 @@ import fnmatch
 import logging
 import secrets
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ from .interactions import (
     build_options,
     resolve_id,
 )
+from .ratelimit import ChannelRateLimit
 from .rest import FaultRule, RequestRecord, RestApi
 from .state import (
     FakeApplication,
@@ -54,6 +56,17 @@ MiB = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
+class _Place:
+    """Where an interaction happens: guild, channel, the acting member, locale, permissions."""
+
+    guild: FakeGuild
+    channel: FakeChannel
+    member: FakeMember
+    locale: str
+    permissions: int
+
+
+@dataclass(frozen=True, slots=True)
 class CommandSync:
     """One bulk overwrite (`tree.sync()`): where, when, which names, how many were new."""
 
@@ -75,12 +88,15 @@ class FakeDiscord:
     def __init__(
         self,
         *,
-        token: str = "fake-bot-token",
+        # Shaped like a real token (`run` checks the format before connecting): the first part
+        # is base64 of an id, the rest is not a secret.
+        token: str = "MTIzNDU2Nzg5MDEyMzQ1Njc4.RmFrZQ.fake-discord-bot-token-not-a-secret",
         interaction_deadline: float = 3.0,
         token_lifetime: float = 15 * 60.0,
         max_file_size: int = 10 * MiB,
         heartbeat_interval_ms: int = 41_250,
         privileged_intents: int = 0,
+        channel_rate_limit: ChannelRateLimit | None = None,
         populate: bool = True,
     ) -> None:
         self.token = token
@@ -101,6 +117,8 @@ class FakeDiscord:
         self.interactions_by_token: dict[str, InteractionRecord] = {}
         self.requests: list[RequestRecord] = []
         self.faults: list[FaultRule] = []
+        # Discord's 5 posts per 5 s per channel; None (the default) lets every post through.
+        self.channel_rate_limit = channel_rate_limit
         self.gateway = Gateway(self, heartbeat_interval_ms=heartbeat_interval_ms)
         self.rest = RestApi(self)
         self._clock_offset = 0.0
@@ -428,6 +446,28 @@ class FakeDiscord:
         self.faults.append(rule)
         return rule
 
+    def drop_next(
+        self, method: str, path: str, *, times: int = 1, process: bool = False
+    ) -> FaultRule:
+        """Cut the TCP connection of the next `times` calls of `method` on `path` (a glob).
+
+        The client gets no answer: aiohttp raises `ServerDisconnectedError`. With
+        `process=False` the call has no effect (cut before it is stored); with `process=True`
+        it is carried out first (the message was created or edited, the answer was lost).
+        The request log shows the call with `dropped=True` and the status it would have had
+        (0 when it was not carried out).
+        """
+        rule = FaultRule(
+            method=method.upper(), path=path, remaining=times, process=process, drop=True
+        )
+        self.faults.append(rule)
+        return rule
+
+    def limit_channel_messages(self, limit: int = 5, window: float = 5.0) -> ChannelRateLimit:
+        """Turn on Discord's per-channel limit on message posts (`limit` per `window` s)."""
+        self.channel_rate_limit = ChannelRateLimit(limit=limit, window=window)
+        return self.channel_rate_limit
+
     def requests_to(
         self, method: str, path: str, *, status: int | None = None
     ) -> list[RequestRecord]:
@@ -533,6 +573,83 @@ class FakeDiscord:
         the interaction (its snowflake and token) by that many seconds, to test the
         15-minute token end without waiting. `locale="en"` is taken as `en-US`.
         """
+        where = self._interaction_place(user, guild, channel, locale, permissions)
+        path = command.strip().lstrip("/").split()
+        root, sub_path = path[0], path[1:]
+        registered = self._find_command(root, where.guild.id)
+        if registered is None and strict:
+            raise ValueError(
+                f"/{root} is not registered (globally or in guild {where.guild.id}); "
+                "sync the command tree first, or pass strict=False"
+            )
+        schema = registered.payload.get("options") or [] if registered is not None else None
+        builder = OptionBuilder(self, where.guild, where.channel.id)
+        wire_options = build_options(builder, schema, sub_path, dict(options or {}), strict=strict)
+        data: dict[str, Any] = {"name": root, "type": 1, "options": wire_options}
+        if registered is not None:
+            data["id"] = str(registered.id)
+            if registered.guild_id is not None:
+                data["guild_id"] = str(registered.guild_id)
+        else:
+            data["id"] = str(self.snowflakes.next())
+        if builder.resolved:
+            data["resolved"] = builder.resolved
+        return await self._deliver_interaction(
+            where, 2, data, command=" ".join(path), options=dict(options or {}), age=age
+        )
+
+    async def press(
+        self,
+        message: FakeMessage | int,
+        custom_id: str,
+        *,
+        user: Any = None,
+        values: list[str] | None = None,
+        locale: str = "en-US",
+        permissions: int | None = None,
+        age: float = 0.0,
+        strict: bool = True,
+    ) -> InteractionRecord:
+        """A user presses a button (or picks `values` in a select) on a message: sends
+        INTERACTION_CREATE type 3 (MESSAGE_COMPONENT) and returns its record.
+
+        With `strict` the component must be on the message and enabled, and an ephemeral
+        message can only be used by the user it was shown to (`ValueError` otherwise).
+        The bot may answer with a new message (4, 5), or update the pressed message (7, or 6
+        and then edit `@original`, which is that message).
+        """
+        target = self.messages.get(resolve_id(message))
+        if target is None or target.deleted:
+            raise ValueError(f"no message {resolve_id(message)} to press a component on")
+        user_id = resolve_id(user if user is not None else self.alice)
+        component = target.component(custom_id)
+        if strict:
+            if component is None:
+                raise ValueError(f"message {target.id} has no component {custom_id!r}")
+            if component.get("disabled"):
+                raise ValueError(f"component {custom_id!r} is disabled")
+            shown_to = (target.interaction_metadata or {}).get("user", {}).get("id")
+            if target.ephemeral and shown_to != str(user_id):
+                raise ValueError("only the user an ephemeral message was shown to can use it")
+        component_type = int((component or {}).get("type", 2))
+        data: dict[str, Any] = {"custom_id": custom_id, "component_type": component_type}
+        if values is not None:
+            data["values"] = list(values)
+        where = self._interaction_place(user_id, None, target.channel_id, locale, permissions)
+        return await self._deliver_interaction(
+            where,
+            3,
+            data,
+            command="",
+            options={},
+            age=age,
+            message=target,
+        )
+
+    def _interaction_place(
+        self, user: Any, guild: Any, channel: Any, locale: str, permissions: int | None
+    ) -> _Place:
+        """Who acts where, checked as Discord would before it delivers an interaction."""
         if locale == "en":
             locale = "en-US"
         if locale not in LOCALES:
@@ -561,77 +678,71 @@ class FakeDiscord:
             raise ValueError(f"user {user_id} is not a member of guild {target_guild.id}")
         if self.bot_user.id not in target_guild.members:
             raise ValueError("the bot is not in this guild; Discord would not deliver the command")
-
-        path = command.strip().lstrip("/").split()
-        root, sub_path = path[0], path[1:]
-        registered = self._find_command(root, target_guild.id)
-        if registered is None and strict:
-            raise ValueError(
-                f"/{root} is not registered (globally or in guild {target_guild.id}); "
-                "sync the command tree first, or pass strict=False"
-            )
-        schema = registered.payload.get("options") or [] if registered is not None else None
-        builder = OptionBuilder(self, target_guild, chan.id)
-        wire_options = build_options(builder, schema, sub_path, dict(options or {}), strict=strict)
-
         perms = (
             permissions
             if permissions is not None
             else target_guild.channel_permissions(user_id, chan.id)
         )
-        app_perms = target_guild.channel_permissions(self.bot_user.id, chan.id)
+        return _Place(target_guild, chan, member, locale, perms)
+
+    async def _deliver_interaction(
+        self,
+        where: _Place,
+        kind: int,
+        data: dict[str, Any],
+        *,
+        command: str,
+        options: dict[str, Any],
+        age: float,
+        message: FakeMessage | None = None,
+    ) -> InteractionRecord:
+        """Build the INTERACTION_CREATE payload, record it, and send it through the gateway."""
+        guild, chan = where.guild, where.channel
+        app_perms = guild.channel_permissions(self.bot_user.id, chan.id)
         interaction_id = self.snowflakes.next(at=time.time() - age)
         token = "aW50ZXJhY3Rpb246" + secrets.token_urlsafe(48)
-        data: dict[str, Any] = {"name": root, "type": 1, "options": wire_options}
-        if registered is not None:
-            data["id"] = str(registered.id)
-            if registered.guild_id is not None:
-                data["guild_id"] = str(registered.guild_id)
-        else:
-            data["id"] = str(self.snowflakes.next())
-        if builder.resolved:
-            data["resolved"] = builder.resolved
-        member_payload = member.to_payload()
-        member_payload["permissions"] = str(perms)
+        member_payload = where.member.to_payload()
+        member_payload["permissions"] = str(where.permissions)
         payload: dict[str, Any] = {
             "id": str(interaction_id),
             "application_id": str(self.application.id),
-            "type": 2,
+            "type": kind,
             "token": token,
             "version": 1,
             "data": data,
-            "guild_id": str(target_guild.id),
-            "guild": {
-                "id": str(target_guild.id),
-                "locale": target_guild.preferred_locale,
-                "features": [],
-            },
-            "guild_locale": target_guild.preferred_locale,
+            "guild_id": str(guild.id),
+            "guild": {"id": str(guild.id), "locale": guild.preferred_locale, "features": []},
+            "guild_locale": guild.preferred_locale,
             "channel_id": str(chan.id),
             "channel": {**chan.to_payload(), "permissions": str(app_perms)},
             "member": member_payload,
-            "locale": locale,
+            "locale": where.locale,
             "app_permissions": str(app_perms),
             "entitlements": [],
             "entitlement_sku_ids": [],
-            "authorizing_integration_owners": {"0": str(target_guild.id)},
+            "authorizing_integration_owners": {"0": str(guild.id)},
             "context": 0,
             "attachment_size_limit": self.max_file_size,
         }
+        if message is not None:
+            payload["message"] = self.message_payload(message)
         now = self.now()
         record = InteractionRecord(
             fake=self,
             id=interaction_id,
             token=token,
-            command=" ".join(path),
-            options=dict(options or {}),
-            user_id=user_id,
-            guild_id=target_guild.id,
+            command=command,
+            options=options,
+            user_id=where.member.id,
+            guild_id=guild.id,
             channel_id=chan.id,
-            locale=locale,
+            locale=where.locale,
             payload=payload,
             delivered_at=now,
             token_born_at=now - age,
+            type=kind,
+            custom_id=data.get("custom_id") if kind == 3 else None,
+            message_id=None if message is None else message.id,
         )
         self.interactions[interaction_id] = record
         self.interactions_by_token[token] = record
@@ -719,12 +830,65 @@ class FakeDiscord:
         *,
         content_type: str | None = None,
         description: str | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        ephemeral: bool = False,
     ) -> FakeAttachment:
+        """Keep a file and serve it at `url` (`/attachments/{channel}/{id}/{filename}`)."""
         attachment_id = self.snowflakes.next()
-        url = f"{self.base_url}/attachments/{channel_id}/{attachment_id}/{filename}"
-        attachment = FakeAttachment(attachment_id, filename, data, url, content_type, description)
+        quoted = urllib.parse.quote(filename)
+        url = f"{self.base_url}/attachments/{channel_id}/{attachment_id}/{quoted}"
+        attachment = FakeAttachment(
+            attachment_id,
+            filename,
+            data,
+            url,
+            content_type,
+            description,
+            width=width,
+            height=height,
+            ephemeral=ephemeral,
+        )
         self.attachments[attachment_id] = attachment
         return attachment
+
+    def upload(
+        self,
+        filename: str,
+        data: bytes,
+        *,
+        content_type: str | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        channel: Any = None,
+    ) -> FakeAttachment:
+        """A file a user attaches to a slash command option (type 11): pass the result as
+        the option's value. It is served at its `url`; `content_type`, `width` and `height`
+        default to what the bytes say (PNG, JPEG, GIF, WebP) and may be set to lie."""
+        return self.store_attachment(
+            resolve_id(channel if channel is not None else self.channel),
+            filename,
+            data,
+            content_type=content_type,
+            width=width,
+            height=height,
+            ephemeral=True,
+        )
+
+    def message(self, message_id: Any) -> FakeMessage:
+        """A message by id, as Discord holds it now (deleted ones too: see `.deleted`)."""
+        found = self.messages.get(resolve_id(message_id))
+        if found is None:
+            raise KeyError(f"no message {resolve_id(message_id)}")
+        return found
+
+    async def delete_message(self, message: Any) -> None:
+        """Someone (a moderator, the author) deletes a message: MESSAGE_DELETE goes out and
+        the bot's later calls on it get 404 Unknown Message."""
+        target = self.message(message)
+        if not target.deleted:
+            await self.delete_message_state(target)
+        self.notify()
 
     def new_interaction_message(self, record: InteractionRecord, *, ephemeral: bool) -> FakeMessage:
         """An empty message authored by the bot on behalf of an interaction (not stored yet)."""
@@ -742,12 +906,29 @@ class FakeDiscord:
         )
         message.interaction_metadata = {
             "id": str(record.id),
-            "type": 2,
-            "name": record.command,
+            "type": record.type,
             "user": user.to_payload(),
             "authorizing_integration_owners": {"0": str(record.guild_id)},
         }
+        if record.type == 2:
+            message.interaction_metadata["name"] = record.command
+        elif record.message_id is not None:
+            # A component's answer is a reply to the message the component is on.
+            message.type = 19
+            message.interaction_metadata["interacted_message_id"] = str(record.message_id)
+            message.message_reference = {
+                "type": 0,
+                "message_id": str(record.message_id),
+                "channel_id": str(record.channel_id),
+                "guild_id": None if record.guild_id is None else str(record.guild_id),
+            }
         return message
+
+    def interaction_of_message(self, message: FakeMessage) -> InteractionRecord | None:
+        """The slash command or component interaction whose answer `message` is, if any."""
+        if message.interaction_id is None:
+            return None
+        return self.interactions.get(message.interaction_id)
 
     def message_payload(self, message: FakeMessage) -> dict[str, Any]:
         """The message as Discord returns it to the bot (with the replied-to message)."""

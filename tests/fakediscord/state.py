@@ -8,6 +8,8 @@ how to render itself as the JSON payload real Discord would send.
 from __future__ import annotations
 
 import itertools
+import json
+import mimetypes
 import re
 import threading
 import time
@@ -16,6 +18,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 DISCORD_EPOCH_MS = 1_420_070_400_000
+
+
+def json_text(data: Any) -> str:
+    """Compact JSON, UTF-8 as Discord sends it; a lone surrogate (a hostile client's text,
+    which UTF-8 cannot carry) travels as a `\\uXXXX` escape, as JSON allows."""
+    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            text = json.dumps(data, separators=(",", ":"))
+    return text
 
 
 class Perm:
@@ -348,24 +362,93 @@ class FakeGuild:
         }
 
 
+GENERIC_TYPES = frozenset({"", "application/octet-stream"})
+
+
+def sniff_image(data: bytes) -> tuple[str, int, int] | None:
+    """Content type, width and height of a PNG, JPEG, GIF or WebP, read from its header."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
+        return "image/png", int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
+        return (
+            "image/gif",
+            int.from_bytes(data[6:8], "little"),
+            int.from_bytes(data[8:10], "little"),
+        )
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP" and len(data) >= 30:
+        return _webp_size(data)
+    if data[:2] == b"\xff\xd8":
+        return _jpeg_size(data)
+    return None
+
+
+def _webp_size(data: bytes) -> tuple[str, int, int] | None:
+    chunk = data[12:16]
+    if chunk == b"VP8 ":
+        width = int.from_bytes(data[26:28], "little") & 0x3FFF
+        height = int.from_bytes(data[28:30], "little") & 0x3FFF
+    elif chunk == b"VP8L":
+        bits = int.from_bytes(data[21:25], "little")
+        width, height = (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    elif chunk == b"VP8X":
+        width = int.from_bytes(data[24:27], "little") + 1
+        height = int.from_bytes(data[27:30], "little") + 1
+    else:
+        return None
+    return "image/webp", width, height
+
+
+def _jpeg_size(data: bytes) -> tuple[str, int, int] | None:
+    """Walk the JPEG markers to the first start-of-frame, which holds the size."""
+    at = 2
+    while at + 9 <= len(data):
+        if data[at] != 0xFF:
+            return None
+        marker = data[at + 1]
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            height = int.from_bytes(data[at + 5 : at + 7], "big")
+            width = int.from_bytes(data[at + 7 : at + 9], "big")
+            return "image/jpeg", width, height
+        at += 2 + int.from_bytes(data[at + 2 : at + 4], "big")
+    return None
+
+
 @dataclass(slots=True)
 class FakeAttachment:
+    """A stored file. The payload's `content_type` is the one given (unless generic), else
+    the sniffed image type, else a guess from the filename; `width`/`height` are the given
+    ones, else read from the image header. Both can lie on purpose, for tests."""
+
     id: int
     filename: str
     data: bytes
     url: str
     content_type: str | None = None
     description: str | None = None
+    width: int | None = None
+    height: int | None = None
+    ephemeral: bool = False  # a user's upload to a slash command option
 
     @property
     def size(self) -> int:
         return len(self.data)
 
     def image_size(self) -> tuple[int, int] | None:
-        """Width and height for a PNG (read from its IHDR chunk), else None."""
-        if self.data[:8] == b"\x89PNG\r\n\x1a\n" and len(self.data) >= 24:
-            return int.from_bytes(self.data[16:20], "big"), int.from_bytes(self.data[20:24], "big")
-        return None
+        """Width and height (given, or read from a PNG/JPEG/GIF/WebP header), else None."""
+        if self.width is not None and self.height is not None:
+            return self.width, self.height
+        sniffed = sniff_image(self.data)
+        return None if sniffed is None else (sniffed[1], sniffed[2])
+
+    def media_type(self) -> str | None:
+        """The content type Discord reports and serves for this file."""
+        if self.content_type and self.content_type not in GENERIC_TYPES:
+            return self.content_type
+        sniffed = sniff_image(self.data)
+        if sniffed is not None:
+            return sniffed[0]
+        guessed, _ = mimetypes.guess_type(self.filename)
+        return guessed or self.content_type
 
     def to_payload(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -375,14 +458,16 @@ class FakeAttachment:
             "url": self.url,
             "proxy_url": self.url,
         }
-        if self.content_type:
-            data["content_type"] = self.content_type
+        media_type = self.media_type()
+        if media_type:
+            data["content_type"] = media_type
         if self.description is not None:
             data["description"] = self.description
         dims = self.image_size()
         if dims is not None:
             data["width"], data["height"] = dims
-            data["content_type"] = "image/png"
+        if self.ephemeral:
+            data["ephemeral"] = True
         return data
 
 
@@ -421,6 +506,12 @@ class FakeMessage:
     @property
     def loading(self) -> bool:
         return bool(self.flags & MessageFlag.LOADING)
+
+    def component(self, custom_id: str) -> dict[str, Any] | None:
+        """The component (button, select) with this `custom_id`, in any action row."""
+        return next(
+            (c for c in iter_components(self.components) if c.get("custom_id") == custom_id), None
+        )
 
     def reaction_users(self, emoji: str) -> list[int]:
         return list(self.reactions.get(emoji, []))
@@ -497,6 +588,18 @@ class FakeMessage:
                 None if referenced is None else referenced.to_payload(bot_id=bot_id)
             )
         return data
+
+
+def iter_components(components: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every component, depth first: rows, their buttons and selects, nested containers."""
+    found: list[dict[str, Any]] = []
+    for component in components:
+        found.append(component)
+        found += iter_components(list(component.get("components") or []))
+        accessory = component.get("accessory")
+        if isinstance(accessory, dict):
+            found.append(accessory)
+    return found
 
 
 def emoji_key(raw: str) -> str:

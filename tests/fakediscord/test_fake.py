@@ -16,7 +16,7 @@ import pytest
 from discord import app_commands
 from discord.ext import commands
 
-from tests.fakediscord import FakeDiscord, InteractionRecord, Perm, run_client
+from tests.fakediscord import FakeDiscord, InteractionRecord, Perm, WireValue, run_client
 from tests.fakediscord.plugin import fake_discord  # noqa: F401  (pytest finds it by name)
 
 
@@ -52,6 +52,50 @@ class JapaneseTranslator(app_commands.Translator):
         return string.extras.get(locale.value)
 
 
+class Buttons(discord.ui.View):
+    """A persistent view: dispatched by custom_id, whatever message it is on."""
+
+    def __init__(self, bot: DemoBot) -> None:
+        super().__init__(timeout=None)
+        self.bot = bot
+
+    @discord.ui.button(label="Again", custom_id="demo:again", style=discord.ButtonStyle.primary)
+    async def again(
+        self, interaction: discord.Interaction, button: discord.ui.Button[Buttons]
+    ) -> None:
+        self.bot.presses.append(interaction)
+        await interaction.response.edit_message(content=f"pressed by {interaction.user.id}")
+
+    @discord.ui.button(label="Quiet", custom_id="demo:quiet")
+    async def quiet(
+        self, interaction: discord.Interaction, button: discord.ui.Button[Buttons]
+    ) -> None:
+        self.bot.presses.append(interaction)
+        await interaction.response.defer()  # type 6 for a component: no new message
+        await interaction.edit_original_response(content="edited after a deferred update")
+        await interaction.followup.send("only you see this", ephemeral=True)
+
+    @discord.ui.button(label="Reply", custom_id="demo:reply")
+    async def reply(
+        self, interaction: discord.Interaction, button: discord.ui.Button[Buttons]
+    ) -> None:
+        self.bot.presses.append(interaction)
+        await interaction.response.send_message("a new message")
+
+    @discord.ui.select(
+        custom_id="demo:pick",
+        options=[
+            discord.SelectOption(label="Red", value="red"),
+            discord.SelectOption(label="Blue", value="blue"),
+        ],
+    )
+    async def pick(
+        self, interaction: discord.Interaction, select: discord.ui.Select[Buttons]
+    ) -> None:
+        self.bot.presses.append(interaction)
+        await interaction.response.edit_message(content=f"picked {', '.join(select.values)}")
+
+
 class DemoBot(commands.Bot):
     """A miniature of the product bot: defer, progress edit, final edit, 🔁, admin group."""
 
@@ -68,9 +112,24 @@ class DemoBot(commands.Bot):
         self.gate = asyncio.Event()
         self.gate.set()
         self.errors: list[BaseException] = []
+        self.uploads: list[tuple[discord.Attachment, bytes]] = []
+        self.presses: list[discord.Interaction] = []
 
     async def setup_hook(self) -> None:
         bot = self
+        self.add_view(Buttons(self))
+
+        @app_commands.command(name="vary", description="Start from your own picture")
+        async def vary(
+            interaction: discord.Interaction[DemoBot], image: discord.Attachment
+        ) -> None:
+            data = await image.read()
+            bot.uploads.append((image, data))
+            await interaction.response.send_message(f"got {len(data)} bytes", ephemeral=True)
+
+        @app_commands.command(name="buttons", description="A message with buttons")
+        async def buttons(interaction: discord.Interaction[DemoBot]) -> None:
+            await interaction.response.send_message("pick one", view=Buttons(bot))
 
         @app_commands.command(name="draw", description="Draw a picture")
         @app_commands.describe(prompt="What to draw")
@@ -124,6 +183,8 @@ class DemoBot(commands.Bot):
 
         await self.tree.set_translator(JapaneseTranslator())
         self.tree.add_command(ping)
+        self.tree.add_command(vary)
+        self.tree.add_command(buttons)
         self.tree.add_command(draw)
         self.tree.add_command(ratelimit)
         self.tree.on_error = self._on_tree_error  # type: ignore[method-assign]
@@ -254,7 +315,7 @@ async def test_tree_sync_is_stored_with_options_localizations_and_permissions(
         commands_by_name = {c["name"]: c for c in fake.registered_commands(fake.guild)}
     assert fake.sync_count(fake.guild) == 1
     assert fake.registered_commands() == []  # nothing global was synced
-    assert set(commands_by_name) == {"draw", "ping", "ratelimit"}
+    assert set(commands_by_name) == {"buttons", "draw", "ping", "ratelimit", "vary"}
     prompt = commands_by_name["draw"]["options"][0]
     assert (prompt["name"], prompt["type"], prompt["required"]) == ("prompt", 3, True)
     assert prompt["name_localizations"] == {"ja": "プロンプト"}
@@ -531,3 +592,305 @@ async def test_invalid_session_makes_the_client_identify_again(fake: FakeDiscord
     assert first.ended
     assert second.session_id != first.session_id
     assert fake.gateway.resume_count == 0
+
+
+# -- dropped connections ------------------------------------------------------------------------
+
+
+async def _post(
+    http: aiohttp.ClientSession, fake: FakeDiscord, content: str
+) -> aiohttp.ClientResponse:
+    return await http.post(
+        f"{fake.api_base}/channels/{fake.channel.id}/messages",
+        json={"content": content},
+        headers={"Authorization": f"Bot {fake.token}"},
+    )
+
+
+async def test_a_connection_dropped_before_storing_has_no_effect_and_after_storing_has(
+    fake: FakeDiscord,
+) -> None:
+    fake.drop_next("POST", "/channels/*/messages")
+    fake.drop_next("POST", "/channels/*/messages", process=True)
+    async with aiohttp.ClientSession() as http:
+        with pytest.raises(aiohttp.ServerDisconnectedError):
+            await _post(http, fake, "lost on the way")
+        with pytest.raises(aiohttp.ServerDisconnectedError):
+            await _post(http, fake, "stored, answer lost")
+        after = await _post(http, fake, "the connection pool still works")
+        assert after.status == 200
+    assert [m.content for m in fake.channel_messages(fake.channel)] == [
+        "stored, answer lost",
+        "the connection pool still works",
+    ]
+    posts = fake.requests_to("POST", "/channels/*/messages")
+    assert [(p.status, p.dropped) for p in posts] == [(0, True), (200, True), (200, False)]
+
+
+async def test_discord_py_sees_the_dropped_connection_on_a_post_and_on_an_edit(
+    fake: FakeDiscord,
+) -> None:
+    async with run_client(fake, DemoBot(fake.guild.id)) as bot:
+        channel = bot.get_channel(fake.channel.id)
+        assert isinstance(channel, discord.TextChannel)
+        fake.drop_next("POST", "/channels/*/messages", process=True)
+        with pytest.raises(aiohttp.ClientError):
+            await channel.send("landed anyway")
+        # The first edit of /draw is cut before it lands: the bot's command fails with it.
+        fake.drop_next("PATCH", "/webhooks/*/*/messages/@original")
+        record = await draw(fake)
+        await fake.wait_until(lambda: bot.errors)
+    assert [m.content for m in fake.channel_messages(fake.channel)][:1] == ["landed anyway"]
+    assert isinstance(bot.errors[0], aiohttp.ClientError)
+    assert record.deferred
+    assert record.edits == []
+    assert record.original_message is not None
+    assert record.original_message.loading
+    assert [p.dropped for p in fake.requests_to("PATCH", "/webhooks/*/*/messages/@original")] == [
+        True
+    ]
+
+
+# -- the per-channel rate limit -----------------------------------------------------------------
+
+
+async def test_the_sixth_post_in_a_window_gets_429_with_what_discord_py_reads(
+    fake: FakeDiscord,
+) -> None:
+    limit = fake.limit_channel_messages(limit=5, window=60.0)
+    async with aiohttp.ClientSession() as http:
+        answers = [await _post(http, fake, f"post {i}") for i in range(6)]
+        bodies = [await a.json() for a in answers]
+    assert [a.status for a in answers] == [200] * 5 + [429]
+    assert [a.headers["X-RateLimit-Remaining"] for a in answers] == ["4", "3", "2", "1", "0", "0"]
+    refused = answers[-1]
+    assert refused.headers["Via"]
+    assert refused.headers["X-RateLimit-Scope"] == "user"
+    assert 0 < bodies[-1]["retry_after"] <= 60.0
+    assert bodies[-1]["global"] is False
+    assert len(fake.channel_messages(fake.channel)) == 5
+    assert limit.limited == [(limit.limited[0][0], fake.channel.id)]
+    fake.advance_time(60.0)  # a new window
+    async with aiohttp.ClientSession() as http:
+        assert (await _post(http, fake, "later")).status == 200
+
+
+async def test_discord_py_sleeps_on_the_429_and_retries_by_itself(fake: FakeDiscord) -> None:
+    fake.limit_channel_messages(limit=5, window=0.5)
+    async with run_client(fake, DemoBot(fake.guild.id)) as bot:
+        async with aiohttp.ClientSession() as http:  # someone else spends the window
+            for i in range(5):
+                assert (await _post(http, fake, f"other {i}")).status == 200
+        channel = bot.get_channel(fake.channel.id)
+        assert isinstance(channel, discord.TextChannel)
+        sent = [await channel.send(f"bot {i}") for i in range(6)]
+    statuses = [p.status for p in fake.requests_to("POST", "/channels/*/messages")]
+    assert statuses[:6] == [200] * 5 + [429]
+    assert statuses.count(200) == 11
+    assert [m.id for m in fake.channel_messages(fake.channel)][-6:] == [m.id for m in sent]
+    assert bot.errors == []
+
+
+async def test_the_rate_limit_is_off_unless_a_test_turns_it_on(fake: FakeDiscord) -> None:
+    async with aiohttp.ClientSession() as http:
+        answers = [await _post(http, fake, f"post {i}") for i in range(8)]
+    assert {a.status for a in answers} == {200}
+    assert "X-RateLimit-Remaining" not in answers[0].headers
+
+
+# -- attachments a user gives a command -----------------------------------------------------------
+
+
+def tiny_jpeg_header(width: int, height: int) -> bytes:
+    """SOI, an APP0 segment and a baseline SOF0: enough for a reader of sizes."""
+    app0 = b"\xff\xe0" + struct.pack(">H", 16) + b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+    sof0 = b"\xff\xc0" + struct.pack(">HBHHB", 11, 8, height, width, 1) + b"\x01\x11\x00"
+    return b"\xff\xd8" + app0 + sof0 + b"\xff\xd9"
+
+
+async def test_an_attachment_option_reaches_the_bot_resolved_and_downloadable(
+    fake: FakeDiscord,
+) -> None:
+    png = tiny_png(24, 20, 90)
+    async with run_client(fake, DemoBot(fake.guild.id)) as bot:
+        record = await fake.invoke("vary", {"image": ("mine.png", png)})
+        await record.wait_response()
+        upload = fake.upload("photo.jpg", tiny_jpeg_header(640, 480))
+        second = await fake.invoke("vary", {"image": upload}, user=fake.bob)
+        await second.wait_response()
+        lying = fake.upload("notes.png", b"just text", content_type="image/png", width=9, height=9)
+        third = await fake.invoke("vary", {"image": lying})
+        await third.wait_response()
+    (image, data), (photo, photo_data), (fake_png, fake_data) = bot.uploads
+    assert (image.filename, image.content_type, image.width, image.height) == (
+        "mine.png",
+        "image/png",
+        24,
+        20,
+    )
+    assert data == png
+    assert image.size == len(png)
+    assert image.ephemeral
+    assert image.url == image.proxy_url
+    assert image.url.startswith(fake.base_url + "/attachments/")
+    (option,) = record.payload["data"]["options"]
+    assert (option["type"], option["value"]) == (11, str(image.id))
+    resolved = record.payload["data"]["resolved"]["attachments"][str(image.id)]
+    assert resolved["content_type"] == "image/png"
+    assert (photo.content_type, photo.width, photo.height) == ("image/jpeg", 640, 480)
+    assert photo_data == upload.data
+    assert (fake_png.content_type, fake_png.width, fake_data) == ("image/png", 9, b"just text")
+
+
+async def test_attachment_downloads_carry_the_content_type(fake: FakeDiscord) -> None:
+    gif = b"GIF89a" + struct.pack("<HH", 3, 2) + b"\x00" * 20
+    files = [
+        fake.upload("a.gif", gif),
+        fake.upload("b.bin", b"\x00\x01"),
+        fake.upload("c.txt", b"hello"),
+    ]
+    async with aiohttp.ClientSession() as http:
+        types = []
+        for attachment in files:
+            response = await http.get(attachment.url)
+            assert await response.read() == attachment.data
+            types.append(response.headers["Content-Type"])
+    assert types == ["image/gif", "application/octet-stream", "text/plain"]
+    assert files[0].to_payload()["width"] == 3
+
+
+# -- messages read back, buttons pressed --------------------------------------------------------
+
+
+async def test_a_button_press_updates_the_message_it_is_on(fake: FakeDiscord) -> None:
+    async with run_client(fake, DemoBot(fake.guild.id)) as bot:
+        command = await fake.invoke("buttons")
+        await command.wait_response()
+        message = command.original_message
+        assert message is not None
+        buttons, (select,) = (row["components"] for row in message.components)
+        assert (select["type"], select["custom_id"]) == (3, "demo:pick")
+        assert [(b["custom_id"], b["label"]) for b in buttons] == [
+            ("demo:again", "Again"),
+            ("demo:quiet", "Quiet"),
+            ("demo:reply", "Reply"),
+        ]
+        press = await fake.press(message, "demo:again", user=fake.bob)
+        await press.wait_response()
+        await fake.wait_for_event("MESSAGE_UPDATE", lambda d: d["id"] == str(message.id))
+        pick = await fake.press(message, "demo:pick", values=["blue"])
+        await pick.wait_response()
+    assert press.type == 3
+    assert press.callback_type == 7
+    assert press.payload["data"] == {"custom_id": "demo:again", "component_type": 2}
+    assert press.payload["message"]["id"] == str(message.id)
+    assert press.edits[0].content == f"pressed by {fake.bob.id}"
+    assert fake.message(message.id).components == message.components  # kept: not in the edit
+    assert [e.via for e in press.edits] == ["callback"]
+    assert pick.payload["data"] == {
+        "custom_id": "demo:pick",
+        "component_type": 3,
+        "values": ["blue"],
+    }
+    assert pick.edits[-1].content == "picked blue"
+    assert bot.presses[0].message is not None
+    assert bot.presses[0].message.id == message.id
+
+
+async def test_a_deferred_press_edits_the_pressed_message_and_a_reply_is_a_new_message(
+    fake: FakeDiscord,
+) -> None:
+    async with run_client(fake, DemoBot(fake.guild.id)):
+        command = await fake.invoke("buttons")
+        await command.wait_response()
+        message = command.original_message
+        assert message is not None
+        quiet = await fake.press(message, "demo:quiet")
+        await quiet.wait_followups(1)
+        reply = await fake.press(message, "demo:reply")
+        await reply.wait_response()
+    assert quiet.callback_type == 6
+    assert quiet.original_message_id == message.id
+    assert fake.message(message.id).content == "edited after a deferred update"
+    assert [m.content for m in quiet.followups] == ["only you see this"]
+    assert quiet.followups[0].ephemeral
+    answer = reply.original_message
+    assert answer is not None
+    assert (answer.content, answer.type, answer.id != message.id) == ("a new message", 19, True)
+    assert answer.message_reference is not None
+    assert answer.message_reference["message_id"] == str(message.id)
+
+
+async def test_press_refuses_what_a_discord_client_could_not_press(fake: FakeDiscord) -> None:
+    async with run_client(fake, DemoBot(fake.guild.id)):
+        command = await fake.invoke("buttons")
+        await command.wait_response()
+        message = command.original_message
+        assert message is not None
+        with pytest.raises(ValueError, match="no component"):
+            await fake.press(message, "demo:nope")
+        await fake.delete_message(message)
+        with pytest.raises(ValueError, match="no message"):
+            await fake.press(message, "demo:again")
+    assert fake.message(message.id).deleted
+    assert fake.dispatched("MESSAGE_DELETE")[0]["id"] == str(message.id)
+
+
+async def test_invalid_components_are_refused_like_discord_does(fake: FakeDiscord) -> None:
+    button = {"type": 2, "style": 1, "label": "x", "custom_id": "same"}
+    bad = [
+        [{"type": 1, "components": [button, button]}],  # duplicate custom_id
+        [{"type": 1, "components": [{**button, "custom_id": "y" * 101}]}],
+        [{"type": 1, "components": [{"type": 2, "style": 5, "label": "link"}]}],  # no url
+        [{"type": 1, "components": []}],
+    ]
+    async with aiohttp.ClientSession() as http:
+        for rows in bad:
+            response = await http.post(
+                f"{fake.api_base}/channels/{fake.channel.id}/messages",
+                json={"content": "x", "components": rows},
+                headers={"Authorization": f"Bot {fake.token}"},
+            )
+            assert (response.status, (await response.json())["code"]) == (400, 50035), rows
+    assert fake.channel_messages(fake.channel) == []
+
+
+async def test_a_channel_edit_of_an_interaction_message_is_recorded_and_read_back(
+    fake: FakeDiscord,
+) -> None:
+    async with run_client(fake, DemoBot(fake.guild.id)) as bot:
+        record = await draw(fake)
+        await record.wait_edits(2)
+        message = record.original_message
+        assert message is not None
+        channel = bot.get_channel(fake.channel.id)
+        assert isinstance(channel, discord.TextChannel)
+        fetched = await channel.fetch_message(message.id)
+        await fetched.edit(content="resumed in place")
+        await record.wait_edits(3)
+    assert fetched.attachments[0].filename == "result.png"
+    assert fetched.embeds[0].title == "ピカチュウ"
+    assert [e.via for e in record.edits] == ["webhook", "webhook", "channel"]
+    assert record.edits[-1].attachments[0].data == PNG_FINAL  # kept: not in the edit
+    assert fake.message(message.id).content == "resumed in place"
+
+
+# -- what a modified client can send --------------------------------------------------------------
+
+
+async def test_wire_values_and_lone_surrogates_reach_the_bot_as_sent(fake: FakeDiscord) -> None:
+    async with run_client(fake, DemoBot(fake.guild.id)) as bot:
+        with pytest.raises(ValueError, match="strict=False"):
+            await fake.invoke("ratelimit guild default", {"images": WireValue("7")})
+        record = await fake.invoke(
+            "ratelimit guild default", {"images": WireValue("7")}, user=fake.moderator, strict=False
+        )
+        await record.wait_response()
+        broken = await draw(fake, "ピカ\ud800", strict=False)  # JSON can carry "\ud800"
+        await broken.wait_edits(2)
+    (option,) = record.payload["data"]["options"][0]["options"][0]["options"]
+    assert option == {"name": "images", "type": 4, "value": "7"}
+    assert record.original_message is not None
+    assert record.original_message.content == "default 7"  # discord.py passed the str through
+    assert broken.edits[-1].embeds[0]["title"] == "ピカ\ud800"
+    assert bot.errors == []

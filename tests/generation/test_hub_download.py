@@ -303,3 +303,55 @@ def test_cli_server_error_is_one_line_without_traceback(tiny_hub, hf_home):
     [line] = result.stderr.strip().splitlines()
     assert line.startswith(f"pokemon-bot tokens: downloading {REPO} failed: ")
     assert "500" in line
+
+
+# -- the Hub unreachable ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def closed_port() -> str:
+    """An endpoint on the loopback where nothing listens: every connection is refused."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def test_unreachable_hub_is_asked_once_and_answered_in_one_line(
+    hf_home, closed_port, monkeypatch, connect_attempts
+):
+    monkeypatch.setattr(constants, "ENDPOINT", closed_port)
+    with pytest.raises(ModelLoadError) as info:
+        resolve_model(REPO)
+    message = str(info.value)
+    assert message.startswith(f"cannot reach the Hugging Face Hub to download {REPO}")
+    assert "\n" not in message
+    port = int(closed_port.rsplit(":", 1)[1])
+    tries = [a for a in connect_attempts if isinstance(a, tuple) and a[1] == port]
+    assert len(tries) == 1, f"the Hub was asked {len(tries)} times (retries)"
+
+
+@pytest.mark.parametrize("command", ["tokens", "generate"])
+def test_cli_with_the_hub_unreachable_prints_one_line_and_no_retries(
+    hf_home, closed_port, tmp_path, command
+):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING"))}
+    env.update(HF_HOME=str(hf_home), HF_ENDPOINT=closed_port, HF_HUB_OFFLINE="0")
+    args = ["漫画の鳥", "--model", REPO]
+    if command == "generate":
+        args += ["-o", str(tmp_path / "x.png")]
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", command, *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "Retrying" not in result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"pokemon-bot {command}: cannot reach the Hugging Face Hub")

@@ -20,7 +20,7 @@ from bot.i18n import t
 from bot.validation import MAX_NEGATIVE_CHARS, MAX_PROMPT_CHARS, SEED_MAX
 from storage import Storage
 from tests.bot.conftest import BotRig, GatedEngine, png_of
-from tests.fakediscord import FakeDiscord, FakeUser, InteractionRecord
+from tests.fakediscord import FakeDiscord, FakeUser, InteractionRecord, WireValue
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -202,6 +202,37 @@ CASES: list[Case] = [
     Case("guidance-bounds", {"prompt": "ピカチュウ", "guidance": 20.0}, strict=True),
     # -- options Discord does not know ---------------------------------------------------------
     Case("unknown-extra-option", {"prompt": "ピカチュウ", "admin": True}),
+    # -- text SQLite cannot store (UTF-8 has no lone surrogates) ---------------------------------
+    refused("lone-surrogate", {"prompt": "ピカ\ud800チュウ"}, "error.text_unencodable"),
+    refused("lone-low-surrogate-only", {"prompt": "\udfff"}, "error.text_unencodable"),
+    refused(
+        "lone-surrogate-in-negative",
+        {"prompt": "ピカチュウ", "negative": "\ud83d"},
+        "error.text_unencodable",
+    ),
+    Case("lone-surrogate-ja", {"prompt": "\ud800"}, "error.text_unencodable", locale="ja"),
+    # -- options of the wrong JSON type (discord.py passes them through unchecked) ------------
+    refused("prompt-as-a-number", {"prompt": WireValue(12345)}, "error.invalid_option"),
+    refused("prompt-as-a-list", {"prompt": WireValue(["ピカ"])}, "error.invalid_option"),
+    refused("prompt-as-null", {"prompt": WireValue(None)}, "error.invalid_option"),
+    refused(
+        "negative-as-a-bool",
+        {"prompt": "ピカ", "negative": WireValue(True)},
+        "error.invalid_option",
+    ),
+    refused(
+        "seed-as-a-string", {"prompt": "ピカ", "seed": WireValue("42")}, "error.invalid_option"
+    ),
+    refused("seed-as-a-float", {"prompt": "ピカ", "seed": WireValue(4.5)}, "error.invalid_option"),
+    refused(
+        "steps-as-a-bool", {"prompt": "ピカ", "steps": WireValue(True)}, "error.invalid_option"
+    ),
+    Case(
+        "seed-as-a-string-ja",
+        {"prompt": "ピカ", "seed": WireValue("42")},
+        "error.invalid_option",
+        locale="ja",
+    ),
 ]
 
 
@@ -296,7 +327,7 @@ async def test_bad_input_gets_a_clear_answer_or_a_sane_picture_and_nothing_half_
         assert result.embeds[0]["description"]
         assert "@everyone" not in result.embeds[0]["description"]
         (job,) = await rows_of(bot.store, user.id)
-        await fake.wait_until(lambda: job.id not in bot.runner.active)
+        await fake.wait_until(lambda: job.id not in bot.service.active)
     else:
         await fake.wait_until(lambda: record.callbacks[0].type == 4 or record.followups, within=10)
         text, ephemeral = answer_of(record)

@@ -43,14 +43,14 @@ async def job_state(bot_rig: BotRig, user_id: int) -> tuple[str, str | None]:
 async def wait_settled(fake: FakeDiscord, bot_rig: BotRig) -> None:
     """Until the bot's runner holds no job (every outcome delivered and recorded)."""
     bot = bot_rig.bots[-1]
-    await fake.wait_until(lambda: not bot.runner.active, 30)
+    await fake.wait_until(lambda: not bot.service.active, 30)
 
 
 async def start_running(fake: FakeDiscord, bot_rig: BotRig, prompt: str) -> InteractionRecord:
     """Invoke /pokemon with the gate closed and return once the worker holds the job."""
     bot = bot_rig.bots[-1]
     record = await fake.invoke("pokemon", {"prompt": prompt})
-    await fake.wait_until(lambda: bot.worker.running == 1, 30)
+    await fake.wait_until(lambda: bot.generator.worker.running == 1, 30)
     return record
 
 
@@ -73,7 +73,7 @@ async def test_out_of_memory_fails_that_job_with_a_message_and_the_next_one_succ
         )
         png_of(await bot_rig.wait_result(following))
         await wait_settled(fake_discord, bot_rig)
-        assert bot.worker.healthy
+        assert bot.generator.worker.healthy
         assert not bot.is_closed()
         assert await job_state(bot_rig, fake_discord.bob.id) == ("done", None)
 
@@ -92,7 +92,7 @@ async def test_job_over_its_time_limit_is_stopped_and_the_user_told(
         await wait_settled(fake_discord, bot_rig)
         assert await job_state(bot_rig, fake_discord.alice.id) == ("failed", "timeout")
         assert image_messages(fake_discord) == []
-        assert bot.worker.healthy
+        assert bot.generator.worker.healthy
 
 
 async def test_fatal_device_error_exits_non_zero_and_the_pending_jobs_complete_after_restart(
@@ -114,20 +114,13 @@ async def test_fatal_device_error_exits_non_zero_and_the_pending_jobs_complete_a
         assert kept.user_id == fake_discord.bob.id
 
     async with bot_rig.run() as bot:  # what the supervisor's restart does
-
-        def resumed() -> list[FakeMessage]:
-            return [
-                m
-                for m in image_messages(fake_discord)
-                if m.message_reference
-                and int(m.message_reference["message_id"]) == waiting.original_message_id
-            ]
-
-        await fake_discord.wait_until(resumed, 30)
+        # The picture lands in the message bob already had, edited in place.
+        original = fake_discord.messages[waiting.original_message_id]
+        await fake_discord.wait_until(lambda: bool(original.attachments), 30)
         await wait_settled(fake_discord, bot_rig)
         job = await bot.store.jobs.get(kept.id)
         assert job is not None
-        assert (job.state, job.result_message_id) == ("done", resumed()[0].id)
+        assert (job.state, job.result_message_id) == ("done", original.id)
         assert await bot.store.jobs.pending() == []
 
 
@@ -161,7 +154,7 @@ async def test_final_upload_failing_with_429_or_5xx_is_retried_and_delivered_exa
     bot_rig.progress_interval = 3600.0  # one progress edit, then the final one
     bot_rig.engine.close_gate()
     async with bot_rig.run() as bot:
-        bot.runner.retry_delays = (0.05, 0.05, 0.05)
+        bot.service.retry_delays = (0.05, 0.05, 0.05)
         record = await hold_until_progress_shown(fake_discord, bot_rig)
         rule = fake_discord.fail_next("PATCH", ORIGINAL, times=times, status=status, process=landed)
         bot_rig.engine.open_gate()
@@ -183,7 +176,7 @@ async def test_channel_post_of_a_late_result_is_retried_on_5xx_with_one_enforced
     bot_rig.progress_interval = 3600.0  # one progress message attempt, then the picture
     bot_rig.engine.close_gate()
     async with bot_rig.run() as bot:
-        bot.runner.retry_delays = (0.05, 0.05)
+        bot.service.retry_delays = (0.05, 0.05)
         # The progress post fails (it is not retried: the next edit supersedes it), then the
         # picture's post fails twice and our retry delivers it.
         rule = fake_discord.fail_next("POST", "/channels/*/messages", times=3, status=503)
@@ -213,7 +206,7 @@ async def test_a_channel_post_that_landed_but_answered_5xx_is_not_posted_twice(
     bot_rig.progress_interval = 3600.0
     bot_rig.engine.close_gate()
     async with bot_rig.run() as bot:
-        bot.runner.retry_delays = (0.05, 0.05)
+        bot.service.retry_delays = (0.05, 0.05)
         # The progress post answers 503 before it is made; the picture's post is carried out
         # and then answers 500 (a lost response); our retry repeats the same nonce.
         rule = fake_discord.fail_next("POST", "/channels/*/messages", times=1, status=503)
@@ -238,7 +231,7 @@ async def test_5xx_on_the_final_edit_of_a_channel_message_is_retried_by_us_not_p
     bot_rig.progress_interval = 3600.0
     bot_rig.engine.close_gate()
     async with bot_rig.run() as bot:
-        bot.runner.retry_delays = (0.05, 0.05)
+        bot.service.retry_delays = (0.05, 0.05)
         # Old token: progress and picture go to a channel message, edited with the bot token
         # (discord.py raises at once on 503 there, and after its own retries on 500).
         await fake_discord.invoke("pokemon", {"prompt": "ヒトカゲ"}, age=14.5 * 60)
@@ -347,14 +340,16 @@ async def fill_the_disk(store: Storage) -> list[int]:
             user_id=10**6 + n,
             guild_id=None,
             channel_id=1,
-            prompt="x" * 2000,
-            negative_prompt="",
-            seed=1,
-            steps=1,
-            guidance=7.5,
-            width=64,
-            height=64,
-            scheduler="dpmpp-2m",
+            request={
+                "prompt": "x" * 2000,
+                "negative_prompt": "",
+                "seed": 1,
+                "steps": 1,
+                "guidance": 7.5,
+                "width": 64,
+                "height": 64,
+                "scheduler": "dpmpp-2m",
+            },
         )
         try:
             admission = await store.admit(filler)
@@ -430,7 +425,7 @@ async def test_disk_full_when_a_delivered_job_is_recorded_is_retried_not_drawn_a
     )
     bot_rig.engine.close_gate()
     async with bot_rig.run() as bot:
-        bot.runner.record_retry_delay = 0.05
+        bot.service.record_retry_delay = 0.05
         record = await start_running(fake_discord, bot_rig, "ピカチュウ")
         filler = fill_filesystem(small_filesystem)
         bot_rig.engine.open_gate()
@@ -439,7 +434,7 @@ async def test_disk_full_when_a_delivered_job_is_recorded_is_retried_not_drawn_a
         (job,) = await bot.store.jobs.recent_for_user(fake_discord.alice.id)
         assert job.state in {"queued", "running"}  # (even `running` may not have been written)
         filler.unlink()  # space again: the next background attempt records the outcome
-        await fake_discord.wait_until(lambda: not bot.runner._unrecorded, 10)
+        await fake_discord.wait_until(lambda: not bot.service._unrecorded, 10)
         (job,) = await bot.store.jobs.recent_for_user(fake_discord.alice.id)
         assert (job.state, job.result_message_id) == ("done", result.id)
     async with bot_rig.run() as bot:  # so a restart does not draw and post it a second time
@@ -464,7 +459,7 @@ async def test_bot_removed_from_the_guild_mid_job_ends_the_job_and_keeps_running
         # only the 🔁 reaction (a guild call) fails, which is logged, not fatal.
         assert job.state == "done"
         assert not bot.is_closed()
-        assert bot.worker.healthy
+        assert bot.generator.worker.healthy
         assert any("could not add" in r.getMessage() for r in caplog.records)
     async with bot_rig.run() as bot:  # a restart has nothing to resume: no crash loop
         assert await bot.store.jobs.pending() == []
@@ -475,10 +470,10 @@ async def test_losing_attach_files_mid_job_fails_the_job_and_tells_the_user(
 ) -> None:
     bot_rig.engine.close_gate()
     async with bot_rig.run() as bot:
-        bot.runner.retry_delays = ()
+        bot.service.retry_delays = ()
         # Old enough that the result goes to the channel, where channel permissions apply.
         await fake_discord.invoke("pokemon", {"prompt": "ピカチュウ"}, age=14.5 * 60)
-        await fake_discord.wait_until(lambda: bot.worker.running == 1, 30)
+        await fake_discord.wait_until(lambda: bot.generator.worker.running == 1, 30)
         await fake_discord.deny_channel_permission(fake_discord.channel, Perm.ATTACH_FILES)
         bot_rig.engine.open_gate()
         await wait_settled(fake_discord, bot_rig)

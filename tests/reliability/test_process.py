@@ -94,14 +94,18 @@ async def test_sigterm_with_a_full_queue_exits_0_and_every_job_is_delivered_or_k
     assert len(delivered) == sum(j.state == "done" for j in accepted)
 
     # The next start (in-process here) finishes the ones the SIGTERM left behind.
-    bot_rig.settings = bot_rig.settings.model_copy(update={"pokemon_db": db})
+    # The same limits as the process that admitted them (a lower POKEMON_MAX_STEPS now would
+    # refuse them: see tests/bot/test_service.py).
+    bot_rig.settings = bot_rig.settings.model_copy(
+        update={"pokemon_db": db, "pokemon_max_steps": 50}
+    )
     async with bot_rig.run() as bot:
-        await fake.wait_until(lambda: not bot.runner.active, 60)
+        await fake.wait_until(lambda: not bot.service.active, 60)
         assert await bot.store.jobs.pending() == []
         for job in pending:
             row = await bot.store.jobs.get(job.id)
             assert row is not None
-            assert row.state == "done"
+            assert row.state == "done", (row.state, row.error_code)
     assert len([m for m in fake.bot_messages() if m.attachments]) == len(accepted)
 
 

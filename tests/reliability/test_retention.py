@@ -22,14 +22,16 @@ async def finished_job(path: object, *, days_ago: float, prompt: str) -> int:
                 user_id=42,
                 guild_id=None,
                 channel_id=1,
-                prompt=prompt,
-                negative_prompt="ぼやけ",
-                seed=1,
-                steps=3,
-                guidance=7.5,
-                width=64,
-                height=64,
-                scheduler="dpmpp-2m",
+                request={
+                    "prompt": prompt,
+                    "negative_prompt": "ぼやけ",
+                    "seed": 1,
+                    "steps": 3,
+                    "guidance": 7.5,
+                    "width": 64,
+                    "height": 64,
+                    "scheduler": "dpmpp-2m",
+                },
             )
         )
         assert admission.job is not None
@@ -48,9 +50,9 @@ async def test_prompts_past_retention_are_blanked_at_start_and_recent_ones_kept(
         recent_row = await bot.store.jobs.get(recent)
     assert old_row is not None
     assert recent_row is not None
-    assert (old_row.prompt, old_row.negative_prompt) == ("", "")
+    assert (old_row.request["prompt"], old_row.request["negative_prompt"]) == ("", "")
     assert old_row.state == "done"  # the row (and the count) stays
-    assert recent_row.prompt == "さいきんの"
+    assert recent_row.request["prompt"] == "さいきんの"
 
 
 async def test_prompts_are_blanked_periodically_while_running(
@@ -62,7 +64,7 @@ async def test_prompts_are_blanked_periodically_while_running(
 
         async def blanked() -> bool:
             row = await bot.store.jobs.get(job_id)
-            return row is not None and row.prompt == ""
+            return row is not None and row.prompt_blanked
 
         for _ in range(600):  # polls the database; bounded so a broken sweep fails the test
             if await blanked():

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from storage import NewJob, Storage
+from storage import JSON, NewJob, Storage
 
 START = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -29,25 +29,30 @@ class FakeClock:
         return self.now
 
 
-BASE_JOB = NewJob(
-    user_id=1001,
-    guild_id=2001,
-    channel_id=3001,
-    prompt="ピカチュウ、森の中",
-    negative_prompt="ぼやけた",
-    seed=42,
-    steps=25,
-    guidance=7.5,
-    width=512,
-    height=512,
-    scheduler="dpmpp-2m",
-    locale="ja",
-)
+BASE_REQUEST: dict[str, JSON] = {
+    "prompt": "ピカチュウ、森の中",
+    "negative_prompt": "ぼやけた",
+    "seed": 42,
+    "steps": 25,
+    "guidance": 7.5,
+    "width": 512,
+    "height": 512,
+    "scheduler": "dpmpp-2m",
+}
+
+BASE_JOB = NewJob(user_id=1001, guild_id=2001, channel_id=3001, request=BASE_REQUEST, locale="ja")
+
+_JOB_FIELDS = frozenset(field.name for field in fields(NewJob))
 
 
 def make_job(**changes: Any) -> NewJob:
-    """A valid NewJob with some fields changed."""
-    return replace(BASE_JOB, **changes)
+    """A valid NewJob with some fields changed; other keywords change keys of its request."""
+    job_changes = {key: value for key, value in changes.items() if key in _JOB_FIELDS}
+    request = job_changes.pop("request", BASE_REQUEST)
+    extra = {key: value for key, value in changes.items() if key not in _JOB_FIELDS}
+    if extra:
+        request = {**request, **extra}
+    return replace(BASE_JOB, request=request, **job_changes)
 
 
 @pytest.fixture

@@ -29,9 +29,9 @@ def create_database(path: Path, jobs: int = 3) -> None:
 
 def insert_job(conn: sqlite3.Connection, seed: int) -> None:
     conn.execute(
-        "INSERT INTO jobs (user_id, guild_id, channel_id, prompt, seed, steps, guidance, width, "
-        "height, scheduler, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (1, 2, 3, "フシギダネ", seed, 20, 7.5, 512, 512, "lms", 1740830400.0 + seed),
+        "INSERT INTO jobs (user_id, guild_id, channel_id, request, created_at) "
+        "VALUES (?, ?, ?, json_object('prompt', 'フシギダネ', 'seed', ?), ?)",
+        (1, 2, 3, seed, 1740830400.0 + seed),
     )
 
 

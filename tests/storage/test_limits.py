@@ -127,18 +127,18 @@ async def test_refunded_jobs_do_not_count_and_charged_ones_do(
         assert admission.admitted
         return admission.job.id  # type: ignore[union-attr]
 
-    # Not counted: our failure, rejected input, cancelled while queued.
+    # Not counted: our failure, rejected input, cancelled while queued or while running.
     await store.jobs.mark_failed(await new(), "out_of_memory", fault="ours")
     await store.jobs.mark_failed(await new(), "bad_prompt", fault="rejected")
     await store.jobs.mark_cancelled(await new())
-    # Counted: the user's fault, cancelled after it started, done.
-    await store.jobs.mark_failed(await new(), "nsfw", fault="user")
     started = await new()
     await store.jobs.mark_running(started)
-    await store.jobs.mark_cancelled(started)
+    await store.jobs.mark_cancelled(started, by=USER)
+    # Counted: the user's fault, done.
+    await store.jobs.mark_failed(await new(), "nsfw", fault="user")
     await store.jobs.mark_done(await new())
     quota = await store.limits.quota(GUILD, USER)
-    assert (quota.used, quota.remaining) == (3, 7)
+    assert (quota.used, quota.remaining) == (2, 8)
 
 
 async def test_quota_reports_used_remaining_and_next_reset(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from storage import Storage
+from storage import JSON, Storage
+from storage.privacy import blank_texts
 from tests.storage.conftest import BASE_JOB, FakeClock, make_job
 
 GUILD, USER, OTHER, ADMIN = 2001, 1001, 1002, 5
@@ -31,10 +32,10 @@ async def test_prompts_older_than_retention_are_blanked_and_counts_stay(
     assert await store.privacy.blank_old_prompts(30) == 1
 
     old_job, recent_job = await store.jobs.get(old), await store.jobs.get(recent)
-    assert (old_job.prompt, old_job.negative_prompt) == ("", "")  # type: ignore[union-attr]
+    assert old_job is not None
+    assert old_job.request == {**BASE_JOB.request, "prompt": "", "negative_prompt": ""}
     assert old_job.prompt_blanked
-    assert old_job.seed == BASE_JOB.seed
-    assert recent_job.prompt == BASE_JOB.prompt  # type: ignore[union-attr]
+    assert recent_job.request == BASE_JOB.request  # type: ignore[union-attr]
     assert await store.usage.totals(GUILD, 60) == before
     assert await store.privacy.blank_old_prompts(30) == 0
 
@@ -45,7 +46,7 @@ async def test_retention_keeps_the_prompt_of_unfinished_jobs(
     queued = await admit(store)
     clock.advance(days=40)
     assert await store.privacy.blank_old_prompts(30) == 0
-    assert (await store.jobs.get(queued)).prompt == BASE_JOB.prompt  # type: ignore[union-attr]
+    assert (await store.jobs.get(queued)).request == BASE_JOB.request  # type: ignore[union-attr]
 
 
 async def test_retention_days_below_one_is_refused(store: Storage) -> None:
@@ -74,8 +75,8 @@ async def test_deleting_a_user_removes_their_jobs_and_limits_and_anonymises_the_
     regen = await store.jobs.get(regen_by_other)
     assert regen is not None
     assert regen.parent_job_id is None
-    assert regen.prompt == ""
-    assert (await store.jobs.get(others_own)).prompt == "ゼニガメ"  # type: ignore[union-attr]
+    assert regen.request["prompt"] == ""
+    assert (await store.jobs.get(others_own)).request["prompt"] == "ゼニガメ"  # type: ignore[union-attr]
     other_limit = (await store.limits.list_user_limits(GUILD))[0]
     assert (other_limit.user_id, other_limit.images, other_limit.updated_by) == (OTHER, 4, None)
     audit = await store.limits.audit(GUILD)
@@ -103,8 +104,118 @@ async def test_deleting_a_user_blanks_their_prompt_in_regenerations_of_regenerat
     # two copies blanked, one job deleted
     assert await store.privacy.delete_user(USER) == 3
 
-    assert (await store.jobs.get(child)).prompt == ""  # type: ignore[union-attr]
+    assert (await store.jobs.get(child)).request["prompt"] == ""  # type: ignore[union-attr]
     kept = await store.jobs.get(grandchild)
     assert kept is not None
-    assert (kept.prompt, kept.negative_prompt, kept.parent_job_id) == ("", "", child)
-    assert (await store.jobs.get(unrelated)).prompt == "ゼニガメ"  # type: ignore[union-attr]
+    assert (kept.request["prompt"], kept.request["negative_prompt"]) == ("", "")
+    assert kept.parent_job_id == child
+    assert (await store.jobs.get(unrelated)).request["prompt"] == "ゼニガメ"  # type: ignore[union-attr]
+
+
+# --- text inside the request and outcome JSON ----------------------------------------------
+
+OUTCOME: dict[str, JSON] = {
+    "seeds": [7, 8],
+    "prompt_used": "ほのおのドラゴン",
+    "negative_used": "ぼやけた",
+    "translated": True,
+    "model": "rinna/japanese-stable-diffusion",
+    "images": [{"seed": 7, "prompt_used": "いち"}, {"seed": 8, "prompt_used": "に"}],
+    "none_used": None,
+}
+OUTCOME_BLANKED: dict[str, JSON] = {
+    **OUTCOME,
+    "prompt_used": "",
+    "negative_used": "",
+    "images": [{"seed": 7, "prompt_used": ""}, {"seed": 8, "prompt_used": ""}],
+}
+
+
+async def test_retention_blanks_every_text_key_of_the_request_and_outcome_and_keeps_the_rest(
+    open_store: object, clock: FakeClock
+) -> None:
+    store = await open_store(default_limit=(100, "day"), max_pending=100)  # type: ignore[operator]
+    request: dict[str, JSON] = {**BASE_JOB.request, "translate": "auto", "strength": 0.35}
+    old = await admit(store, request=request, images=2)
+    await store.jobs.mark_done(old, outcome=OUTCOME)
+    clock.advance(days=31)
+
+    assert await store.privacy.blank_old_prompts(30) == 1
+
+    job = await store.jobs.get(old)
+    assert job is not None
+    assert job.request == {**request, "prompt": "", "negative_prompt": ""}
+    assert job.outcome == OUTCOME_BLANKED
+    assert await store.privacy.blank_old_prompts(30) == 0
+
+
+@pytest.mark.parametrize(
+    ("outcome", "blanked"),
+    [
+        ({"seeds": [1, 2]}, None),
+        ({"prompt_used": ""}, None),
+        ({"prompt_used": None}, None),
+        ({"Prompt": "x", "prompts": "x", "used": "x", "prompt_used_at": 1.5}, None),
+        ({"prompt_used": "x"}, {"prompt_used": ""}),
+        ({"a": {"b_used": ["x", "y"]}}, {"a": {"b_used": ""}}),
+        ({"list": [{"prompt": 0}, {"seed": 1}]}, {"list": [{"prompt": ""}, {"seed": 1}]}),
+        ({"x_prompt": {"prompt": "nested"}}, {"x_prompt": ""}),
+    ],
+)
+async def test_the_sql_that_finds_text_and_the_python_that_blanks_it_apply_one_rule(
+    open_store: object, clock: FakeClock, outcome: dict[str, JSON], blanked: JSON
+) -> None:
+    # The row is found (and counted) exactly when blanking changes its outcome.
+    store = await open_store(default_limit=(100, "day"), max_pending=100)  # type: ignore[operator]
+    job_id = await admit(store, request={"prompt": "", "negative_prompt": "", "seed": 1})
+    await store.jobs.mark_done(job_id, outcome=outcome)
+    clock.advance(days=31)
+    assert blank_texts(outcome) == (outcome if blanked is None else blanked)
+    assert await store.privacy.blank_old_prompts(30) == (0 if blanked is None else 1)
+    assert (await store.jobs.get(job_id)).outcome == blank_texts(outcome)  # type: ignore[union-attr]
+
+
+async def test_deleting_a_user_blanks_the_outcome_text_of_others_copies_too(
+    open_store: object,
+) -> None:
+    store = await open_store(default_limit=(100, "day"), max_pending=100)  # type: ignore[operator]
+    theirs = await admit(store)
+    await store.jobs.mark_done(theirs, outcome=OUTCOME)
+    copy = await admit(store, user_id=OTHER, parent_job_id=theirs)
+    await store.jobs.mark_done(copy, outcome=OUTCOME)
+
+    await store.privacy.delete_user(USER)
+
+    kept = await store.jobs.get(copy)
+    assert kept is not None
+    assert kept.outcome == OUTCOME_BLANKED
+    assert kept.request["prompt"] == ""
+
+
+async def test_deleting_a_user_forgets_who_cancelled_and_who_blocked_words(
+    open_store: object,
+) -> None:
+    store = await open_store(default_limit=(100, "day"), max_pending=100)  # type: ignore[operator]
+    others = await admit(store, user_id=OTHER)
+    await store.jobs.mark_cancelled(others, by=USER)  # USER as an admin
+    await store.blocklist.add(GUILD, "ミュウ", actor_id=USER)
+    await store.blocklist.add(GUILD, "ミュウツー", actor_id=ADMIN)
+    await store.blocklist.remove(GUILD, "ミュウツー", actor_id=USER)
+
+    # cancelled_by, one added_by, two audit actors
+    assert await store.privacy.delete_user(USER) == 4
+
+    cancelled = await store.jobs.get(others)
+    assert cancelled is not None
+    assert (cancelled.state, cancelled.cancelled_by) == ("cancelled", None)
+    assert await store.blocklist.words(GUILD) == ["ミュウ"]
+    added_by = await store.db.read(
+        lambda tx: tx.scalar("SELECT added_by FROM blocklist WHERE word = ?", ("ミュウ",))
+    )
+    assert added_by is None
+    audit = await store.blocklist.audit(GUILD)
+    assert [(e.action, e.word, e.actor_id) for e in audit] == [
+        ("remove", "ミュウツー", None),
+        ("add", "ミュウツー", ADMIN),
+        ("add", "ミュウ", None),
+    ]

@@ -99,7 +99,7 @@ async def test_disk_full_is_a_clear_storage_error_and_the_database_stays_usable(
     await conn.execute("PRAGMA max_page_count = 1073741823")
     admission = await store.admit(make_job(prompt=huge))
     assert admission.admitted
-    assert (await store.jobs.get(admission.job.id)).prompt == huge  # type: ignore[union-attr]
+    assert (await store.jobs.get(admission.job.id)).request["prompt"] == huge  # type: ignore[union-attr]
 
 
 async def test_error_inside_a_transaction_rolls_it_back(store: Storage) -> None:

@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 import pytest
 
 from storage import Storage
+from storage.usage import MAX_WINDOW_DAYS
 from tests.storage.conftest import FakeClock, make_job
 
 GUILD = 2001
@@ -83,10 +84,34 @@ async def test_totals_count_jobs_by_outcome_and_distinct_users(busy_store: Stora
         1,
         0,
     )
+    assert totals.images == 5
     assert totals.users == 3
     assert totals.avg_run_seconds == 0.0
 
 
-async def test_days_below_one_is_a_value_error(store: Storage) -> None:
+@pytest.mark.parametrize("days", [0, -1, MAX_WINDOW_DAYS + 1, 100_000, True])
+async def test_days_outside_one_to_the_window_is_a_value_error(store: Storage, days: int) -> None:
+    """Zero makes no window; 100 000 days would build 100 000 rows for one chart."""
     with pytest.raises(ValueError, match="days must be"):
-        await store.usage.images_per_day(GUILD, 0)
+        await store.usage.images_per_day(GUILD, days)
+
+
+async def test_usage_counts_the_pictures_of_done_jobs(open_store: object, clock: FakeClock) -> None:
+    store = await open_store(default_limit=(100, "day"), max_pending=100)  # type: ignore[operator]
+    clock.now = datetime(2025, 3, 4, 10, 0, tzinfo=UTC)
+    for user, images, outcome in [(1, 4, "done"), (2, 3, "done"), (2, 1, "done"), (1, 2, "failed")]:
+        admission = await store.admit(make_job(user_id=user, images=images))
+        job_id = admission.job.id  # type: ignore[union-attr]
+        if outcome == "done":
+            await store.jobs.mark_done(job_id)
+        else:
+            await store.jobs.mark_failed(job_id, "bad_image", fault="ours")
+    assert await store.usage.images_per_day(GUILD, 1) == [(date(2025, 3, 4), 8)]
+    assert await store.usage.user_images(GUILD, 1) == 4
+    assert await store.usage.top_users(GUILD, 1) == [(1, 4), (2, 4)]
+    totals = await store.usage.totals(GUILD, 1)
+    assert (totals.jobs, totals.done, totals.failed, totals.images) == (4, 3, 1, 8)
+
+
+async def test_the_longest_window_is_accepted(store: Storage) -> None:
+    assert len(await store.usage.images_per_day(GUILD, MAX_WINDOW_DAYS)) == MAX_WINDOW_DAYS

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The GPU check in one command (bench/gpu/README.md). On the CUDA machine, with ".whl" carried:
+#     bash bench/gpu/run.sh
+# installs the wheels, runs the gpu-marked tests and the 512² benchmarks within ~7.5 minutes,
+# and writes gpu-results.json, gpu-results.md and gpu-run.log to $OUT (else
+# bench/results/gpu-<date>/). Here, on CPU:  bash bench/gpu/run.sh --dry-run
+# Other arguments go to bench/gpu/run.py (--budget SECONDS, --skip tests,compile, ...).
+set -uo pipefail
+cd "$(dirname "$0")/../.." || exit 2
+python=${PYTHON:-python3}
+out=${OUT:-bench/results/gpu-$(date -u +%Y%m%d-%H%M%S)}
+mkdir -p "$out" || exit 2
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1
+export TOKENIZERS_PARALLELISM=false
+# run.py's own watchdog writes partial results at its budget (450 s); this is the backstop.
+timeout --kill-after=10 "${GPU_CHECK_TIMEOUT:-500}" \
+    "$python" bench/gpu/run.py --out "$out" "$@" 2>&1 | tee "$out/gpu-run.log"
+status=${PIPESTATUS[0]}
+echo "exit status $status; results in $out"
+exit "$status"

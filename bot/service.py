@@ -1,0 +1,822 @@
+"""The job service: the one owner of a job's life, from a request to a picture on Discord.
+
+It has one way in, `start()`, used by `/pokemon`, by 🔁 and (through `resume()`) by jobs left
+on disk by the last process: validate against the settings in force now, admit (rate limit and
+pending cap, which writes the `queued` row), submit to the generator, show. It follows the
+job's events (queue place, progress, done, failed, cancelled), delivers the picture and settles
+the row. Nothing else writes a job's state: cogs and buttons only translate Discord events into
+calls here.
+
+Its dependencies are explicit: the store, the generator (any `generation.generator.Generator`),
+the settings, and the Discord client it shows messages through.
+
+Delivery rules (docs/RELIABILITY.md): a failed upload is retried on the same route while
+Discord answers 5xx or the connection drops; when it finally fails, the message is read back
+before anything is declared lost, and the original response is never deleted while an upload
+to it may have landed. Jobs resumed after a restart are queued at once, continue in the message
+the user already has, and their messages are updated only once the gateway is connected,
+paced per channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from bot.errors import UserFacingError
+from bot.i18n import catalog, language_of, t
+from bot.jobs import new_job, request_from_job
+from bot.messaging import (
+    PROGRESS_INTERVAL,
+    REGENERATE_EMOJI,
+    SERVER_ERROR_RETRY_DELAYS,
+    TRANSIENT_ERRORS,
+    ChannelPacer,
+    Destination,
+    EditThrottle,
+    channel_notice,
+    defer_public,
+    progress_bar,
+    relative,
+    result_embed,
+    send_ephemeral,
+    send_safely,
+)
+from bot.tasks import Tasks
+from bot.validation import check_request, random_seed
+from generation.errors import (
+    GenerationError,
+    GeneratorUnavailableError,
+    QueueFullError,
+    WorkerStoppedError,
+)
+from generation.generator import (
+    Cancelled,
+    Done,
+    Failed,
+    Generator,
+    JobHandle,
+    Queued,
+    Started,
+)
+from generation.types import GenerationRequest, GenerationResult, Progress
+from storage import StorageError
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
+    from storage import Admission, JobRecord, Storage
+
+log = logging.getLogger(__name__)
+
+REFUSAL_SECONDS = 10  # a refusal posted in the channel (for a reaction) deletes itself
+
+
+# ---- where a job comes from -----------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class CommandOrigin:
+    """`/pokemon`: answered through the interaction (refusals ephemeral)."""
+
+    interaction: discord.Interaction[Any]
+    deferred: bool = False  # publicly, with "thinking…"
+
+    @property
+    def user_id(self) -> int:
+        return self.interaction.user.id
+
+    @property
+    def guild_id(self) -> int | None:
+        return self.interaction.guild_id
+
+    @property
+    def channel_id(self) -> int:
+        return self.interaction.channel_id or 0
+
+    @property
+    def locale(self) -> str:
+        return language_of(self.interaction.locale)
+
+
+@dataclass(frozen=True, slots=True)
+class ReactionOrigin:
+    """🔁 on a result: a variation of `parent` for whoever reacted, replying to that picture.
+    A reaction cannot be answered privately, so refusals are short-lived channel notices."""
+
+    user_id: int
+    guild_id: int | None
+    channel_id: int
+    message_id: int  # the picture reacted to
+    parent: JobRecord
+    locale: str
+
+
+Origin = CommandOrigin | ReactionOrigin
+
+
+# ---- one job the generator holds ------------------------------------------------------------
+
+
+@dataclass(slots=True, eq=False)
+class ActiveJob:
+    """The loop-side state of one job: where it shows, and its edit pacing."""
+
+    job_id: int
+    user_id: int
+    guild_id: int | None
+    locale: str
+    request: GenerationRequest
+    dest: Destination
+    parent_job_id: int | None
+    throttle: EditThrottle
+    resumed: bool = False  # from the last process: show nothing before the gateway is up
+    deferred_public: bool = False  # the interaction was deferred with a visible "thinking…"
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    handle: JobHandle | None = None
+    latest: Progress | None = None
+    queued_at: Queued | None = None
+    edit_scheduled: bool = False
+    finished: bool = False
+    progress_message_id: int | None = None
+    running: asyncio.Task[Any] | None = None  # mark_running, awaited before the final state
+    delivered: bool = False  # the picture is on Discord (even if recording that failed)
+
+
+class JobService:
+    """Owns every job's life. All methods run on the event loop."""
+
+    def __init__(
+        self,
+        *,
+        store: Storage,
+        generator: Generator,
+        settings: Settings,
+        client: discord.Client,
+        progress_interval: float = PROGRESS_INTERVAL,
+    ) -> None:
+        self.store = store
+        self.generator = generator
+        self.settings = settings
+        self.client = client
+        self.progress_interval = progress_interval
+        self.accepting = True
+        self.stopping = False
+        self.active: dict[int, ActiveJob] = {}
+        # Set once the gateway is connected: resumed jobs wait for it before showing anything.
+        self.connected = asyncio.Event()
+        # Pauses between our retries of a final upload (tests shorten them).
+        self.retry_delays: tuple[float, ...] = SERVER_ERROR_RETRY_DELAYS
+        # Our cosmetic edits (queue places, progress) in one channel stay under Discord's
+        # per-channel limit together: at most one every 0.6 × the per-message interval.
+        self.pacer = ChannelPacer(interval=0.6 * progress_interval)
+        self.tasks = Tasks("job service")
+        # Outcomes of delivered jobs the database refused, retried until it accepts them.
+        self._unrecorded: dict[int, Callable[[], Awaitable[object]]] = {}
+        self.record_retry_delay = 1.0
+        # (user, parent job) pairs being admitted right now: two quick 🔁 from one user must
+        # not both pass the pending check before either row exists.
+        self._admitting: set[tuple[int, int]] = set()
+
+    # ---- the one way in -----------------------------------------------------------------
+
+    async def start(self, request: GenerationRequest, origin: Origin) -> JobRecord | None:
+        """Validate, admit, submit and show a new job; None when it was refused (the refusal
+        was shown to the user and no row is left unsettled)."""
+        job: JobRecord | None = None
+        try:
+            request = check_request(self.settings, request)
+            if not self.accepting:
+                raise UserFacingError("error.shutting_down")
+            if isinstance(origin, CommandOrigin):
+                # Defer well inside Discord's 3 s; nothing slow before it.
+                await defer_public(origin.interaction)
+                origin.deferred = True
+            admission = await self.store.admit(self._row(request, origin))
+            if not admission.admitted or admission.job is None:
+                raise self.refusal(admission, origin.locale)
+            job = admission.job
+            await self._submit(job, request, self._destination(origin), origin.locale, origin)
+        except UserFacingError as exc:
+            if job is not None:
+                await self._settle(job.id, exc.code, "rejected")
+            log.info("refused a job for user=%s: %s", origin.user_id, exc.key)
+            await self._refuse(origin, exc.localized(origin.locale))
+            return None
+        except StorageError as exc:
+            # The disk is full, the file is locked for too long: the operator must act, the
+            # user can only wait. One line in the log says which.
+            log.error("storage failed while starting a job for user=%s: %s", origin.user_id, exc)
+            if job is not None:
+                await self._settle(job.id, "storage", "ours")
+            await self._refuse(origin, t("error.storage_unavailable", origin.locale))
+            return None
+        except BaseException as exc:
+            if job is not None:
+                await self._settle(job.id, "internal", "ours")
+            if isinstance(origin, CommandOrigin) and isinstance(exc, Exception):
+                error_id = secrets.token_hex(4)
+                log.error("error id=%s starting a job", error_id, exc_info=exc)
+                await self._refuse(origin, t("error.unexpected", origin.locale, error_id=error_id))
+                return None
+            raise
+        log.info(
+            "job=%s queued by user=%s guild=%s via %s steps=%s seed=%s",
+            job.id,
+            origin.user_id,
+            origin.guild_id,
+            "command" if isinstance(origin, CommandOrigin) else f"🔁 on job={origin.parent.id}",
+            request.steps,
+            request.seed,
+        )
+        return job
+
+    async def regenerate(self, origin: ReactionOrigin) -> JobRecord | None:
+        """🔁: the parent's request with a fresh seed, for the user who reacted, once at a
+        time per (user, parent)."""
+        key = (origin.user_id, origin.parent.id)
+        if key in self._admitting:
+            return None
+        self._admitting.add(key)
+        try:
+            pending = await self.store.jobs.find_pending(
+                origin.user_id, parent_job_id=origin.parent.id
+            )
+            if pending is not None:
+                return None  # already drawing this variation for this user
+            if origin.parent.prompt_blanked:  # by the retention policy
+                await self._refuse(origin, t("regen.prompt_gone", origin.locale))
+                return None
+            request = replace(request_from_job(origin.parent), seed=random_seed())
+            return await self.start(request, origin)
+        finally:
+            self._admitting.discard(key)
+
+    def refusal(self, admission: Admission, locale: object) -> UserFacingError:
+        """The user-facing reason an admission was refused."""
+        if admission.reason == "blocked":
+            return UserFacingError("error.blocked")
+        if admission.reason == "pending":
+            return UserFacingError("error.pending_cap", max=self.settings.pokemon_user_max_pending)
+        quota = admission.quota
+        retry_at = admission.retry_at or quota.reset_at
+        return UserFacingError(
+            "error.rate_limited",
+            limit=quota.limit if quota.limit is not None else 0,
+            period=t(f"pokemon.period.{quota.period}", locale),
+            retry=relative(retry_at) if retry_at is not None else "—",
+        )
+
+    def _row(self, request: GenerationRequest, origin: Origin) -> Any:
+        if isinstance(origin, CommandOrigin):
+            return new_job(
+                request,
+                user_id=origin.user_id,
+                guild_id=origin.guild_id,
+                channel_id=origin.interaction.channel_id,
+                locale=origin.locale,
+                interaction_expires_at=origin.interaction.expires_at,
+            )
+        return new_job(
+            request,
+            user_id=origin.user_id,
+            guild_id=origin.guild_id,
+            channel_id=origin.channel_id,
+            locale=origin.locale,
+            parent_job_id=origin.parent.id,
+            reply_to_message_id=origin.message_id,
+        )
+
+    def _destination(self, origin: Origin) -> Destination:
+        if isinstance(origin, CommandOrigin):
+            return Destination(
+                channel_id=origin.channel_id,
+                guild_id=origin.guild_id,
+                interaction=origin.interaction,
+                handoff_text=t("pokemon.handoff", origin.locale),
+            )
+        return Destination(
+            channel_id=origin.channel_id, guild_id=origin.guild_id, reply_to=origin.message_id
+        )
+
+    async def _refuse(self, origin: Origin, text: str) -> None:
+        if isinstance(origin, CommandOrigin):
+            try:
+                await send_ephemeral(origin.interaction, text, after_public_defer=origin.deferred)
+            except discord.HTTPException as exc:
+                log.warning("could not tell user=%s about a refusal: %s", origin.user_id, exc)
+            return
+        # A reaction cannot be answered privately: a short-lived notice that names the user
+        # without pinging them (a refusal is not worth a notification).
+        await channel_notice(
+            self.client,
+            origin.channel_id,
+            origin.user_id,
+            text,
+            guild_id=origin.guild_id,
+            delete_after=REFUSAL_SECONDS,
+            ping=False,
+        )
+
+    async def _submit(
+        self,
+        job: JobRecord,
+        request: GenerationRequest,
+        dest: Destination,
+        locale: str,
+        origin: Origin | None,
+        *,
+        resumed: bool = False,
+    ) -> ActiveJob:
+        """Hand an admitted job to the generator and follow it. Refusals of the generator
+        (full, stopped, unavailable) become `UserFacingError`s; the caller settles the row."""
+        active = ActiveJob(
+            job_id=job.id,
+            user_id=job.user_id,
+            guild_id=job.guild_id,
+            locale=locale,
+            request=request,
+            dest=dest,
+            parent_job_id=job.parent_job_id,
+            throttle=EditThrottle(self.progress_interval),
+            resumed=resumed,
+            deferred_public=isinstance(origin, CommandOrigin) and origin.deferred,
+            progress_message_id=job.progress_message_id,
+        )
+        try:
+            handle = await self.generator.submit(job.id, job.user_id, request)
+        except QueueFullError as exc:
+            raise UserFacingError(
+                "error.queue_full", code=exc.code, size=self.settings.pokemon_queue_size
+            ) from None
+        except WorkerStoppedError as exc:
+            raise UserFacingError("error.shutting_down", code=exc.code) from None
+        except GeneratorUnavailableError as exc:
+            raise UserFacingError("error.generation_unavailable", code=exc.code) from None
+        active.handle = handle
+        self.active[job.id] = active
+        self.tasks.spawn(self._follow(active), name=f"job-{job.id}")
+        return active
+
+    # ---- following a job ----------------------------------------------------------------
+
+    async def _follow(self, active: ActiveJob) -> None:
+        assert active.handle is not None
+        try:
+            if active.resumed:
+                await self.connected.wait()  # then shown paced, like every cosmetic edit
+            outcome: Done | Failed | Cancelled | None = None
+            async for event in active.handle.events():
+                if isinstance(event, Queued):
+                    active.queued_at = event
+                    await self._show_queued(active)
+                elif isinstance(event, Started):
+                    active.running = self.tasks.spawn(self._mark_running(active))
+                elif isinstance(event, Progress):
+                    active.latest = event
+                    self._request_progress_edit(active)
+                else:
+                    outcome = event
+            if active.running is not None:
+                await asyncio.shield(active.running)  # the row is `running` before it ends
+            await self._conclude(active, outcome)
+        except Exception as exc:
+            await self._undelivered(active, exc)
+        finally:
+            active.finished = True
+            self.active.pop(active.job_id, None)
+
+    async def _conclude(self, active: ActiveJob, outcome: Done | Failed | Cancelled | None) -> None:
+        if isinstance(outcome, Done):
+            await self._deliver(active, outcome.result)
+            return
+        if isinstance(outcome, Failed) and isinstance(outcome.error, WorkerStoppedError):
+            # The generator stopped before (or while) running it: a shutdown, or a fatal device
+            # error that is about to restart the process. The row stays queued/running on disk
+            # and the next start resumes it in the message shown here.
+            log.info("job=%s left for resumption (%s)", active.job_id, outcome.error.code)
+            return
+        if isinstance(outcome, Cancelled) and (self.stopping or not self.accepting):
+            log.info("job=%s left for resumption (cancelled by the shutdown)", active.job_id)
+            return
+        error = outcome.error if isinstance(outcome, Failed) else None
+        await self._fail(active, error)
+
+    async def _show_queued(self, active: ActiveJob) -> None:
+        queued = active.queued_at
+        if queued is None or active.latest is not None:
+            return  # already running: progress edits take over
+        if queued.eta_seconds is not None:
+            when = relative(discord.utils.utcnow() + dt.timedelta(seconds=queued.eta_seconds))
+            text = t("pokemon.queued", active.locale, position=queued.position, eta=when)
+        else:
+            text = t("pokemon.queued_no_eta", active.locale, position=queued.position)
+        await self._show(active, text)
+
+    def _request_progress_edit(self, active: ActiveJob) -> None:
+        """Coalesce steps: edit now if the throttle allows, else once when it next allows."""
+        if active.finished or active.edit_scheduled:
+            return
+        active.edit_scheduled = True
+        if active.throttle.ready():
+            self.tasks.spawn(self._edit_progress(active))
+        else:
+            asyncio.get_running_loop().call_later(
+                active.throttle.wait_time(), lambda: self.tasks.spawn(self._edit_progress(active))
+            )
+
+    async def _edit_progress(self, active: ActiveJob) -> None:
+        async with active.lock:
+            active.edit_scheduled = False
+            progress = active.latest
+            if active.finished or progress is None:
+                return
+            if not active.throttle.ready():  # a queued-position edit slipped in meanwhile
+                self._request_progress_edit(active)
+                return
+            text = t(
+                "pokemon.progress",
+                active.locale,
+                bar=progress_bar(progress.step, progress.total),
+                step=progress.step,
+                total=progress.total,
+            )
+            await self._show_locked(active, text)
+
+    async def _show(self, active: ActiveJob, text: str) -> None:
+        async with active.lock:
+            if not active.finished:
+                await self._show_locked(active, text)
+
+    async def _show_locked(self, active: ActiveJob, text: str) -> None:
+        if self.stopping:
+            return  # shutting down: the job resumes (and shows itself) after the restart
+        await self.pacer.wait(active.dest.channel_id)
+        try:
+            message = await send_safely(self.client, active.dest, content=text)
+        except (discord.HTTPException, *TRANSIENT_ERRORS) as exc:
+            # Cosmetic: the job is on the generator already and must not fail with its message.
+            log.warning("job=%s: progress message failed: %s", active.job_id, exc)
+            return
+        finally:
+            active.throttle.mark()
+        if active.dest.reply_to is None:
+            active.dest.reply_to = message.id  # fallback replies point at what the user saw
+        if message.id != active.progress_message_id:
+            active.progress_message_id = message.id
+            try:
+                await self.store.jobs.set_message(active.job_id, progress_message_id=message.id)
+            except StorageError as exc:  # bookkeeping only: the picture still goes out
+                log.warning("job=%s: progress message id not recorded: %s", active.job_id, exc)
+
+    async def _mark_running(self, active: ActiveJob) -> None:
+        # Bookkeeping only: a row left `queued` still becomes `done` (or resumes) later, so a
+        # database that refuses writes right now must not stop the picture being delivered.
+        try:
+            await self.store.jobs.mark_running(active.job_id)
+        except StorageError as exc:
+            log.warning("job=%s: running state not recorded: %s", active.job_id, exc)
+
+    # ---- outcomes -----------------------------------------------------------------------
+
+    async def _deliver(self, active: ActiveJob, result: GenerationResult) -> None:
+        quota = None
+        if active.guild_id is not None:
+            try:
+                quota = await self.store.limits.quota(active.guild_id, active.user_id)
+            except StorageError as exc:  # the picture matters more than the quota line
+                log.warning("job=%s: quota not shown: %s", active.job_id, exc)
+        embed = result_embed(
+            active.locale,
+            prompt=active.request.prompt,
+            negative_prompt=active.request.negative_prompt,
+            seed=result.seed,
+            steps=result.steps,
+            seconds=result.run_seconds,
+            user_id=active.user_id,
+            quota=quota,
+            truncated=result.truncated,
+            parent_job_id=active.parent_job_id,
+        )
+        async with active.lock:
+            active.finished = True  # no progress edit may land after the image
+            try:
+                message = await send_safely(
+                    self.client,
+                    active.dest,
+                    content=None,
+                    embed=embed,
+                    png=result.png,
+                    retry_delays=self.retry_delays,
+                )
+            except TRANSIENT_ERRORS:
+                # Every try failed in a way that may have landed: look before giving up.
+                landed = await self._read_back(active)
+                if landed is None:
+                    raise
+                log.warning("job=%s: the upload landed although its answer was lost", active.job_id)
+                message = landed
+            active.delivered = True
+        await self._finish_delivered(active.job_id, message)
+
+    async def _finish_delivered(
+        self, job_id: int, message: discord.Message | discord.PartialMessage
+    ) -> None:
+        """A picture is on Discord in `message`: record it, add 🔁, log."""
+        await self._record(
+            job_id, lambda: self.store.jobs.mark_done(job_id, result_message_id=message.id)
+        )
+        try:
+            await message.add_reaction(REGENERATE_EMOJI)
+        except (discord.HTTPException, *TRANSIENT_ERRORS) as exc:
+            log.warning("job=%s: could not add %s: %s", job_id, REGENERATE_EMOJI, exc)
+        log.info("job=%s delivered to message=%s", job_id, message.id)
+
+    async def _read_back(self, active: ActiveJob) -> discord.Message | None:
+        """The job's message as Discord has it now, if it carries a picture; else None."""
+        dest = active.dest
+        try:
+            if dest.message is not None:
+                channel = self.client.get_partial_messageable(
+                    dest.channel_id, guild_id=dest.guild_id
+                )
+                message = await channel.fetch_message(dest.message.id)
+            elif dest.interaction is not None and not dest.interaction.is_expired():
+                message = await dest.interaction.original_response()
+            else:
+                return None
+        except (discord.HTTPException, *TRANSIENT_ERRORS) as exc:
+            log.info("job=%s: could not read its message back: %s", active.job_id, exc)
+            return None
+        return message if message.attachments else None
+
+    async def _record(self, job_id: int, write: Callable[[], Awaitable[object]]) -> None:
+        """Record a delivered job's outcome. If the database refuses (a full disk), keep
+        trying in the background: a row left `running` would be drawn again after a restart
+        (where reading its message back would still save it from being posted twice)."""
+        try:
+            await write()
+        except StorageError as exc:
+            log.warning(
+                "job=%s: outcome not recorded (%s); retrying in the background", job_id, exc
+            )
+            self._unrecorded[job_id] = write
+            self.tasks.spawn(self._record_later(job_id, write), name=f"record-{job_id}")
+
+    async def _record_later(self, job_id: int, write: Callable[[], Awaitable[object]]) -> None:
+        delay = self.record_retry_delay
+        while job_id in self._unrecorded:
+            await asyncio.sleep(delay)
+            try:
+                await write()
+            except StorageError:
+                delay = min(delay * 2, 60.0)
+                continue
+            self._unrecorded.pop(job_id, None)
+            log.info("job=%s: outcome recorded after a retry", job_id)
+
+    async def _undelivered(self, active: ActiveJob, exc: Exception) -> None:
+        """The picture could not be posted (no permission, Discord down, bot removed) or its
+        outcome not recorded: settle the row, and tell the user if any route still works.
+        Nothing is deleted here: the original response may hold the picture."""
+        if isinstance(exc, discord.Forbidden | discord.NotFound):
+            log.warning("job=%s: could not deliver: %s", active.job_id, exc)
+        else:
+            log.error("job=%s: delivery failed", active.job_id, exc_info=exc)
+        try:
+            if active.delivered:
+                # On Discord already: never fail it (a restart would not resume it either).
+                await self._record(active.job_id, lambda: self.store.jobs.mark_done(active.job_id))
+            else:
+                await self.store.jobs.mark_failed(active.job_id, "delivery_failed", fault="ours")
+        except Exception:
+            log.exception("job=%s: could not record the outcome", active.job_id)
+        if active.delivered:
+            return
+        await self._tell_failure(active, t("error.gen.delivery_failed", active.locale))
+
+    async def _fail(self, active: ActiveJob, error: GenerationError | None) -> None:
+        if error is None:
+            await self.store.jobs.mark_cancelled(active.job_id)
+            code = "cancelled"
+        else:
+            await self.store.jobs.mark_failed(
+                active.job_id, error.code, fault="ours" if error.ours else "user"
+            )
+            code = error.code
+        log.info("job=%s ended (%s); telling user=%s", active.job_id, code, active.user_id)
+        key = f"error.gen.{code}"
+        text = t(key if key in catalog("en") else "error.gen.generation_failed", active.locale)
+        async with active.lock:
+            active.finished = True
+            dest = active.dest
+            if dest.message is None and dest.token_usable() and dest.interaction is not None:
+                # Nothing was drawn: the "Drawing…" response goes, the reason comes privately.
+                await send_ephemeral(
+                    dest.interaction, text, after_public_defer=active.deferred_public
+                )
+                return
+            if dest.message is not None and active.resumed:
+                # The message the user has had since before the restart says it, in place.
+                with contextlib.suppress(discord.HTTPException, *TRANSIENT_ERRORS):
+                    await dest.message.edit(content=f"<@{active.user_id}> {text}", embed=None)
+                    return
+            if dest.message is not None:
+                with contextlib.suppress(discord.HTTPException, *TRANSIENT_ERRORS):
+                    await dest.message.delete()
+        await self._tell_failure(active, text, private_first=False)
+
+    async def _tell_failure(
+        self, active: ActiveJob, text: str, *, private_first: bool = True
+    ) -> None:
+        dest = active.dest
+        if (
+            private_first
+            and dest.message is None
+            and dest.interaction is not None
+            and dest.token_usable()
+        ):
+            # Said in the original response itself (edited, never deleted: if an upload
+            # landed there after all, the user still has the picture's message).
+            try:
+                await dest.interaction.edit_original_response(content=text, embed=None)
+            except (discord.HTTPException, *TRANSIENT_ERRORS) as notice_error:
+                log.info("job=%s: notice failed: %s", active.job_id, notice_error)
+            else:
+                return
+        await channel_notice(
+            self.client,
+            dest.channel_id,
+            active.user_id,
+            text,
+            guild_id=dest.guild_id,
+            reply_to=dest.reply_to,
+        )
+
+    async def _settle(self, job_id: int, code: str, fault: str) -> None:
+        """A job admitted but never handed to the generator: fail it so it does not stay queued
+        on disk (`rejected` and `ours` do not count against the quota)."""
+        try:
+            await self.store.jobs.mark_failed(job_id, code, fault=fault)  # pyright: ignore[reportArgumentType]
+        except Exception:
+            log.exception("could not settle job=%s", job_id)
+
+    # ---- resume after a restart ---------------------------------------------------------
+
+    async def resume(self, *, max_age: float) -> tuple[int, int]:
+        """Queue again the jobs the last process left queued or running; returns (resumed,
+        not resumed). Fast and silent: no Discord call is made here, so the gateway connects
+        at once. Jobs that were running are first checked against their message (in the
+        background): one whose picture already landed is recorded as done, not drawn again.
+        Their messages are updated once the gateway is connected, paced per channel."""
+        now = discord.utils.utcnow()
+        resumed = refused = 0
+        for job in await self.store.jobs.pending():
+            created = (
+                job.created_at if job.created_at.tzinfo else job.created_at.replace(tzinfo=dt.UTC)
+            )
+            expired = (now - created).total_seconds() > max_age
+            if job.state == "running" and job.progress_message_id is not None:
+                self.tasks.spawn(self._resume_checked(job, expired), name=f"resume-{job.id}")
+                resumed += 1
+                continue
+            if expired:
+                await self._refuse_resumed(job, "expired", t("pokemon.resume_expired", job.locale))
+                refused += 1
+                continue
+            try:
+                if not await self._resubmit(job):
+                    break
+            except UserFacingError as exc:
+                await self._refuse_resumed(job, exc.code, exc.localized(job.locale))
+                refused += 1
+                continue
+            resumed += 1
+        if resumed or refused:
+            log.info("resumed %d jobs, refused %d (too old or no longer valid)", resumed, refused)
+        return resumed, refused
+
+    async def _resubmit(self, job: JobRecord) -> bool:
+        """Validate a stored job against today's settings and queue it; False when the
+        generator is stopping (this job and the rest stay on disk for the next start)."""
+        request = check_request(self.settings, request_from_job(job))
+        channel = self.client.get_partial_messageable(job.channel_id or 0, guild_id=job.guild_id)
+        message = (
+            channel.get_partial_message(job.progress_message_id)
+            if job.progress_message_id is not None
+            else None
+        )
+        dest = Destination(
+            channel_id=job.channel_id or 0,
+            guild_id=job.guild_id,
+            message=message,
+            # A 🔁 variation replies to the picture reacted to; a slash job's fallback reply
+            # points at the message the user already had.
+            reply_to=job.reply_to_message_id or job.progress_message_id,
+        )
+        try:
+            await self._submit(job, request, dest, job.locale, None, resumed=True)
+        except UserFacingError as exc:
+            if exc.code == WorkerStoppedError.code:
+                log.info("generator stopped while resuming; job=%s and later ones left", job.id)
+                return False
+            raise
+        return True
+
+    async def _resume_checked(self, job: JobRecord, expired: bool) -> None:
+        """A job that was running when the last process ended: if its message already carries
+        the picture (the upload landed, the answer was lost), it is done; else draw it again."""
+        assert job.progress_message_id is not None
+        channel = self.client.get_partial_messageable(job.channel_id or 0, guild_id=job.guild_id)
+        try:
+            message = await channel.fetch_message(job.progress_message_id)
+        except discord.NotFound:
+            message = None
+        except (discord.HTTPException, *TRANSIENT_ERRORS) as exc:
+            log.info("job=%s: could not read its message before resuming: %s", job.id, exc)
+            message = None
+        if message is not None and message.attachments:
+            log.info("job=%s: its picture had landed before the restart; recorded as done", job.id)
+            await self._finish_delivered(job.id, message)
+            return
+        if expired:
+            await self._refuse_resumed(job, "expired", t("pokemon.resume_expired", job.locale))
+            return
+        try:
+            await self._resubmit(job)
+        except UserFacingError as exc:
+            await self._refuse_resumed(job, exc.code, exc.localized(job.locale))
+
+    async def _refuse_resumed(self, job: JobRecord, code: str, text: str) -> None:
+        """A job from the last process that will not run: record it (not counted), and say so
+        in its message once the gateway is up."""
+        await self._settle(job.id, code, "ours" if code == "expired" else "rejected")
+        self.tasks.spawn(self._tell_resumed(job, text), name=f"resume-notice-{job.id}")
+
+    async def _tell_resumed(self, job: JobRecord, text: str) -> None:
+        await self.connected.wait()
+        channel_id = job.channel_id or 0
+        await self.pacer.wait(channel_id)
+        if job.progress_message_id is not None:
+            channel = self.client.get_partial_messageable(channel_id, guild_id=job.guild_id)
+            try:
+                await channel.get_partial_message(job.progress_message_id).edit(
+                    content=f"<@{job.user_id}> {text}"
+                )
+                return
+            except (discord.HTTPException, *TRANSIENT_ERRORS) as exc:
+                log.info("job=%s: could not edit its message: %s", job.id, exc)
+        await channel_notice(
+            self.client,
+            channel_id,
+            job.user_id,
+            text,
+            guild_id=job.guild_id,
+            reply_to=job.reply_to_message_id,
+        )
+
+    # ---- cancel and shutdown ------------------------------------------------------------
+
+    async def cancel_user_jobs(self, user_id: int) -> list[int]:
+        """Cancel every queued or running job of `user_id` (before deleting their data).
+        Returns the ids cancelled; each ends as cancelled and nothing of it is posted."""
+        ids: list[int] = []
+        for job in await self.store.jobs.pending():
+            if job.user_id != user_id:
+                continue
+            active = self.active.get(job.id)
+            if active is not None and active.handle is not None:
+                active.handle.cancel()
+            else:
+                await self.store.jobs.mark_cancelled(job.id)
+            ids.append(job.id)
+        for job_id in ids:
+            active = self.active.get(job_id)
+            if active is not None and active.handle is not None:
+                await active.handle.wait()
+        return ids
+
+    def stop_intake(self) -> None:
+        """New commands and 🔁 are refused from now on; running work carries on."""
+        self.accepting = False
+
+    async def drain(self, within: float | None = None) -> None:
+        """Wait for deliveries in flight (after the generator stopped) so none is cut off, then
+        try once more to record outcomes the database refused (see `_record`)."""
+        self.stopping = True
+        self.connected.set()  # a resumed job still waiting to show itself may leave now
+        await self.tasks.wait(within)
+        for job_id, write in list(self._unrecorded.items()):
+            try:
+                await write()
+                self._unrecorded.pop(job_id, None)
+            except StorageError as exc:
+                log.error("job=%s: outcome still not recorded at shutdown: %s", job_id, exc)
+        await self.tasks.close()
