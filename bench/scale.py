@@ -9,12 +9,11 @@ reclaim path), not a model, and many workers fit on a small CPU (steps sleep). T
 
 - a step of a batch of b images takes `STEP + (b - 1) × MEMBER` seconds, plus `DECODE` per
   image after the last step;
-- STEP = 32 ms: SD 1.5 at 512², fp16, SDPA on an A100 runs 31.2 it/s at batch 1 (fal-ai's
-  stable-diffusion-benchmarks, "Diffusers (torch 2.1, SDPA)"), i.e. 32 ms per step including
-  classifier-free guidance's doubled batch;
-- MEMBER = 27 ms: an assumption. At batch 1 with guidance the GPU already runs two latents and
-  is nearly saturated, so each further image costs almost a full step (batching gains ~15 %);
-- DECODE = 30 ms per image (VAE decode at 512², an assumption of the same source's order).
+- fitted to this project's own H200 run (docs/PERFORMANCE.md, "GPU figures": SD 1.x at 512²,
+  fp16, dpmpp-2m, 25 steps, uncompiled): the worker's backlog at `max_batch` 1 gives 0.948 s
+  per image and at 8 reaches 97 ms per step, so STEP = 33 ms and MEMBER = 9 ms; DECODE = 120 ms
+  is the measured text encode + VAE decode + safety checker + PNG of one image (0.010 + 0.023
+  + 0.028 + 0.059 s). The model predicts 0.50 s per image at `max_batch` 4 (measured: 0.458).
 
 Three measurements, each on a fresh redis-server (append-only on) on a unix socket:
 
@@ -57,9 +56,9 @@ from generation.remote import RemoteGenerator
 from generation.types import GenerationRequest, Progress
 from tests.redisprocs import RedisServer, Workers
 
-STEP = 0.032
-MEMBER = 0.027
-DECODE = 0.030
+STEP = 0.033
+MEMBER = 0.009
+DECODE = 0.120
 MAX_BATCH = 4
 STEPS = 25
 USERS = 16
