@@ -61,14 +61,24 @@ def redirect_discord(api_base: str | None, gateway: str | None = None) -> None:
 
 
 def load_model(settings: Settings) -> Any:
-    """The generation engine, per the settings. Raises `ModelLoadError` (one line)."""
+    """The generation engine, per the settings, with its English→Japanese translator.
+    Raises `ModelLoadError` (one line) for the model; a translator that will not load leaves
+    generation working and English prompts untranslated (said once in the log)."""
     from generation.loader import load_engine
+    from generation.translate import NullTranslator, load_translator_or_null
 
+    if settings.pokemon_translate == "auto":
+        translator = load_translator_or_null(
+            settings.pokemon_translate_model, device=settings.pokemon_translate_device
+        )
+    else:
+        translator = NullTranslator("POKEMON_TRANSLATE is off")
     return load_engine(
         settings.pokemon_model,
         device=settings.pokemon_device,
         safety_checker=settings.pokemon_safety_checker == "on",
         compile=settings.pokemon_compile == "on",
+        translator=translator,
     )
 
 

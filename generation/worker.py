@@ -360,7 +360,8 @@ class GenerationWorker:
             job = batch[index]
             if job.cancel_requested.is_set() or self._abort.is_set():
                 return True
-            if time.monotonic() - started > self._job_timeout:
+            # The limit counts per image: a batch of n has n times as long as one job alone.
+            if time.monotonic() - started > self._job_timeout * len(batch):
                 job.timed_out = True
                 return True
             return False
@@ -450,7 +451,8 @@ class GenerationWorker:
             if self._abort.is_set() and isinstance(entry, JobCancelledError):
                 return WorkerStoppedError("the generation worker stopped while this job ran")
             if job.timed_out and isinstance(entry, JobCancelledError):
-                return JobTimeoutError(f"job {job.job_id} ran over {self._job_timeout:g} s")
+                limit = self._job_timeout * size
+                return JobTimeoutError(f"job {job.job_id} ran over {limit:g} s")
             return entry
         if not isinstance(entry, GeneratedImage):
             return GenerationError(f"the engine returned {type(entry).__name__}, not an image")
@@ -464,6 +466,8 @@ class GenerationWorker:
             height=entry.height,
             token_count=entry.token_count,
             truncated=entry.truncated,
+            prompt_used=entry.prompt_used,
+            negative_used=entry.negative_used,
             queued_seconds=job.started_at - job.submitted_at,
             run_seconds=run_seconds,
             batch_size=size,
