@@ -1,58 +1,34 @@
-"""Which generator the bot runs: the in-process worker thread, or remote workers on Redis.
+"""Which generator the bot runs: remote workers on Redis, or (the default) its own model.
 
-`make_generator(settings)` is the one place that decides. Without `POKEMON_REDIS_URL` (the
-default) it loads the model and returns a `ThreadGenerator`; with it, it loads no model and
-returns a `RemoteGenerator` that submits to `pokemon-bot worker` processes. Both implement
-`generation.generator.Generator`; neither is started here.
+`make_remote_generator(settings)` is the one place that decides: with `POKEMON_REDIS_URL` it
+returns a `RemoteGenerator` (not started) that submits to `pokemon-bot worker` processes, and
+the bot loads no model; without it, None, and the bot builds its in-process `ThreadGenerator`
+as before (`bot.app.make_generator`). `start_metrics` serves the Prometheus endpoint.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from bot.settings import Settings
-from generation.generator import Generator
 
-
-def load_engine_for(settings: Settings) -> Any:
-    """The engine per the settings (`fake:...` selects the test engine). Raises ModelLoadError."""
-    from generation.fake_engine import open_engine
-
-    return open_engine(
-        settings.pokemon_model,
-        device=settings.pokemon_device,
-        safety_checker=settings.pokemon_safety_checker == "on",
-        compile=settings.pokemon_compile == "on",
-    )
+if TYPE_CHECKING:
+    from generation.remote import RemoteGenerator
 
 
 def is_remote(settings: Settings) -> bool:
     return settings.pokemon_redis_url is not None
 
 
-def make_generator(
-    settings: Settings, *, engine_factory: Callable[[Settings], Any] = load_engine_for
-) -> Generator:
-    """The generator for these settings, not started. Loads the model (slow, blocking: call it
-    in a thread) only for the in-process generator. Raises ModelLoadError for a bad model."""
-    if settings.pokemon_redis_url is not None:
-        from generation.remote import RemoteGenerator
+def make_remote_generator(settings: Settings) -> RemoteGenerator | None:
+    """The Redis-backed generator when `POKEMON_REDIS_URL` is set (no model needed), else None."""
+    if settings.pokemon_redis_url is None:
+        return None
+    from generation.remote import RemoteGenerator
 
-        return RemoteGenerator(
-            settings.pokemon_redis_url.get_secret_value(), queue_size=settings.pokemon_queue_size
-        )
-    from generation.local import ThreadGenerator
-    from generation.worker import GenerationWorker
-
-    worker = GenerationWorker(
-        engine_factory(settings),
-        queue_size=settings.pokemon_queue_size,
-        max_batch=settings.pokemon_max_batch,
-        job_timeout=settings.pokemon_job_timeout,
-        heartbeat_file=settings.pokemon_heartbeat_file,
+    return RemoteGenerator(
+        settings.pokemon_redis_url.get_secret_value(), queue_size=settings.pokemon_queue_size
     )
-    return ThreadGenerator(worker)
 
 
 def start_metrics(settings: Settings) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
@@ -111,6 +112,14 @@ def main(args: argparse.Namespace) -> int:
     except ModelLoadError as exc:
         raise CliError(f"model {model}: {exc}") from None
     log.info("loading model… %.1f s", time.perf_counter() - started)
+    # The same sizing as the bot's own worker: on a CPU one image per batch and a time limit
+    # that fits; --max-batch, POKEMON_MAX_BATCH and POKEMON_JOB_TIMEOUT win when given.
+    sizing = settings.worker_sizing(str(getattr(engine, "device", device)))
+    config = dataclasses.replace(
+        config,
+        max_batch=args.max_batch or sizing.max_batch,
+        job_timeout=sizing.job_timeout,
+    )
     return asyncio.run(_serve(RemoteWorker(engine, config)))
 
 
