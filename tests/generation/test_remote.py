@@ -345,3 +345,23 @@ async def test_without_redis_submits_are_refused_and_the_bot_still_starts(tmp_pa
         assert status.detail.startswith("Redis is unreachable")
     finally:
         assert await generator.stop(timeout=0) == []
+
+
+async def test_doctor_checks_redis_and_lists_the_workers(
+    workers: Workers, remote: Remote, tmp_path: Path
+) -> None:
+    from bot.commands_cli.doctor import FAIL, OK, check_redis
+
+    nobody = await asyncio.to_thread(check_redis, workers.url)
+    assert nobody.status == FAIL
+    assert "no generation worker is online" in nobody.detail
+    workers.start("gpu-a", max_batch=3)
+    generator = await remote()
+    await generator.wait_for_workers(1, WAIT)
+    found = await asyncio.to_thread(check_redis, workers.url)
+    assert found.status == OK
+    assert found.detail.endswith("1 worker online: gpu-a (cpu, batch 3)")
+    gone = await asyncio.to_thread(check_redis, f"redis://:hunter2@{tmp_path.name}.invalid:1/0")
+    assert gone.status == FAIL
+    assert gone.detail.startswith("cannot reach redis://:***@")
+    assert "hunter2" not in gone.detail
