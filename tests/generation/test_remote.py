@@ -72,7 +72,7 @@ async def test_a_worker_killed_mid_job_loses_nothing(remote: Remote, workers: Wo
     workers.start("doomed", model="fake:step=0.05", max_batch=1)
     generator = await remote()
     await generator.wait_for_workers(1, WAIT)
-    handle = await generator.submit(1, 10, req("survivor", steps=200))
+    handle = await generator.submit(1, 10, req("survivor", steps=400))
     async with asyncio.timeout(WAIT):
         async for event in handle.events():
             if isinstance(event, Started):
@@ -205,8 +205,8 @@ async def test_jobs_are_released_fairly_and_only_while_workers_have_room(
     workers.start("w1", model="fake:step=0.01", max_batch=1)
     generator = await remote(queue_size=16)
     await generator.wait_for_workers(1, WAIT)
-    greedy = [await generator.submit(i, 1, req(f"a{i}")) for i in range(1, 7)]
-    polite = await generator.submit(100, 2, req("b"))
+    greedy = [await generator.submit(i, 1, req(f"a{i}", steps=20)) for i in range(1, 7)]
+    polite = await generator.submit(100, 2, req("b", steps=20))
     client = connect(workers.url)
     try:
         # One worker of batch 1: at most 2 jobs in the stream; the rest wait in the bot.
