@@ -25,11 +25,12 @@ The layout (every key under one prefix, `pokemon` by default):
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from generation.errors import GenerationError
 from generation.types import GenerationRequest, GenerationResult
@@ -120,14 +121,43 @@ def by_stream(reply: Any) -> dict[str, list[Entry]]:
     return found
 
 
+_BYTES = "__bytes__"  # JSON has no bytes: {"__bytes__": base64} stands for a bytes value
+
+
+def _to_json(values: dict[str, Any]) -> str:
+    return json.dumps(
+        {
+            name: {_BYTES: base64.b64encode(value).decode()} if isinstance(value, bytes) else value
+            for name, value in values.items()
+        },
+        ensure_ascii=False,
+    )
+
+
+def _from_json(data: str) -> dict[str, Any]:
+    values: dict[str, Any] = json.loads(data)
+    return {name: _bytes_or_value(value) for name, value in values.items()}
+
+
+def _bytes_or_value(value: object) -> object:
+    if not isinstance(value, dict):
+        return value
+    marked = cast("dict[str, object]", value)
+    encoded = marked.get(_BYTES)
+    if len(marked) == 1 and isinstance(encoded, str):
+        return base64.b64decode(encoded)
+    return marked
+
+
 def encode_request(request: GenerationRequest) -> str:
-    """Every field of the request, so new fields travel without changes here."""
-    return json.dumps(dataclasses.asdict(request), ensure_ascii=False)
+    """Every field of the request (bytes, such as an image-to-image source, as base64), so new
+    fields travel without changes here."""
+    return _to_json(dataclasses.asdict(request))
 
 
 def decode_request(data: str) -> GenerationRequest:
     """A request from its JSON; unknown fields (from a newer bot) are a clear error."""
-    values = json.loads(data)
+    values = _from_json(data)
     known = {f.name for f in dataclasses.fields(GenerationRequest)}
     unknown = sorted(set(values) - known)
     if unknown:
@@ -138,11 +168,11 @@ def decode_request(data: str) -> GenerationRequest:
 def encode_result(result: GenerationResult) -> dict[str, str | bytes]:
     meta = dataclasses.asdict(result)
     png = meta.pop("png")
-    return {"type": "done", "png": png, "meta": json.dumps(meta)}
+    return {"type": "done", "png": png, "meta": _to_json(meta)}
 
 
 def decode_result(fields: Mapping[bytes, bytes]) -> GenerationResult:
-    meta = json.loads(field(fields, "meta"))
+    meta = _from_json(field(fields, "meta"))
     return GenerationResult(png=bytes(fields.get(b"png", b"")), **meta)
 
 

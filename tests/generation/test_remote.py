@@ -289,6 +289,19 @@ async def test_a_worker_on_the_tiny_checkpoint_makes_a_real_picture(
         )
         for i in (1, 2)
     ]
+    # Image-to-image: the source picture's bytes travel in the job entry too.
+    source = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(source, format="PNG")
+    request = GenerationRequest(
+        "ピカチュウ",
+        seed=3,
+        steps=4,
+        height=64,
+        width=64,
+        init_image=source.getvalue(),
+        strength=0.5,
+    )
+    handles.append(await generator.submit(3, 3, request))
     for handle in handles:
         done = await outcome(handle)
         assert isinstance(done, Done), done
