@@ -21,6 +21,11 @@ from generation.streams import (
 from generation.types import GenerationRequest, GenerationResult
 
 
+def as_read(written: dict[str, str | bytes]) -> dict[bytes, bytes]:
+    """Stream fields as XREADGROUP returns them: bytes names and values."""
+    return {k.encode(): v if isinstance(v, bytes) else v.encode() for k, v in written.items()}
+
+
 def test_every_request_field_crosses_including_an_image() -> None:
     request = GenerationRequest(
         prompt="ピカチュウ",
@@ -53,10 +58,7 @@ def test_a_request_field_this_worker_does_not_know_is_a_clear_error() -> None:
 
 def test_a_result_crosses_with_its_png() -> None:
     result = GenerationResult(5, tiny_png(1), 1, 25, 512, 512, 9, False, 0.5, 1.5, 4, "p", "n")
-    fields = {
-        k.encode(): v if isinstance(v, bytes) else v.encode()
-        for k, v in encode_result(result).items()
-    }
+    fields = as_read(encode_result(result))
     assert decode_result(fields) == result
 
 
@@ -64,10 +66,7 @@ def test_a_result_crosses_with_its_png() -> None:
     "error", [OutOfMemoryError("oom"), PoisonJobError("set aside"), GenerationError("x")]
 )
 def test_an_error_crosses_as_the_same_class(error: GenerationError) -> None:
-    fields = {
-        k.encode(): v if isinstance(v, bytes) else v.encode()
-        for k, v in encode_error(error).items()
-    }
+    fields = as_read(encode_error(error))
     back = decode_error(fields)
     assert type(back) is type(error)
     assert (back.code, str(back)) == (error.code, str(error))
