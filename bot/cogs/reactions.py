@@ -49,6 +49,7 @@ class Reactions(commands.Cog):
                 message_id=payload.message_id,
                 parent=job,
                 locale=self._locale(payload, job),
+                member=payload.member,  # roles, for /pokemon's Integrations settings
             )
             await bot.service.regenerate(origin)
             await self._take_back(payload)
