@@ -215,20 +215,38 @@ async def retry_transient(
     (PATCH sets the same content again) and sends carrying an enforced nonce (Discord returns
     the message the first attempt created instead of posting a second one).
     """
-    for attempt, delay in enumerate(delays, start=1):
+    for attempt in range(len(delays) + 1):
         try:
             return await call()
         except TRANSIENT_ERRORS as exc:
+            count_discord_error(exc)
+            if attempt == len(delays):
+                raise
+            delay = delays[attempt]
             log.warning(
                 "%s: %s; retry %s/%s in %.1f s",
                 what,
                 _describe(exc),
-                attempt,
+                attempt + 1,
                 len(delays),
                 delay,
             )
             await asyncio.sleep(delay)
-    return await call()
+    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
+def count_discord_error(exc: BaseException) -> None:
+    """Count a Discord API error in `pokemon_discord_api_errors_total{kind}` (README,
+    "Metrics"): `5xx`, `4xx` or `connection`."""
+    from generation.metrics import DISCORD_API_ERRORS
+
+    if isinstance(exc, discord.DiscordServerError):
+        kind = "5xx"
+    elif isinstance(exc, discord.HTTPException):
+        kind = "4xx"
+    else:
+        kind = "connection"
+    DISCORD_API_ERRORS.labels(kind=kind).inc()
 
 
 def _describe(exc: BaseException) -> str:
@@ -277,6 +295,7 @@ async def send_safely(
             except discord.DiscordServerError:
                 raise  # may have landed: never move to a second route (see above)
             except discord.HTTPException as exc:
+                count_discord_error(exc)
                 log.info("edit of original response failed (%s); posting to the channel", exc)
         elif not interaction.is_expired():
             # The last use of the token: say where the job went, and learn the message id the

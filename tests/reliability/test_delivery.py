@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 
 from bot.messaging import REGENERATE_EMOJI
 from storage import Storage
@@ -23,6 +24,12 @@ from tests.fakediscord import FakeDiscord, FakeMessage
 
 ORIGINAL = "/webhooks/*/*/messages/@original"
 CHANNEL_MESSAGE = "/channels/*/messages/*"
+
+
+def connection_errors() -> float:
+    """`pokemon_discord_api_errors_total{kind="connection"}` as the metrics endpoint serves it."""
+    value = REGISTRY.get_sample_value("pokemon_discord_api_errors_total", {"kind": "connection"})
+    return value or 0.0
 
 
 def pictures(fake: FakeDiscord) -> list[FakeMessage]:
@@ -42,15 +49,19 @@ async def test_a_dropped_connection_on_the_final_upload_ends_with_one_picture_an
     bot_rig.engine.close_gate()
     async with bot_rig.run() as bot:
         bot.service.retry_delays = (0.05, 0.05)
+        # One progress edit, then none until the picture: the next PATCH is the final upload.
+        bot.service.progress_interval = 60.0
         record = await fake.invoke("pokemon", {"prompt": "ピカチュウ"}, user=fake.alice)
         await fake.wait_until(lambda: bot.generator.worker.running == 1, 30)
         # Every progress edit has no file; the final one is the first with one.
         await record.wait_edits(1)
         drop = fake.drop_next("PATCH", ORIGINAL, times=1, process=landed)
+        errors_before = connection_errors()
         bot_rig.engine.open_gate()
         result = await bot_rig.wait_result(record)
         await settle(fake, bot_rig)
         assert drop.remaining == 0  # the connection really dropped once
+        assert connection_errors() == errors_before + 1  # and the metric counted it
         assert pictures(fake) == [result]  # exactly one visible picture
         await fake.wait_until(lambda: result.reaction_users(REGENERATE_EMOJI))
         (job,) = await bot.store.jobs.recent_for_user(fake.alice.id)
@@ -69,6 +80,7 @@ async def test_a_dropped_connection_on_a_variations_final_edit_ends_done_with_it
         first = await bot_rig.wait_result(record)
         await fake.wait_until(lambda: first.reaction_users(REGENERATE_EMOJI))
         bot_rig.engine.close_gate()
+        bot.service.progress_interval = 60.0  # the placeholder's next PATCH is the picture
         await fake.react(fake.bob, first.channel_id, first.id, REGENERATE_EMOJI)
         await fake.wait_until(lambda: bot.generator.worker.running == 1, 30)
 
@@ -103,6 +115,7 @@ async def test_when_every_retry_drops_after_landing_the_picture_is_read_back_not
     bot_rig.engine.close_gate()
     async with bot_rig.run() as bot:
         bot.service.retry_delays = (0.05,)
+        bot.service.progress_interval = 60.0
         record = await fake.invoke("pokemon", {"prompt": "ピカチュウ"}, user=fake.alice)
         await fake.wait_until(lambda: bot.generator.worker.running == 1, 30)
         await record.wait_edits(1)
