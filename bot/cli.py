@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("bot.commands_cli.doctor", "check settings, model, device and database"),
     "invite": ("bot.commands_cli.invite", "print the URL that adds the bot to a server"),
     "backup": ("bot.commands_cli.backup", "online backup of the database, then an integrity check"),
+    "forget-user": ("bot.commands_cli.forget_user", "delete one user's data (as /privacy does)"),
 }
 
 

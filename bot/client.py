@@ -31,6 +31,7 @@ EXTENSIONS: tuple[str, ...] = (
     "bot.cogs.ratelimit",
     "bot.cogs.usage",
     "bot.cogs.stats",
+    "bot.cogs.privacy",
 )
 
 EXIT_OK = 0

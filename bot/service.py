@@ -80,6 +80,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REFUSAL_SECONDS = 10  # a refusal posted in the channel (for a reaction) deletes itself
+CANCEL_WAIT_SECONDS = 30.0  # how long forgetting a user waits for their running job to stop
 
 # Reads a job's source picture (image-to-image), checked; raises UserFacingError (bot.sources).
 SourceReader = Callable[[], Awaitable[bytes]]
@@ -606,6 +607,19 @@ class JobService:
     # ---- outcomes -----------------------------------------------------------------------
 
     async def _deliver(self, active: ActiveJob, result: GenerationResult) -> None:
+        row = await self.store.jobs.get(active.job_id)
+        if row is None or row.state == "cancelled":
+            # Cancelled or deleted from outside this process (`pokemon-bot forget-user`):
+            # the picture is dropped, never posted.
+            log.info("job=%s was cancelled or deleted meanwhile; not posting it", active.job_id)
+            async with active.lock:
+                active.finished = True
+                with contextlib.suppress(discord.HTTPException, *TRANSIENT_ERRORS):
+                    if active.dest.message is not None:
+                        await active.dest.message.delete()
+                    elif active.dest.interaction is not None and active.dest.token_usable():
+                        await active.dest.interaction.delete_original_response()
+            return
         quota = None
         if active.guild_id is not None:
             try:
@@ -929,6 +943,13 @@ class JobService:
 
     # ---- cancel and shutdown ------------------------------------------------------------
 
+    async def forget_user(self, user_id: int) -> tuple[list[int], int]:
+        """`/privacy`'s delete: cancel the user's jobs, then delete their data. Returns the
+        job ids cancelled and the rows deleted; other users' data is untouched."""
+        cancelled = await self.cancel_user_jobs(user_id)
+        deleted = await self.store.privacy.delete_user(user_id)
+        return cancelled, deleted
+
     async def cancel_user_jobs(self, user_id: int) -> list[int]:
         """Cancel every queued or running job of `user_id` (before deleting their data).
         Returns the ids cancelled; each ends as cancelled and nothing of it is posted."""
@@ -945,7 +966,8 @@ class JobService:
         for job_id in ids:
             active = self.active.get(job_id)
             if active is not None and active.handle is not None:
-                await active.handle.wait()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(active.handle.wait(), CANCEL_WAIT_SECONDS)
         return ids
 
     def stop_intake(self) -> None:

@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _database_path(args: argparse.Namespace) -> Path:
+def database_path(args: argparse.Namespace) -> Path:
     if args.db is not None:
         return args.db
     from pydantic import ValidationError
@@ -62,7 +62,7 @@ def main(args: argparse.Namespace) -> int:
     from storage import StorageError
     from storage.backup import backup
 
-    source = _database_path(args)
+    source = database_path(args)
     try:
         report = backup(source, _destination(args.path), overwrite=args.force)
     except StorageError as exc:
