@@ -283,35 +283,34 @@ class JobService:
         return job
 
     async def regenerate(self, origin: ReactionOrigin) -> JobRecord | None:
-        """🔁: the parent's request with a fresh seed, for the user who reacted, once at a
-        time per (user, parent)."""
-        key = (origin.user_id, origin.parent.id)
-        if key in self._admitting:
-            return None
-        self._admitting.add(key)
-        try:
-            pending = await self.store.jobs.find_pending(
-                origin.user_id, parent_job_id=origin.parent.id
-            )
-            if pending is not None:
-                return None  # already drawing this variation for this user
-            if origin.parent.prompt_blanked:  # by the retention policy
-                await self._refuse(origin, t("regen.prompt_gone", origin.locale))
-                return None
-            request = replace(self._parent_request(origin.parent), seed=random_seed())
-            source = None
-            if request.strength and origin.parent.reply_to_message_id is not None:
-                # A 🎨 result: a new variation of the same source picture, read again from
-                # the message it replied to (a picture from `/pokemon image:` is gone).
-                source = self._result_picture(origin, origin.parent.reply_to_message_id)
-            return await self.start(request, origin, source=source)
-        finally:
-            self._admitting.discard(key)
+        """🔁: the parent's request with a fresh seed (a set of the same count), for the user
+        who reacted, once at a time per (user, parent)."""
+        request = replace(self._parent_request(origin.parent), seed=random_seed())
+        source = None
+        if request.strength and origin.parent.reply_to_message_id is not None:
+            # A 🎨 result: a new variation of the same source picture, read again from the
+            # message it replied to (a picture from `/pokemon image:` is gone: refused).
+            source = self._result_picture(origin, origin.parent.reply_to_message_id)
+        return await self._start_child(origin, request, source)
 
     async def vary(self, origin: ReactionOrigin, strength: float) -> JobRecord | None:
         """🎨: a new picture from the result picture reacted to (its first attachment),
         repainting `strength` of it, with the parent's prompt and a new seed, for whoever
         reacted (their quota), replying to that picture; once at a time per (user, parent)."""
+        request = replace(
+            self._parent_request(origin.parent),
+            seed=random_seed(),
+            count=1,  # one picture from one picture
+            strength=strength,
+        )
+        return await self._start_child(
+            origin, request, self._result_picture(origin, origin.message_id)
+        )
+
+    async def _start_child(
+        self, origin: ReactionOrigin, request: GenerationRequest, source: SourceReader | None
+    ) -> JobRecord | None:
+        """Start a job made from `origin.parent` (🔁, 🎨), once at a time per (user, parent)."""
         key = (origin.user_id, origin.parent.id)
         if key in self._admitting:
             return None
@@ -321,17 +320,10 @@ class JobService:
                 origin.user_id, parent_job_id=origin.parent.id
             )
             if pending is not None:
-                return None  # already drawing something from this picture for this user
+                return None  # already drawing one from this result for this user
             if origin.parent.prompt_blanked:  # by the retention policy
                 await self._refuse(origin, t("regen.prompt_gone", origin.locale))
                 return None
-            request = replace(
-                self._parent_request(origin.parent),
-                seed=random_seed(),
-                count=1,  # one picture from one picture
-                strength=strength,
-            )
-            source = self._result_picture(origin, origin.message_id)
             return await self.start(request, origin, source=source)
         finally:
             self._admitting.discard(key)
