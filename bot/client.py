@@ -10,7 +10,10 @@ from typing import TYPE_CHECKING
 import discord
 from discord.ext import commands
 
+from bot.buttons import JobButton
+from bot.command_permissions import CommandPermissions
 from bot.messaging import PROGRESS_INTERVAL
+from bot.moderation import Overwrite
 from bot.service import JobService
 from bot.settings import Settings
 from bot.sync import hash_file_for, sync_if_changed
@@ -31,6 +34,8 @@ EXTENSIONS: tuple[str, ...] = (
     "bot.cogs.ratelimit",
     "bot.cogs.usage",
     "bot.cogs.stats",
+    "bot.cogs.queue",
+    "bot.cogs.blocklist",
     "bot.cogs.privacy",
 )
 
@@ -88,6 +93,9 @@ class PokemonBot(commands.Bot):
             client=self,
             progress_interval=progress_interval,
         )
+        # /pokemon's Integrations settings, which 🔁 and the buttons obey (see its module).
+        self.command_permissions = CommandPermissions(self, dev_guild=settings.pokemon_dev_guild)
+        self.service.command_permissions = self.command_permissions
         self.tasks = Tasks("bot")
         self.sync_commands = sync_commands
         self.exit_code = EXIT_OK
@@ -103,6 +111,8 @@ class PokemonBot(commands.Bot):
         await self.tree.set_translator(CatalogTranslator())
         for name in EXTENSIONS:
             await self.load_extension(name)
+        # Every button the bot ever posted, whatever process posted it (state in custom_id).
+        self.add_dynamic_items(JobButton)
         self.generator.on_fatal = self._worker_fatal
         # Prompts are kept no longer than the retention period: swept now and every hour.
         await self.apply_retention()
@@ -126,6 +136,18 @@ class PokemonBot(commands.Bot):
         self._ready_logged = True
         names = ", ".join(f"{g.name} ({g.id})" for g in self.guilds) or "none yet"
         log.info("ready as %s in guilds: %s", self.user, names)
+
+    async def on_raw_app_command_permissions_update(
+        self, payload: discord.RawAppCommandPermissionsUpdateEvent
+    ) -> None:
+        """An admin changed a command's (or the whole app's) Integrations settings."""
+        if payload.application_id != self.application_id:
+            return
+        overwrites = [Overwrite(p.id, p.type.value, p.permission) for p in payload.permissions]
+        self.command_permissions.update(payload.guild.id, payload.target_id, overwrites)
+
+    async def on_guild_remove(self, guild: discord.Guild) -> None:
+        self.command_permissions.forget(guild.id)
 
     async def apply_retention(self) -> int:
         """Blank the prompts of finished jobs older than POKEMON_RETENTION_DAYS; rows blanked.

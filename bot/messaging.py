@@ -112,8 +112,14 @@ def result_embed(
     used: tuple[str, str] | None = None,
     untranslated: bool = False,
     strength: float | None = None,
+    guidance: float | None = None,
+    sampler: str | None = None,
+    size: tuple[int, int] | None = None,
+    model: str | None = None,
 ) -> discord.Embed:
-    """The embed that carries a finished image: prompt, seed, steps, time, requester, quota.
+    """The embed that carries a finished image: prompt, seed, steps, time, requester, quota,
+    and (when given) the rest of what makes the picture: guidance, sampler, size (width,
+    height) and model, so that it can be drawn again (ℹ️ gives the command line).
 
     `seeds`: several pictures (attachments in this order) are shown as the message's gallery
     with every seed listed; `used`: the (prompt, negative prompt) the model was given when
@@ -157,6 +163,16 @@ def result_embed(
     if strength is not None:
         embed.add_field(name=t("pokemon.field_strength", locale), value=f"{strength:g}")
     embed.add_field(name=t("pokemon.field_steps", locale), value=str(steps))
+    if guidance is not None:
+        embed.add_field(name=t("pokemon.field_guidance", locale), value=f"{guidance:g}")
+    if sampler is not None:
+        embed.add_field(name=t("pokemon.field_sampler", locale), value=sampler)
+    if size is not None:
+        embed.add_field(name=t("pokemon.field_size", locale), value=f"{size[0]}×{size[1]}")
+    if model is not None:
+        embed.add_field(
+            name=t("pokemon.field_model", locale), value=escape_user_text(model, EMBED_FIELD_MAX)
+        )
     embed.add_field(name=t("pokemon.field_time", locale), value=f"{seconds:.1f} s")
     # Mentions inside embeds never ping, and they show who asked (useful under 🔁 replies).
     embed.add_field(name=t("pokemon.field_requester", locale), value=f"<@{user_id}>")
@@ -270,10 +286,12 @@ async def send_safely(
     embed: discord.Embed | None = None,
     png: bytes | None = None,
     files: Sequence[tuple[str, bytes]] = (),
+    view: discord.ui.View | None = None,
     retry_delays: Sequence[float] = (),
 ) -> discord.Message:
-    """Show `content`/`embed`/`png` (as `pokemon.png`) and `files` ((name, bytes) pairs) as
-    this job's message, through the best route still open.
+    """Show `content`/`embed`/`png` (as `pokemon.png`), `files` ((name, bytes) pairs) and the
+    buttons of `view` (None: no buttons; each call sets the message's whole state) as this
+    job's message, through the best route still open.
 
     1. the interaction's original response, while the token has more than a minute left;
     2. the channel message this job already posted (bot token: no expiry);
@@ -285,7 +303,7 @@ async def send_safely(
     """
 
     def edit_kwargs() -> dict[str, Any]:
-        edit: dict[str, Any] = {"content": content, "embed": embed}
+        edit: dict[str, Any] = {"content": content, "embed": embed, "view": view}
         if png is not None or files:
             edit["attachments"] = _files(png, files)  # fresh Files per attempt
         return edit
@@ -308,7 +326,7 @@ async def send_safely(
             # channel post will reply to (otherwise "thinking…" would hang there).
             try:
                 original = await interaction.edit_original_response(
-                    content=dest.handoff_text, embed=None
+                    content=dest.handoff_text, embed=None, view=None
                 )
                 dest.reply_to = dest.reply_to or original.id
             except discord.HTTPException as exc:
@@ -333,6 +351,8 @@ async def send_safely(
 
     def send() -> Awaitable[discord.Message]:
         kwargs: dict[str, Any] = {"content": content, "embed": embed, "reference": reference}
+        if view is not None:
+            kwargs["view"] = view
         if png is not None or files:
             kwargs["files"] = _files(png, files)
         return channel.send(nonce=nonce, **kwargs)
@@ -365,9 +385,12 @@ async def send_ephemeral(
     await interaction.followup.send(content, ephemeral=True)
 
 
-async def defer_public(interaction: discord.Interaction[Any]) -> None:
-    """Defer with a visible "thinking…" state (answer refusals with `after_public_defer`)."""
-    await interaction.response.defer(thinking=True)
+async def defer_public(interaction: discord.Interaction[Any]) -> int | None:
+    """Defer with a visible "thinking…" state (answer refusals with `after_public_defer`).
+    Returns the id of the message the defer created (the original response), when Discord
+    says it: a job records it at once, so a restart can find that message."""
+    callback = await interaction.response.defer(thinking=True)
+    return callback.message_id if callback is not None else None
 
 
 class ChannelPacer:

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
+from bot.buttons import cancel_buttons, result_buttons
 from bot.errors import UserFacingError
 from bot.i18n import catalog, language_of, t
 from bot.jobs import new_job, request_from_job
@@ -51,6 +52,7 @@ from bot.messaging import (
     send_ephemeral,
     send_safely,
 )
+from bot.moderation import blocked_word
 from bot.sources import read_result_picture
 from bot.tasks import Tasks
 from bot.validation import check_request, random_seed
@@ -69,11 +71,13 @@ from generation.generator import (
     Queued,
     Started,
 )
+from generation.pnginfo import sampler_name
 from generation.translate import needs_translation
 from generation.types import GenerationRequest, GenerationResult, Progress
 from storage import JSON, StorageError
 
 if TYPE_CHECKING:
+    from bot.command_permissions import CommandPermissions
     from bot.settings import Settings
     from storage import Admission, JobRecord, Storage
 
@@ -89,12 +93,11 @@ SourceReader = Callable[[], Awaitable[bytes]]
 # ---- where a job comes from -----------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class CommandOrigin:
-    """`/pokemon`: answered through the interaction (refusals ephemeral)."""
+class FromInteraction:
+    """Who asked, where, in which language: read from the origin's interaction."""
 
+    __slots__ = ()
     interaction: discord.Interaction[Any]
-    deferred: bool = False  # publicly, with "thinking…"
 
     @property
     def user_id(self) -> int:
@@ -113,6 +116,15 @@ class CommandOrigin:
         return language_of(self.interaction.locale)
 
 
+@dataclass(slots=True)
+class CommandOrigin(FromInteraction):
+    """`/pokemon`: answered through the interaction (refusals ephemeral)."""
+
+    interaction: discord.Interaction[Any]
+    deferred: bool = False  # publicly, with "thinking…"
+    message_id: int | None = None  # the original response, once deferred
+
+
 @dataclass(frozen=True, slots=True)
 class ReactionOrigin:
     """🔁 on a result: a variation of `parent` for whoever reacted, replying to that picture.
@@ -124,9 +136,50 @@ class ReactionOrigin:
     message_id: int  # the picture reacted to
     parent: JobRecord
     locale: str
+    member: discord.Member | None = None  # with roles: for /pokemon's Integrations settings
 
 
-Origin = CommandOrigin | ReactionOrigin
+@dataclass(slots=True)
+class ButtonOrigin(FromInteraction):
+    """🔁 (a button) under a result: a variation of `parent` for whoever pressed it. Like a
+    reaction, the new job's messages are channel messages replying to the pressed picture;
+    unlike one, refusals go privately to the presser through the press's interaction (which
+    the button has already acknowledged without a visible change)."""
+
+    interaction: discord.Interaction[Any]
+    parent: JobRecord
+
+    @property
+    def message_id(self) -> int:
+        message = self.interaction.message
+        return message.id if message is not None else 0
+
+    @property
+    def member(self) -> discord.Member | None:
+        user = self.interaction.user
+        return user if isinstance(user, discord.Member) else None
+
+
+Origin = CommandOrigin | ReactionOrigin | ButtonOrigin
+VariationOrigin = ReactionOrigin | ButtonOrigin  # a new picture from an existing one
+
+
+@dataclass(frozen=True, slots=True)
+class QueuePlace:
+    """One of a user's unfinished jobs as `/queue` shows it."""
+
+    job_id: int
+    position: int | None  # batches before it (1 = next); 0 running; None not known yet
+    eta_seconds: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class QueuePlaces:
+    """`JobService.queue_places`: a user's jobs, and the whole queue's size."""
+
+    jobs: list[QueuePlace]
+    queued: int  # every job waiting, everyone's
+    running: int  # every job drawing now
 
 
 # ---- what a result says about translation --------------------------------------------------
@@ -183,6 +236,7 @@ class ActiveJob:
     progress_message_id: int | None = None
     running: asyncio.Task[Any] | None = None  # mark_running, awaited before the final state
     delivered: bool = False  # the picture is on Discord (even if recording that failed)
+    cancelled_by: int | None = None  # who pressed ✖ (JobService.cancel)
 
 
 class JobService:
@@ -219,6 +273,9 @@ class JobService:
         # (user, parent job) pairs being admitted right now: two quick 🔁 from one user must
         # not both pass the pending check before either row exists.
         self._admitting: set[tuple[int, int]] = set()
+        # /pokemon's Integrations settings (channels, roles), obeyed by 🔁 (set by the bot;
+        # None: not checked).
+        self.command_permissions: CommandPermissions | None = None
 
     # ---- the one way in -----------------------------------------------------------------
 
@@ -237,14 +294,20 @@ class JobService:
                 raise UserFacingError("error.shutting_down")
             if isinstance(origin, CommandOrigin):
                 # Defer well inside Discord's 3 s; nothing slow before it.
-                await defer_public(origin.interaction)
+                origin.message_id = await defer_public(origin.interaction)
                 origin.deferred = True
+            await self.check_blocklist(request, origin.guild_id)
             if source is not None:  # kept in the request for the job's life, never stored
                 request = replace(request, init_image=await source())
             admission = await self.store.admit(self._row(request, origin))
             if not admission.admitted or admission.job is None:
                 raise self.refusal(admission, origin.locale, images=request.count)
             job = admission.job
+            if isinstance(origin, CommandOrigin) and origin.message_id is not None:
+                # Known before anything is drawn, so that after a crash the job is found in
+                # the message that may already carry its picture.
+                await self.store.jobs.set_message(job.id, progress_message_id=origin.message_id)
+                job = replace(job, progress_message_id=origin.message_id)
             await self._submit(job, request, self._destination(origin), origin.locale, origin)
         except UserFacingError as exc:
             if job is not None:
@@ -282,9 +345,10 @@ class JobService:
         )
         return job
 
-    async def regenerate(self, origin: ReactionOrigin) -> JobRecord | None:
-        """🔁: the parent's request with a fresh seed (a set of the same count), for the user
-        who reacted, once at a time per (user, parent)."""
+    async def regenerate(self, origin: VariationOrigin) -> JobRecord | None:
+        """🔁 (reaction or button): the parent's request with a fresh seed (a set of the same
+        count), for the user who asked, once at a time per (user, parent), where that user
+        may use /pokemon."""
         request = replace(self._parent_request(origin.parent), seed=random_seed())
         source = None
         if request.strength and origin.parent.reply_to_message_id is not None:
@@ -293,10 +357,10 @@ class JobService:
             source = self._result_picture(origin, origin.parent.reply_to_message_id)
         return await self._start_child(origin, request, source)
 
-    async def vary(self, origin: ReactionOrigin, strength: float) -> JobRecord | None:
-        """🎨: a new picture from the result picture reacted to (its first attachment),
-        repainting `strength` of it, with the parent's prompt and a new seed, for whoever
-        reacted (their quota), replying to that picture; once at a time per (user, parent)."""
+    async def vary(self, origin: VariationOrigin, strength: float) -> JobRecord | None:
+        """🎨 (reaction or button): a new picture from the result picture (its first
+        attachment), repainting `strength` of it, with the parent's prompt and a new seed, for
+        whoever asked (their quota), replying to that picture; as `regenerate` otherwise."""
         request = replace(
             self._parent_request(origin.parent),
             seed=random_seed(),
@@ -308,7 +372,7 @@ class JobService:
         )
 
     async def _start_child(
-        self, origin: ReactionOrigin, request: GenerationRequest, source: SourceReader | None
+        self, origin: VariationOrigin, request: GenerationRequest, source: SourceReader | None
     ) -> JobRecord | None:
         """Start a job made from `origin.parent` (🔁, 🎨), once at a time per (user, parent)."""
         key = (origin.user_id, origin.parent.id)
@@ -316,11 +380,16 @@ class JobService:
             return None
         self._admitting.add(key)
         try:
+            if not await self.may_use_command(origin):
+                await self._refuse(origin, t("error.command_disabled", origin.locale))
+                return None
             pending = await self.store.jobs.find_pending(
                 origin.user_id, parent_job_id=origin.parent.id
             )
-            if pending is not None:
-                return None  # already drawing one from this result for this user
+            if pending is not None:  # already drawing one from this result for this user
+                if isinstance(origin, ButtonOrigin):  # a press gets a private word; a
+                    await self._refuse(origin, t("regen.already_pending", origin.locale))
+                return None  # repeated reaction stays silent, as before
             if origin.parent.prompt_blanked:  # by the retention policy
                 await self._refuse(origin, t("regen.prompt_gone", origin.locale))
                 return None
@@ -344,8 +413,8 @@ class JobService:
             )
         return request
 
-    def _result_picture(self, origin: ReactionOrigin, message_id: int) -> SourceReader:
-        """Reads the first picture of message `message_id` in the reaction's channel."""
+    def _result_picture(self, origin: VariationOrigin, message_id: int) -> SourceReader:
+        """Reads the first picture of message `message_id` in the origin's channel."""
 
         async def read() -> bytes:
             channel = self.client.get_partial_messageable(
@@ -360,6 +429,27 @@ class JobService:
             return await read_result_picture(message)
 
         return read
+
+    async def may_use_command(self, origin: VariationOrigin) -> bool:
+        """Whether /pokemon's Integrations settings let this user use it in this channel:
+        Discord checks them for the slash command only, so 🔁 asks here."""
+        if self.command_permissions is None or origin.guild_id is None:
+            return True
+        return await self.command_permissions.allowed(
+            guild_id=origin.guild_id,
+            channel_id=origin.channel_id,
+            member=origin.member,
+            user_id=origin.user_id,
+        )
+
+    async def check_blocklist(self, request: GenerationRequest, guild_id: int | None) -> None:
+        """Refuse a prompt or negative prompt holding a word this server blocked (compared
+        after `bot.moderation.normalize`). The refusal never repeats the word."""
+        if guild_id is None:
+            return
+        words = await self.store.blocklist.words(guild_id)
+        if blocked_word((request.prompt, request.negative_prompt), words) is not None:
+            raise UserFacingError("error.prompt_blocked")
 
     def refusal(self, admission: Admission, locale: object, *, images: int = 1) -> UserFacingError:
         """The user-facing reason an admission of a job of `images` pictures was refused."""
@@ -395,7 +485,7 @@ class JobService:
                 images=request.count,  # each picture counts against the quota
                 interaction_expires_at=origin.interaction.expires_at,
             )
-        return new_job(
+        return new_job(  # 🔁, a reaction or a button: replying to the picture
             request,
             user_id=origin.user_id,
             guild_id=origin.guild_id,
@@ -419,9 +509,10 @@ class JobService:
         )
 
     async def _refuse(self, origin: Origin, text: str) -> None:
-        if isinstance(origin, CommandOrigin):
+        if isinstance(origin, CommandOrigin | ButtonOrigin):
+            deferred = isinstance(origin, CommandOrigin) and origin.deferred
             try:
-                await send_ephemeral(origin.interaction, text, after_public_defer=origin.deferred)
+                await send_ephemeral(origin.interaction, text, after_public_defer=deferred)
             except discord.HTTPException as exc:
                 log.warning("could not tell user=%s about a refusal: %s", origin.user_id, exc)
             return
@@ -487,8 +578,12 @@ class JobService:
             outcome: Done | Failed | Cancelled | None = None
             async for event in active.handle.events():
                 if isinstance(event, Queued):
+                    first = active.queued_at is None
                     active.queued_at = event
-                    await self._show_queued(active)
+                    if first:
+                        await self._show_queued(active)
+                    else:  # the queue moved: the new place, throttled like progress edits
+                        self._request_progress_edit(active)
                 elif isinstance(event, Started):
                     active.running = self.tasks.spawn(self._mark_running(active))
                 elif isinstance(event, Progress):
@@ -515,22 +610,29 @@ class JobService:
             # and the next start resumes it in the message shown here.
             log.info("job=%s left for resumption (%s)", active.job_id, outcome.error.code)
             return
-        if isinstance(outcome, Cancelled) and (self.stopping or not self.accepting):
+        if (
+            isinstance(outcome, Cancelled)
+            and active.cancelled_by is None  # not a ✖: the shutdown's
+            and (self.stopping or not self.accepting)
+        ):
             log.info("job=%s left for resumption (cancelled by the shutdown)", active.job_id)
             return
         error = outcome.error if isinstance(outcome, Failed) else None
         await self._fail(active, error)
 
     async def _show_queued(self, active: ActiveJob) -> None:
+        text = self._queued_text(active)
+        if text is not None:
+            await self._show(active, text)
+
+    def _queued_text(self, active: ActiveJob) -> str | None:
         queued = active.queued_at
         if queued is None or active.latest is not None:
-            return  # already running: progress edits take over
+            return None  # already running: progress edits take over
         if queued.eta_seconds is not None:
             when = relative(discord.utils.utcnow() + dt.timedelta(seconds=queued.eta_seconds))
-            text = t("pokemon.queued", active.locale, position=queued.position, eta=when)
-        else:
-            text = t("pokemon.queued_no_eta", active.locale, position=queued.position)
-        await self._show(active, text)
+            return t("pokemon.queued", active.locale, position=queued.position, eta=when)
+        return t("pokemon.queued_no_eta", active.locale, position=queued.position)
 
     def _request_progress_edit(self, active: ActiveJob) -> None:
         """Coalesce steps: edit now if the throttle allows, else once when it next allows."""
@@ -548,10 +650,15 @@ class JobService:
         async with active.lock:
             active.edit_scheduled = False
             progress = active.latest
-            if active.finished or progress is None:
+            if active.finished or (progress is None and active.queued_at is None):
                 return
             if not active.throttle.ready():  # a queued-position edit slipped in meanwhile
                 self._request_progress_edit(active)
+                return
+            if progress is None:  # still waiting: its new place in the queue
+                text = self._queued_text(active)
+                if text is not None:
+                    await self._show_locked(active, text)
                 return
             text = t(
                 "pokemon.progress",
@@ -572,7 +679,9 @@ class JobService:
             return  # shutting down: the job resumes (and shows itself) after the restart
         await self.pacer.wait(active.dest.channel_id)
         try:
-            message = await send_safely(self.client, active.dest, content=text)
+            # ✖ under every queue place and progress step (each edit sets the buttons).
+            view = cancel_buttons(active.job_id, active.locale)
+            message = await send_safely(self.client, active.dest, content=text, view=view)
         except (discord.HTTPException, *TRANSIENT_ERRORS) as exc:
             # Cosmetic: the job is on the generator already and must not fail with its message.
             log.warning("job=%s: progress message failed: %s", active.job_id, exc)
@@ -641,6 +750,10 @@ class JobService:
             used=translation_shown(request, first.prompt_used, first.negative_used),
             untranslated=untranslated(request, first.prompt_used, first.negative_used),
             strength=request.strength if request.is_img2img else None,
+            guidance=active.request.guidance,
+            sampler=sampler_name(active.request.scheduler),
+            size=(first.width, first.height),
+            model=self.settings.pokemon_model,
         )
         # Both texts are stored: the request keeps the user's, the outcome what was drawn,
         # so 🔁 and 🎨 reuse the translation (see `_parent_request`).
@@ -658,6 +771,7 @@ class JobService:
                     content=None,
                     embed=embed,
                     files=files,
+                    view=result_buttons(active.job_id, active.locale),
                     retry_delays=self.retry_delays,
                 )
             except TRANSIENT_ERRORS:
@@ -754,6 +868,9 @@ class JobService:
         await self._tell_failure(active, t("error.gen.delivery_failed", active.locale))
 
     async def _fail(self, active: ActiveJob, error: GenerationError | None) -> None:
+        if error is None and active.cancelled_by is not None:
+            await self._cancelled_by_user(active, active.cancelled_by)
+            return
         if error is None:
             await self.store.jobs.mark_cancelled(active.job_id)
             code = "cancelled"
@@ -777,7 +894,9 @@ class JobService:
             if dest.message is not None and active.resumed:
                 # The message the user has had since before the restart says it, in place.
                 with contextlib.suppress(discord.HTTPException, *TRANSIENT_ERRORS):
-                    await dest.message.edit(content=f"<@{active.user_id}> {text}", embed=None)
+                    await dest.message.edit(
+                        content=f"<@{active.user_id}> {text}", embed=None, view=None
+                    )
                     return
             if dest.message is not None:
                 with contextlib.suppress(discord.HTTPException, *TRANSIENT_ERRORS):
@@ -797,7 +916,7 @@ class JobService:
             # Said in the original response itself (edited, never deleted: if an upload
             # landed there after all, the user still has the picture's message).
             try:
-                await dest.interaction.edit_original_response(content=text, embed=None)
+                await dest.interaction.edit_original_response(content=text, embed=None, view=None)
             except (discord.HTTPException, *TRANSIENT_ERRORS) as notice_error:
                 log.info("job=%s: notice failed: %s", active.job_id, notice_error)
             else:
@@ -858,6 +977,7 @@ class JobService:
         """Validate a stored job against today's settings and queue it; False when the
         generator is stopping (this job and the rest stay on disk for the next start)."""
         request = check_request(self.settings, request_from_job(job))
+        await self.check_blocklist(request, job.guild_id)  # words blocked since are obeyed
         channel = self.client.get_partial_messageable(job.channel_id or 0, guild_id=job.guild_id)
         message = (
             channel.get_partial_message(job.progress_message_id)
@@ -919,7 +1039,7 @@ class JobService:
             channel = self.client.get_partial_messageable(channel_id, guild_id=job.guild_id)
             try:
                 await channel.get_partial_message(job.progress_message_id).edit(
-                    content=f"<@{job.user_id}> {text}"
+                    content=f"<@{job.user_id}> {text}", view=None
                 )
                 return
             except (discord.HTTPException, *TRANSIENT_ERRORS) as exc:
@@ -934,6 +1054,72 @@ class JobService:
         )
 
     # ---- cancel and shutdown ------------------------------------------------------------
+
+    async def cancel(self, job_id: int, by_user_id: int) -> bool:
+        """✖: cancel a queued job (it never runs) or a running one (it stops within a step
+        and nothing is decoded). The caller checked that `by_user_id` may (the requester or
+        an admin). The row ends `cancelled` with who did it (never counted against a quota)
+        and the job's message says so. Works after a restart too: a job on disk that no
+        generator holds any more is marked cancelled and its message edited. False when the
+        job had already finished."""
+        active = self.active.get(job_id)
+        if active is not None and active.handle is not None:
+            if active.finished or active.handle.done:
+                return False
+            active.cancelled_by = by_user_id
+            if not active.handle.cancel():
+                active.cancelled_by = None
+                return False
+            log.info("job=%s cancel requested by user=%s", job_id, by_user_id)
+            return True  # _follow sees Cancelled and calls _cancelled_by_user
+        handle = self.generator.handle(job_id)
+        if handle is not None:  # held by the generator but not followed here: let it end
+            return handle.cancel() and await self.store.jobs.mark_cancelled(job_id, by=by_user_id)
+        job = await self.store.jobs.get(job_id)
+        if job is None or not await self.store.jobs.mark_cancelled(job_id, by=by_user_id):
+            return False
+        log.info("job=%s (on disk only) cancelled by user=%s", job_id, by_user_id)
+        if job.progress_message_id is not None:
+            channel = self.client.get_partial_messageable(
+                job.channel_id or 0, guild_id=job.guild_id
+            )
+            text = t("job.cancelled_by", job.locale, user=f"<@{by_user_id}>")
+            with contextlib.suppress(discord.HTTPException, *TRANSIENT_ERRORS):
+                await channel.get_partial_message(job.progress_message_id).edit(
+                    content=text, embed=None, view=None
+                )
+        return True
+
+    async def _cancelled_by_user(self, active: ActiveJob, by_user_id: int) -> None:
+        """A ✖ stopped this job: record who, and say it in the job's own message (mentions
+        in it never ping: every message goes out with no allowed mentions)."""
+        await self.store.jobs.mark_cancelled(active.job_id, by=by_user_id)
+        log.info("job=%s cancelled by user=%s", active.job_id, by_user_id)
+        text = t("job.cancelled_by", active.locale, user=f"<@{by_user_id}>")
+        async with active.lock:
+            active.finished = True
+            try:
+                await send_safely(self.client, active.dest, content=text, embed=None, view=None)
+            except (discord.HTTPException, *TRANSIENT_ERRORS) as exc:
+                log.info("job=%s: could not say it was cancelled: %s", active.job_id, exc)
+
+    async def queue_places(self, user_id: int) -> QueuePlaces:
+        """`/queue`: this user's unfinished jobs, oldest first, with their place (from the
+        latest queue event of each) and the generator's queue as a whole."""
+        places: list[QueuePlace] = []
+        for job in await self.store.jobs.by_user_pending(user_id):
+            active = self.active.get(job.id)
+            if active is None:
+                places.append(QueuePlace(job.id, None, None))
+            elif active.latest is not None or job.state == "running":
+                places.append(QueuePlace(job.id, 0, None))
+            elif active.queued_at is not None:
+                queued = active.queued_at
+                places.append(QueuePlace(job.id, queued.position, queued.eta_seconds))
+            else:
+                places.append(QueuePlace(job.id, None, None))
+        status = await self.generator.status()
+        return QueuePlaces(places, queued=status.queued, running=status.running)
 
     async def forget_user(self, user_id: int) -> tuple[list[int], int]:
         """`/privacy`'s delete: cancel the user's jobs, then delete their data. Returns the

@@ -39,6 +39,7 @@ from generation.errors import (
     one_line,
 )
 from generation.images import BadInputImageError, decode_image
+from generation.pnginfo import PNG_PARAMETERS_KEY, a1111_parameters
 from generation.tokenizer import RinnaTokenizer
 from generation.translate import NullTranslator, Translator, translate_prompt
 from generation.types import (
@@ -402,7 +403,11 @@ class Engine:
         timings["safety"] = time.perf_counter() - started
 
         started = time.perf_counter()
-        png = _png(pixels[0])
+        # The PNG says how it was made (the text the model was given, after any translation).
+        parameters = a1111_parameters(
+            request, request.seed, self.model, prompt=texts[0], negative=texts[1]
+        )
+        png = _png(pixels[0], parameters)
         timings["png"] = time.perf_counter() - started
         return GeneratedImage(
             png=png,
@@ -465,11 +470,14 @@ def _check_batch(requests: Sequence[GenerationRequest]) -> None:
         raise ValueError("strength is for image-to-image only: give an init_image, or strength 0")
 
 
-def _png(pixels: Any) -> bytes:
+def _png(pixels: Any, parameters: str) -> bytes:
     from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
 
+    info = PngInfo()
+    info.add_text(PNG_PARAMETERS_KEY, parameters)  # tEXt if Latin-1, else an iTXt chunk
     buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
+    Image.fromarray(pixels).save(buffer, format="PNG", pnginfo=info)
     return buffer.getvalue()
 
 

@@ -8,7 +8,7 @@ running jobs first, so nothing of theirs is drawn or posted afterwards.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
@@ -34,7 +34,7 @@ class ForgetMe(discord.ui.View):
         self.user_id = user_id
         self.confirm.label = t("privacy.delete_button", locale)
 
-    async def interaction_check(self, interaction: discord.Interaction[PokemonBot], /) -> bool:
+    async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
         if interaction.user.id == self.user_id:
             return True
         await interaction.response.send_message(

@@ -51,6 +51,7 @@ class Reactions(commands.Cog):
                 message_id=payload.message_id,
                 parent=job,
                 locale=self._locale(payload, job),
+                member=payload.member,  # roles, for /pokemon's Integrations settings
             )
             if emoji in VARY_EMOJIS:
                 await bot.service.vary(origin, VARY_STRONG)

@@ -15,6 +15,7 @@ Fixtures (all function-scoped unless noted):
   twice in one test to restart on the same database. `bot_rig.engine` is a `GatedEngine`:
   `close_gate()` holds every generation before its first step until `open_gate()`, to keep
   jobs queued or running as long as a test needs (the engine itself is the real one);
+  `hold_each()` then `let_through(n)` lets calls through one at a time (a queue that moves);
   `fail_with = FatalDeviceError(...)` makes the next call fail as a broken GPU would.
 - `pokemon_bot`: `bot_rig.run()` already entered: a ready `PokemonBot`.
 
@@ -62,12 +63,25 @@ class GatedEngine:
         self.model: str = engine.model
         self.calls = 0  # pipeline calls started (read on the loop; written by the worker)
         self.fail_with: BaseException | None = None  # raised by the next call (a device fault)
+        # `hold_each()`: every call waits for its own permit (`let_through`), one batch at a time.
+        self._permits: threading.Semaphore | None = None
 
     def close_gate(self) -> None:
         self._gate.clear()
 
     def open_gate(self) -> None:
         self._gate.set()
+        if self._permits is not None:
+            self._permits.release(1000)  # let every held call go
+            self._permits = None
+
+    def hold_each(self) -> None:
+        """From now on each pipeline call waits until `let_through()` gives it a permit."""
+        self._permits = threading.Semaphore(0)
+
+    def let_through(self, calls: int = 1) -> None:
+        assert self._permits is not None, "hold_each() first"
+        self._permits.release(calls)
 
     def tokenize(self, text: str) -> TokenizedPrompt:
         return self._engine.tokenize(text)
@@ -81,6 +95,9 @@ class GatedEngine:
     ) -> list[GeneratedImage | GenerationError]:
         self.calls += 1
         self._gate.wait(timeout=60)
+        permits = self._permits
+        if permits is not None:
+            permits.acquire(timeout=60)
         if self.fail_with is not None:
             error, self.fail_with = self.fail_with, None
             raise error

@@ -176,6 +176,8 @@ class RestApi:
             ("GET", "/applications/{app_id}/guilds/{guild_id}/commands", h.list_commands),
             ("PUT", "/applications/{app_id}/guilds/{guild_id}/commands", h.overwrite_commands),
             ("POST", "/applications/{app_id}/guilds/{guild_id}/commands", h.create_command),
+            ("GET", "/applications/{app_id}/guilds/{guild_id}/commands/permissions", h.list_command_permissions),
+            ("GET", "/applications/{app_id}/guilds/{guild_id}/commands/{command_id}/permissions", h.get_command_permissions),
             ("GET", "/applications/{app_id}/guilds/{guild_id}/commands/{command_id}", h.get_command),
             ("PATCH", "/applications/{app_id}/guilds/{guild_id}/commands/{command_id}", h.edit_command),
             ("DELETE", "/applications/{app_id}/guilds/{guild_id}/commands/{command_id}", h.delete_command),
@@ -441,6 +443,23 @@ class RestApi:
         scope, command = self._command(request)
         self.fake.commands[scope] = [c for c in self.fake.commands[scope] if c is not command]
         return web.Response(status=204)
+
+    async def list_command_permissions(self, request: web.Request) -> web.Response:
+        guild_id = self._command_scope(request)
+        assert guild_id is not None
+        targets = self.fake.command_permissions.get(guild_id, {})
+        return json_response(
+            [self.fake.command_permissions_payload(guild_id, target) for target in targets]
+        )
+
+    async def get_command_permissions(self, request: web.Request) -> web.Response:
+        guild_id = self._command_scope(request)
+        assert guild_id is not None
+        target = _int(request.match_info["command_id"])
+        if target not in self.fake.command_permissions.get(guild_id, {}):
+            # Discord: none set for this command (it follows the defaults).
+            raise ApiError(404, 10066, "Unknown application command permissions")
+        return json_response(self.fake.command_permissions_payload(guild_id, target))
 
     # -- interactions ----------------------------------------------------------------------
 

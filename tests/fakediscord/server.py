@@ -113,6 +113,9 @@ class FakeDiscord:
         self.commands: dict[int | None, list[FakeCommand]] = {}
         self.command_syncs: list[CommandSync] = []
         self.command_creates: dict[int | None, int] = {}
+        # guild id -> {command id, or the application id for every command -> permissions[]}:
+        # what admins set in Server Settings -> Integrations (`set_command_permissions`).
+        self.command_permissions: dict[int, dict[int, list[dict[str, Any]]]] = {}
         self.interactions: dict[int, InteractionRecord] = {}
         self.interactions_by_token: dict[str, InteractionRecord] = {}
         self.requests: list[RequestRecord] = []
@@ -486,6 +489,45 @@ class FakeDiscord:
         """Command payloads as Discord stores them, global (default) or for one guild."""
         scope = None if guild is None else resolve_id(guild)
         return [c.to_payload() for c in self.commands.get(scope, [])]
+
+    async def set_command_permissions(
+        self, guild: FakeGuild | int, command: str | None, permissions: list[dict[str, Any]]
+    ) -> None:
+        """An admin edits a command's permissions in Integrations (`command` None: the whole
+        application's). `permissions` are Discord's entries (`{"id", "type": 1 role | 2 user
+        | 3 channel, "permission": bool}`; channel `guild_id - 1` is every channel). Sends
+        APPLICATION_COMMAND_PERMISSIONS_UPDATE (no intent needed) and serves them at
+        `GET /applications/{app}/guilds/{guild}/commands[/{command}]/permissions`."""
+        gid = resolve_id(guild)
+        if command is None:
+            target = self.application.id
+        else:
+            found = self._find_command(command, gid)
+            if found is None:
+                raise ValueError(f"/{command} is not registered")
+            target = found.id
+        entries = [
+            {
+                "id": str(resolve_id(p["id"])),
+                "type": int(p["type"]),
+                "permission": bool(p["permission"]),
+            }
+            for p in permissions
+        ]
+        self.command_permissions.setdefault(gid, {})[target] = entries
+        await self.gateway.dispatch(
+            "APPLICATION_COMMAND_PERMISSIONS_UPDATE", self.command_permissions_payload(gid, target)
+        )
+        self.notify()
+
+    def command_permissions_payload(self, guild_id: int, target: int) -> dict[str, Any]:
+        """One GuildApplicationCommandPermissions object as Discord sends it."""
+        return {
+            "id": str(target),
+            "application_id": str(self.application.id),
+            "guild_id": str(guild_id),
+            "permissions": self.command_permissions.get(guild_id, {}).get(target, []),
+        }
 
     def sync_count(self, guild: FakeGuild | int | None = None) -> int:
         """How many bulk overwrites (`tree.sync`) hit this scope."""

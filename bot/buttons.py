@@ -1,0 +1,281 @@
+"""Buttons under the bot's messages, alive across restarts.
+
+Each button is a `JobButton`, a `discord.ui.DynamicItem`: its state lives in its `custom_id`
+(`pkmn:<action>:<job id>[:<argument>]`), so a button on a message posted by an earlier process
+still works: `PokemonBot.setup_hook` registers the class once with `add_dynamic_items`, and a
+press finds its job by id in the database. No view is kept in memory per message.
+
+- Under a result: 🔁 new variation, ℹ️ details (ephemeral, with a `/pokemon` line that draws
+  the same picture), 🗑️ delete. `result_buttons()` builds that row; add more result buttons
+  there (and their handler in `ACTIONS`).
+- Under a queued or running job: ✖ cancel (`cancel_buttons()`).
+
+Who may press what is checked on each press, never by hiding the button: 🔁 and ℹ️ need what
+`/pokemon` needs in that channel (its Integrations permissions, see
+`bot.command_permissions`); 🗑️ and ✖ the requester, a configured owner or Manage Server.
+A refusal is an ephemeral, localized message. Every press is first acknowledged without a
+visible change (DEFERRED_UPDATE_MESSAGE), well inside Discord's 3 s; answers are followups.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from bot.i18n import language_of, t
+from bot.jobs import request_from_job
+from bot.messaging import escape_user_text, send_ephemeral
+from bot.permissions import is_admin
+from generation.pnginfo import sampler_name
+
+if TYPE_CHECKING:
+    from bot.client import PokemonBot
+    from storage import JobRecord
+
+log = logging.getLogger(__name__)
+
+PREFIX = "pkmn"
+# Discord allows 100 characters in a custom_id; ours stay far below.
+TEMPLATE = re.compile(
+    rf"{PREFIX}:(?P<action>[a-z]+):(?P<job>[0-9]{{1,20}})(?::(?P<arg>[a-z0-9]+))?"
+)
+
+MESSAGE_MAX = 2000
+REGEN, INFO, DELETE, CANCEL = "regen", "info", "delete", "cancel"
+EMOJIS = {REGEN: "🔁", INFO: "ℹ️", DELETE: "🗑️", CANCEL: "✖️"}
+STYLES = {
+    REGEN: discord.ButtonStyle.primary,
+    INFO: discord.ButtonStyle.secondary,
+    DELETE: discord.ButtonStyle.secondary,
+    CANCEL: discord.ButtonStyle.danger,
+}
+
+
+def custom_id(action: str, job_id: int, arg: str | None = None) -> str:
+    """The `custom_id` of one button: `pkmn:regen:42`, `pkmn:vary:42:subtle`."""
+    return f"{PREFIX}:{action}:{job_id}" + (f":{arg}" if arg is not None else "")
+
+
+@dataclass(frozen=True, slots=True)
+class Press:
+    """What a pressed button asks for, read back from its `custom_id`."""
+
+    action: str
+    job_id: int
+    arg: str | None = None
+
+
+class JobButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=TEMPLATE):
+    """One button of a job: the press is handled by `ACTIONS[action]`."""
+
+    def __init__(self, button: discord.ui.Button[Any], press: Press) -> None:
+        super().__init__(button)
+        self.press = press
+
+    @classmethod
+    def make(
+        cls,
+        action: str,
+        job_id: int,
+        locale: str,
+        *,
+        arg: str | None = None,
+        label_key: str | None = None,
+    ) -> JobButton:
+        """A new button for `job_id`, labelled in the job's language."""
+        button: discord.ui.Button[Any] = discord.ui.Button(
+            style=STYLES.get(action, discord.ButtonStyle.secondary),
+            emoji=EMOJIS.get(action),
+            label=t(label_key or f"button.{action}", locale),
+            custom_id=custom_id(action, job_id, arg),
+        )
+        return cls(button, Press(action, job_id, arg))
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction[Any],
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+        /,
+    ) -> JobButton:
+        assert isinstance(item, discord.ui.Button)  # the template only matches our buttons
+        press = Press(match["action"], int(match["job"]), match["arg"])
+        return cls(item, press)  # pyright: ignore[reportUnknownArgumentType]
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:  # pyright: ignore[reportIncompatibleMethodOverride]
+        handler = ACTIONS.get(self.press.action)
+        if handler is None:
+            log.info("a button with unknown action %r was pressed", self.press.action)
+            await interaction.response.defer()
+            return
+        try:
+            await interaction.response.defer()  # no visible change; answers are followups
+            await handler(interaction, self.press)
+        except discord.HTTPException as exc:
+            log.warning("button %s on job=%s: %s", self.press.action, self.press.job_id, exc)
+
+
+def _view(*buttons: JobButton) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    for button in buttons:
+        view.add_item(button)
+    return view
+
+
+def result_buttons(job_id: int, locale: str) -> discord.ui.View:
+    """The row under a finished picture: 🔁 new variation, ℹ️ details, 🗑️ delete.
+
+    Place for more result buttons (🎨 Vary (subtle)/(strong): `JobButton.make("vary", job_id,
+    locale, arg="subtle", label_key=…)` with a "vary" entry in `ACTIONS` that calls
+    `service.vary(origin, strength)`); a row holds five buttons."""
+    return _view(
+        JobButton.make(REGEN, job_id, locale),
+        JobButton.make(INFO, job_id, locale),
+        JobButton.make(DELETE, job_id, locale),
+    )
+
+
+def cancel_buttons(job_id: int, locale: str) -> discord.ui.View:
+    """The ✖ cancel button under a queued or running job."""
+    return _view(JobButton.make(CANCEL, job_id, locale))
+
+
+# ---- what a press does ----------------------------------------------------------------------
+
+Handler = Callable[["discord.Interaction[PokemonBot]", Press], Awaitable[None]]
+
+
+async def _job(interaction: discord.Interaction[PokemonBot], press: Press) -> JobRecord | None:
+    """The pressed button's job, or None after telling the presser it is gone."""
+    job = await interaction.client.store.jobs.get(press.job_id)
+    if job is None or (interaction.guild_id is not None and job.guild_id != interaction.guild_id):
+        await send_ephemeral(interaction, t("button.job_gone", interaction.locale))
+        return None
+    return job
+
+
+def may_manage(interaction: discord.Interaction[PokemonBot], job: JobRecord) -> bool:
+    """🗑️ and ✖: the requester, a configured owner, or Manage Server here."""
+    return interaction.user.id == job.user_id or is_admin(interaction)
+
+
+async def may_draw(interaction: discord.Interaction[PokemonBot]) -> bool:
+    """🔁 and ℹ️: whoever may use `/pokemon` in this channel (Integrations settings)."""
+    if interaction.guild_id is None:
+        return False
+    member = interaction.user if isinstance(interaction.user, discord.Member) else None
+    return await interaction.client.command_permissions.allowed(
+        guild_id=interaction.guild_id,
+        channel_id=interaction.channel_id or 0,
+        member=member,
+        user_id=interaction.user.id,
+    )
+
+
+async def _regen(interaction: discord.Interaction[PokemonBot], press: Press) -> None:
+    from bot.service import ButtonOrigin  # the service builds these buttons: import at use
+
+    job = await _job(interaction, press)
+    if job is None:
+        return
+    origin = ButtonOrigin(interaction, parent=job)
+    await interaction.client.service.regenerate(origin)
+
+
+async def _info(interaction: discord.Interaction[PokemonBot], press: Press) -> None:
+    if not await may_draw(interaction):
+        await send_ephemeral(interaction, t("error.command_disabled", interaction.locale))
+        return
+    job = await _job(interaction, press)
+    if job is None:
+        return
+    locale = language_of(interaction.locale)
+    if job.prompt_blanked:
+        await send_ephemeral(interaction, t("regen.prompt_gone", locale))
+        return
+    model = interaction.client.settings.pokemon_model
+    await send_ephemeral(interaction, details_text(job, model, locale))
+
+
+async def _delete(interaction: discord.Interaction[PokemonBot], press: Press) -> None:
+    job = await _job(interaction, press)
+    if job is None:
+        return
+    if not may_manage(interaction, job):
+        await send_ephemeral(interaction, t("button.delete_refused", interaction.locale))
+        return
+    message = interaction.message
+    if message is None:
+        return
+    try:
+        await message.delete()
+    except discord.NotFound:
+        return
+    log.info("result of job=%s deleted by user=%s (button)", job.id, interaction.user.id)
+
+
+async def _cancel(interaction: discord.Interaction[PokemonBot], press: Press) -> None:
+    job = await _job(interaction, press)
+    if job is None:
+        return
+    if not may_manage(interaction, job):
+        await send_ephemeral(interaction, t("button.cancel_refused", interaction.locale))
+        return
+    if not await interaction.client.service.cancel(job.id, interaction.user.id):
+        await send_ephemeral(interaction, t("button.cancel_too_late", interaction.locale))
+
+
+ACTIONS: dict[str, Handler] = {REGEN: _regen, INFO: _info, DELETE: _delete, CANCEL: _cancel}
+
+
+# ---- ℹ️ details ----------------------------------------------------------------------------
+
+
+def command_line(job: JobRecord) -> str:
+    """The `/pokemon …` line that draws this job's picture again (same prompt, seed, steps,
+    guidance; size and sampler are the server's)."""
+    request = request_from_job(job)
+    parts = [f"/pokemon prompt:{_one_line(request.prompt)}"]
+    if request.negative_prompt:
+        parts.append(f"negative:{_one_line(request.negative_prompt)}")
+    parts += [f"seed:{request.seed}", f"steps:{request.steps}", f"guidance:{request.guidance:g}"]
+    return " ".join(parts)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.replace("`", "ˋ").split())  # nothing may end the code block
+
+
+def details_text(job: JobRecord, model: str, locale: str) -> str:
+    """ℹ️: every parameter of the picture, and the command line that redraws it."""
+    request = request_from_job(job)
+    texts = [t("details.prompt", locale, prompt=escape_user_text(request.prompt, 900))]
+    if request.negative_prompt:
+        negative = escape_user_text(request.negative_prompt, 500)
+        texts.append(t("details.negative", locale, negative=negative))
+    rest = [
+        t(
+            "details.parameters",
+            locale,
+            seed=request.seed,
+            steps=request.steps,
+            guidance=f"{request.guidance:g}",
+            sampler=sampler_name(request.scheduler),
+            width=request.width,
+            height=request.height,
+        ),
+        t("details.model", locale, model=escape_user_text(model, 200)),
+        t("details.command", locale),
+        f"```\n{command_line(job)}\n```",
+    ]
+    header = t("details.header", locale, job=job.id)
+    text = "\n".join([header, *texts, *rest])
+    if len(text) > MESSAGE_MAX:  # long prompts: the command line carries them already
+        text = "\n".join([header, *rest])
+    return text if len(text) <= MESSAGE_MAX else text[: MESSAGE_MAX - 4] + "…```"
