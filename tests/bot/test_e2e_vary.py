@@ -9,14 +9,13 @@ import zlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import discord
 import pytest
 from PIL import Image
 
+from bot.buttons import custom_id
 from bot.i18n import t
 from bot.messaging import REGENERATE_EMOJI, VARY_EMOJI
 from bot.validation import VARY_STRONG
-from bot.vary_buttons import VaryButton, vary_buttons, vary_custom_id
 from storage import NewJob, Storage
 from tests.bot.conftest import BotRig, png_of
 from tests.fakediscord import FakeDiscord, FakeMessage, WireValue
@@ -244,23 +243,17 @@ async def test_vary_buttons_draw_subtle_and_strong_variations_for_the_presser(
     bot_rig: BotRig, fake_discord: FakeDiscord
 ) -> None:
     async with bot_rig.run() as bot:
-        await bot.load_extension("bot.vary_buttons")
         first = await delivered(
-            bot_rig, await fake_discord.invoke("pokemon", {"prompt": "ピカチュウ", "steps": 4})
+            bot_rig,
+            await fake_discord.invoke("pokemon", {"prompt": "ピカチュウ", "steps": 4}, locale="ja"),
         )
         (job,) = await bot.store.jobs.recent_for_user(fake_discord.alice.id)
-        # What the result buttons' builder does: the two buttons under the picture.
-        view = discord.ui.View(timeout=None)
-        for button in vary_buttons(job.id, "ja"):
-            view.add_item(button)
-        channel = bot.get_partial_messageable(first.channel_id, guild_id=fake_discord.guild.id)
-        await channel.get_partial_message(first.id).edit(view=view)
-        subtle = first.component(vary_custom_id("subtle", job.id))
+        subtle = first.component(custom_id("vary", job.id, "subtle"))
         assert subtle is not None
-        assert subtle["label"] == "バリエーション（弱）"
+        assert subtle["label"] == t("vary.button.subtle", "ja")
 
         for user, kind in ((fake_discord.bob, "subtle"), (fake_discord.moderator, "strong")):
-            record = await fake_discord.press(first, vary_custom_id(kind, job.id), user=user)
+            record = await fake_discord.press(first, custom_id("vary", job.id, kind), user=user)
             callback = await record.wait_response()
             assert callback.type == 6  # acknowledged; the pressed message stays
         await fake_discord.wait_until(
@@ -272,4 +265,23 @@ async def test_vary_buttons_draw_subtle_and_strong_variations_for_the_presser(
         assert bob_job.parent_job_id == mod_job.parent_job_id == job.id
         for varied in replies_with_pictures(fake_discord, first):
             assert png_of(varied).size == (64, 64)
-        assert VaryButton.__discord_ui_compiled_template__.fullmatch(vary_custom_id("strong", 1))
+        assert (await bot.store.limits.quota(fake_discord.guild.id, fake_discord.bob.id)).used == 1
+
+
+async def test_vary_button_refusal_is_private_to_the_presser(
+    bot_rig: BotRig, fake_discord: FakeDiscord
+) -> None:
+    async with bot_rig.run() as bot:
+        first = await delivered(
+            bot_rig, await fake_discord.invoke("pokemon", {"prompt": "ピカチュウ", "steps": 4})
+        )
+        (job,) = await bot.store.jobs.recent_for_user(fake_discord.alice.id)
+        bob = fake_discord.bob
+        await bot.store.limits.set_user(
+            fake_discord.guild.id, bob.id, 0, "day", actor_id=fake_discord.owner.id
+        )
+        record = await fake_discord.press(first, custom_id("vary", job.id, "strong"), user=bob)
+        (followup,) = await record.wait_followups(1)
+        assert followup.ephemeral
+        assert followup.content == t("error.blocked", "en")
+        assert await bot.store.jobs.recent_for_user(bob.id) == []
