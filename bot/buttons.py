@@ -30,11 +30,12 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from bot.i18n import language_of, t
-from bot.jobs import request_from_job
+from bot.jobs import request_as_drawn, request_from_job
 from bot.messaging import escape_user_text, send_ephemeral
 from bot.permissions import is_admin
 from bot.validation import VARY_STRONG, VARY_SUBTLE
 from generation.pnginfo import sampler_name
+from generation.translate import needs_translation
 
 if TYPE_CHECKING:
     from bot.client import PokemonBot
@@ -264,12 +265,23 @@ ACTIONS: dict[str, Handler] = {
 
 def command_line(job: JobRecord) -> str:
     """The `/pokemon …` line that draws this job's picture again (same prompt, seed, steps,
-    guidance; size and sampler are the server's)."""
-    request = request_from_job(job)
+    guidance, shape and count; the sampler and POKEMON_SIZE are the server's). A translated
+    prompt is given as the Japanese the model got, so no translation is needed to redraw it;
+    English the model got as typed carries `translate:off`. A picture drawn from a picture
+    (🎨, `image:`) needs that picture again: the line cannot carry it."""
+    request = request_as_drawn(job)
     parts = [f"/pokemon prompt:{_one_line(request.prompt)}"]
     if request.negative_prompt:
         parts.append(f"negative:{_one_line(request.negative_prompt)}")
     parts += [f"seed:{request.seed}", f"steps:{request.steps}", f"guidance:{request.guidance:g}"]
+    if request.width != request.height:
+        parts.append("size:portrait" if request.height > request.width else "size:landscape")
+    if request.count > 1:
+        parts.append(f"count:{request.count}")
+    if not request.translate and any(
+        needs_translation(text) for text in (request.prompt, request.negative_prompt)
+    ):
+        parts.append("translate:off")
     return " ".join(parts)
 
 

@@ -34,7 +34,7 @@ import discord
 from bot.buttons import cancel_buttons, result_buttons
 from bot.errors import UserFacingError
 from bot.i18n import catalog, language_of, t
-from bot.jobs import new_job, request_from_job
+from bot.jobs import new_job, request_as_drawn, request_from_job
 from bot.messaging import (
     PROGRESS_INTERVAL,
     REGENERATE_EMOJI,
@@ -349,7 +349,7 @@ class JobService:
         """🔁 (reaction or button): the parent's request with a fresh seed (a set of the same
         count), for the user who asked, once at a time per (user, parent), where that user
         may use /pokemon."""
-        request = replace(self._parent_request(origin.parent), seed=random_seed())
+        request = replace(request_as_drawn(origin.parent), seed=random_seed())
         source = None
         if request.strength and origin.parent.reply_to_message_id is not None:
             # A 🎨 result: a new variation of the same source picture, read again from the
@@ -362,7 +362,7 @@ class JobService:
         attachment), repainting `strength` of it, with the parent's prompt and a new seed, for
         whoever asked (their quota), replying to that picture; as `regenerate` otherwise."""
         request = replace(
-            self._parent_request(origin.parent),
+            request_as_drawn(origin.parent),
             seed=random_seed(),
             count=1,  # one picture from one picture
             strength=strength,
@@ -396,22 +396,6 @@ class JobService:
             return await self.start(request, origin, source=source)
         finally:
             self._admitting.discard(key)
-
-    def _parent_request(self, parent: JobRecord) -> GenerationRequest:
-        """The request a 🔁 or 🎨 of `parent` starts from. A translated parent gives the
-        Japanese the model was given (stored in its outcome), not translated again, so the
-        same seed gives the same picture whatever the translator does today."""
-        request = request_from_job(parent)
-        outcome = parent.outcome or {}
-        used, negative_used = outcome.get("prompt_used"), outcome.get("negative_used")
-        if request.translate and isinstance(used, str) and used:
-            request = replace(
-                request,
-                prompt=used,
-                negative_prompt=negative_used if isinstance(negative_used, str) else "",
-                translate=False,
-            )
-        return request
 
     def _result_picture(self, origin: VariationOrigin, message_id: int) -> SourceReader:
         """Reads the first picture of message `message_id` in the origin's channel."""
@@ -756,7 +740,7 @@ class JobService:
             model=self.settings.pokemon_model,
         )
         # Both texts are stored: the request keeps the user's, the outcome what was drawn,
-        # so 🔁 and 🎨 reuse the translation (see `_parent_request`).
+        # so 🔁 and 🎨 reuse the translation (see `bot.jobs.request_as_drawn`).
         outcome: dict[str, JSON] = {
             "seeds": [image.seed for image in result.images],
             "prompt_used": first.prompt_used,

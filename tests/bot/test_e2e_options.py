@@ -5,6 +5,7 @@ the real worker on the tiny checkpoint (POKEMON_SIZE=64, so the sizes are 64×64
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bot.buttons import custom_id
 from bot.i18n import t
 from bot.messaging import REGENERATE_EMOJI
 from bot.validation import SIZES, size_dimensions
@@ -267,3 +269,56 @@ async def test_without_a_translation_model_english_is_drawn_as_typed_and_the_res
         assert job.state == "done"
         quota = await bot.store.limits.quota(fake_discord.guild.id, fake_discord.alice.id)
         assert quota.used == 1  # a picture was made: it counts
+
+
+OPTION = re.compile(r" (?=(?:prompt|negative|seed|steps|guidance|size|count|translate):)")
+
+
+async def test_details_line_of_a_translated_landscape_set_redraws_the_same_pictures(
+    translating_rig: BotRig, fake_discord: FakeDiscord, translator: MarianTranslator
+) -> None:
+    async with translating_rig.run() as bot:
+        first = await delivered(
+            translating_rig,
+            await fake_discord.invoke(
+                "pokemon", {"prompt": ENGLISH, "seed": 9, "size": "landscape", "count": 2}
+            ),
+        )
+        (job,) = await bot.store.jobs.recent_for_user(fake_discord.alice.id)
+        press = await fake_discord.press(first, custom_id("info", job.id), user=fake_discord.bob)
+        (followup,) = await press.wait_followups(1)
+        line = re.search(r"```\n/pokemon (.*)\n```", followup.content)
+        assert line is not None
+        options: dict[str, object] = dict(part.split(":", 1) for part in OPTION.split(line[1]))
+        assert options == {
+            "prompt": translator.translate(ENGLISH),  # what the model got: no translation needed
+            "seed": "9",
+            "steps": "3",
+            "guidance": "7.5",
+            "size": "landscape",
+            "count": "2",
+        }
+        typed = {
+            name: int(value) if name in ("seed", "steps", "count") else value
+            for name, value in options.items()
+            if name != "guidance"
+        }
+        again = await delivered(
+            translating_rig, await fake_discord.invoke("pokemon", typed, user=fake_discord.bob)
+        )
+        assert [a.data for a in again.attachments] == [a.data for a in first.attachments]
+
+
+async def test_details_line_keeps_english_the_model_got_untranslated(
+    bot_rig: BotRig, fake_discord: FakeDiscord
+) -> None:
+    async with bot_rig.run() as bot:
+        first = await delivered(
+            bot_rig, await fake_discord.invoke("pokemon", {"prompt": ENGLISH, "seed": 1})
+        )
+        (job,) = await bot.store.jobs.recent_for_user(fake_discord.alice.id)
+        press = await fake_discord.press(first, custom_id("info", job.id))
+        (followup,) = await press.wait_followups(1)
+        assert f"/pokemon prompt:{ENGLISH} seed:1 steps:3 guidance:7.5 translate:off" in (
+            followup.content
+        )
