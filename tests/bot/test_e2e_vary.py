@@ -113,6 +113,22 @@ async def test_pokemon_image_starts_from_the_upload_at_the_jobs_size(
             await bot.store.limits.quota(fake_discord.guild.id, fake_discord.alice.id)
         ).used == 1
 
+        # 🔁 on it cannot draw from the upload again: it was never stored.
+        bob = fake_discord.bob
+        await fake_discord.react(bob, result.channel_id, result.id, REGENERATE_EMOJI)
+
+        def notices() -> list[FakeMessage]:
+            return [
+                m
+                for m in fake_discord.bot_messages(result.channel_id)
+                if m.content.startswith(f"<@{bob.id}>")
+            ]
+
+        await fake_discord.wait_until(notices)
+        (notice,) = notices()
+        assert t("error.source_gone", "en") in notice.content
+        assert await bot.store.jobs.recent_for_user(bob.id) == []
+
 
 BAD_UPLOADS = {
     "not an image": (("notes.txt", b"just some text, not a picture"), "error.image_type"),
