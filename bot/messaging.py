@@ -112,6 +112,7 @@ def result_embed(
     used: tuple[str, str] | None = None,
     untranslated: bool = False,
     strength: float | None = None,
+    withheld: int = 0,
     guidance: float | None = None,
     sampler: str | None = None,
     size: tuple[int, int] | None = None,
@@ -124,7 +125,8 @@ def result_embed(
     `seeds`: several pictures (attachments in this order) are shown as the message's gallery
     with every seed listed; `used`: the (prompt, negative prompt) the model was given when
     translation changed them; `untranslated`: English went to the model as it was typed;
-    `strength`: the picture was painted over a source picture this much.
+    `strength`: the picture was painted over a source picture this much; `withheld`: pictures
+    of the set that did not come out (blank, or flagged by the safety checker).
     """
     embed = discord.Embed(
         description=escape_user_text(prompt, EMBED_DESCRIPTION_MAX),
@@ -154,6 +156,8 @@ def result_embed(
             )
     if untranslated:
         embed.add_field(name="⚠️", value=t("pokemon.untranslated", locale), inline=False)
+    if withheld:
+        embed.add_field(name="⚠️", value=t("pokemon.withheld", locale, count=withheld), inline=False)
     if len(seeds) > 1:
         embed.add_field(
             name=t("pokemon.field_seeds", locale), value=", ".join(str(s) for s in seeds)

@@ -734,6 +734,7 @@ class JobService:
             used=translation_shown(request, first.prompt_used, first.negative_used),
             untranslated=untranslated(request, first.prompt_used, first.negative_used),
             strength=request.strength if request.is_img2img else None,
+            withheld=request.count - len(result.images),
             guidance=active.request.guidance,
             sampler=sampler_name(active.request.scheduler),
             size=(first.width, first.height),

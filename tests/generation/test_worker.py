@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from generation.errors import (
+    BadImageError,
     FatalDeviceError,
     GenerationError,
     JobCancelledError,
@@ -61,6 +62,7 @@ class StepEngine:
         self.thread_names: list[str] = []
         self.raise_on: dict[str, BaseException] = {}  # prompt -> the whole call raises this
         self.member_error: dict[str, GenerationError] = {}  # prompt -> that entry is an error
+        self.seed_error: dict[int, GenerationError] = {}  # seed -> that picture is an error
 
     def hold(self) -> None:
         """From now on each step waits for a `tick()`."""
@@ -120,27 +122,29 @@ class StepEngine:
             if on_step is not None:
                 on_step(step, total)
         check()
+        # One entry per picture, as the real engine answers a request with `count`.
         entries: list[GeneratedImage | GenerationError] = []
         for i, request in enumerate(requests):
-            if cancelled[i]:
-                entries.append(JobCancelledError(request.prompt))
-            elif request.prompt in self.member_error:
-                entries.append(self.member_error[request.prompt])
-            else:
-                self.decoded.append(request.prompt)
-                # One picture per seed, as the real engine answers a request with `count`.
-                entries.extend(
-                    GeneratedImage(
-                        png=b"\x89PNG" + request.prompt.encode(),
-                        seed=seed,
-                        steps=request.steps,
-                        width=request.width,
-                        height=request.height,
-                        token_count=len(request.prompt),
-                        truncated=False,
+            for seed in request.seeds():
+                if cancelled[i]:
+                    entries.append(JobCancelledError(request.prompt))
+                elif request.prompt in self.member_error:
+                    entries.append(self.member_error[request.prompt])
+                elif seed in self.seed_error:
+                    entries.append(self.seed_error[seed])
+                else:
+                    self.decoded.append(request.prompt)
+                    entries.append(
+                        GeneratedImage(
+                            png=b"\x89PNG" + request.prompt.encode(),
+                            seed=seed,
+                            steps=request.steps,
+                            width=request.width,
+                            height=request.height,
+                            token_count=len(request.prompt),
+                            truncated=False,
+                        )
                     )
-                    for seed in request.seeds()
-                )
         return entries
 
 
@@ -546,6 +550,22 @@ async def test_batch_budget_counts_pictures_and_a_job_gets_all_of_its_own(engine
     assert len(by_job[3].images) == 1
     assert len(by_job[4].images) == 4
     assert {j: r.batch_size for j, r in by_job.items()} == {100: 1, 1: 4, 3: 4, 2: 2, 4: 4}
+
+
+async def test_a_job_gets_the_pictures_that_came_out_and_fails_only_when_none_did(
+    engine, make_worker
+):
+    worker = make_worker(engine, max_batch=4)
+    engine.seed_error[21] = UnsafeImageError("flagged")
+    engine.seed_error.update({30: UnsafeImageError("flagged"), 31: BadImageError("black")})
+    some = worker.submit(1, 1, req("some", count=3, seed=20))
+    none = worker.submit(2, 2, req("none", count=2, seed=30))
+
+    result = await result_of(some)
+    error = await error_of(none)
+
+    assert [image.seed for image in result.images] == [20, 22]
+    assert isinstance(error, UnsafeImageError)  # the first picture's error
 
 
 async def test_batch_delivers_progress_per_job(engine, make_worker):
