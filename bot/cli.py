@@ -21,6 +21,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "invite": ("bot.commands_cli.invite", "print the URL that adds the bot to a server"),
     "backup": ("bot.commands_cli.backup", "online backup of the database, then an integrity check"),
     "forget-user": ("bot.commands_cli.forget_user", "delete one user's data (as /privacy does)"),
+    "worker": ("bot.commands_cli.worker", "serve generation jobs from Redis on this GPU"),
+    "workers": ("bot.commands_cli.workers", "list the generation workers online in Redis"),
 }
 
 

@@ -52,8 +52,9 @@ def bot_intents() -> discord.Intents:
     return intents
 
 
-class PokemonBot(commands.Bot):
-    """The bot: slash commands only, no mentions ever resolved unless a message asks for one."""
+class PokemonBot(commands.AutoShardedBot):
+    """Sharded automatically (Discord says how many shards at login; one below 2,500 servers),
+    so one process keeps working as the bot grows. The bot: slash commands only, no mentions ever resolved unless a message asks for one."""
 
     settings: Settings
     store: Storage
@@ -165,6 +166,11 @@ class PokemonBot(commands.Bot):
 
     async def close(self) -> None:
         await self.tasks.close()
+        if not hasattr(self, "_AutoShardedClient__queue"):
+            # discord.py's AutoShardedClient makes its event queue only when it connects, and
+            # its close() writes to it: a bot closed before it ever connected (a SIGTERM
+            # during start-up) would raise. An empty queue that nobody reads is harmless.
+            self._AutoShardedClient__queue = asyncio.PriorityQueue()  # pyright: ignore[reportAttributeAccessIssue]
         await super().close()
 
     def is_owner_id(self, user_id: int) -> bool:

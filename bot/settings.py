@@ -132,6 +132,17 @@ class Settings(BaseSettings):
     pokemon_translate_device: str = Field(
         default="cpu", description="Where the translation model runs: cpu, cuda or cuda:N."
     )
+    # Remote GPU workers (README, "More than one GPU") and metrics.
+    pokemon_redis_url: Annotated[SecretStr | None, BeforeValidator(_empty_to_none)] = Field(
+        default=None,
+        description="redis:// or rediss:// URL (with password): generate on remote workers.",
+    )
+    pokemon_worker_name: Annotated[str | None, BeforeValidator(_empty_to_none)] = Field(
+        default=None, description="This worker's name in the registry (default: host-pid)."
+    )
+    pokemon_metrics_port: Annotated[int | None, BeforeValidator(_empty_to_none)] = Field(
+        default=None, ge=1, le=65535, description="Serve Prometheus metrics on this port."
+    )
 
     @field_validator("pokemon_device", "pokemon_translate_device")
     @classmethod

@@ -73,3 +73,10 @@ class GeneratorUnavailableError(GenerationError):
 
     code = "unavailable"
     ours = True
+
+
+class PoisonJobError(GenerationError):
+    """A remote job was handed to workers too many times (it crashed or hung each of them); it
+    was set aside in the dead-letter stream instead of being retried for ever."""
+
+    code = "poison"

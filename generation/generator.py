@@ -117,6 +117,7 @@ class JobHandle:
             return
         if isinstance(event, Done | Failed | Cancelled):
             self._outcome = event
+            _record(event)
             if not self._finished.done():
                 self._finished.set_result(event)
         self._events.put_nowait(event)
@@ -134,6 +135,19 @@ class JobHandle:
     async def wait(self) -> Done | Failed | Cancelled:
         """The terminal event (for callers that do not follow the events)."""
         return await asyncio.shield(self._finished)
+
+
+def _record(event: Done | Failed | Cancelled) -> None:
+    """Count a job's end in the metrics (generation/metrics.py), whichever generator ran it."""
+    from generation import metrics
+
+    if isinstance(event, Done):
+        result = event.result
+        metrics.record_outcome("done", queued=result.queued_seconds, run=result.run_seconds)
+    elif isinstance(event, Failed):
+        metrics.record_outcome(event.error.code)
+    else:
+        metrics.record_outcome("cancelled")
 
 
 class Generator(Protocol):

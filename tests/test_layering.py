@@ -1,4 +1,4 @@
-"""The import rules of ARCHITECTURE.md, checked on the source text of every module."""
+"""The import rules of docs/ARCHITECTURE.md, checked on the source text of every module."""
 
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ The token is never printed: every line goes through `_Report.line`, which redact
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import sys
@@ -385,6 +386,45 @@ def check_heartbeat(path: Path | None, max_age: float, now: float | None = None)
 # --- entry point ----------------------------------------------------------------------------
 
 
+# --- remote workers (POKEMON_REDIS_URL) ------------------------------------------------------
+
+
+def check_redis(url: str, prefix: str = "pokemon") -> Check:
+    """✓ Redis answers and workers are online (listed); ✗ unreachable, or no worker online."""
+    import redis.exceptions
+
+    from generation.streams import Keys, WorkerInfo, connect, read_workers, redact_url
+
+    async def probe() -> list[WorkerInfo]:
+        client = connect(url)
+        try:
+            await client.ping()
+            return await read_workers(client, Keys(prefix))
+        finally:
+            await client.aclose()
+
+    where = redact_url(url)
+    try:
+        workers = asyncio.run(probe())
+    except (redis.exceptions.RedisError, OSError) as exc:
+        return Check(
+            FAIL,
+            "redis",
+            f"cannot reach {where}: {one_line(exc)}",
+            "start Redis, or fix POKEMON_REDIS_URL (host, port, password; rediss:// for TLS)",
+        )
+    if not workers:
+        return Check(
+            FAIL,
+            "redis",
+            f"{where} answers, but no generation worker is online: users are told so",
+            'start `pokemon-bot worker` on each GPU (README, "More than one GPU")',
+        )
+    listed = ", ".join(f"{w.name} ({w.device}, batch {w.max_batch})" for w in workers)
+    count = f"{len(workers)} worker{'s' if len(workers) != 1 else ''}"
+    return Check(OK, "redis", f"{where}: {count} online: {listed}")
+
+
 def _guarded(name: str, check: Callable[[], Check]) -> Check:
     """Run one check; an unexpected error is that check's ✗, not a traceback for the operator."""
     try:
@@ -450,5 +490,8 @@ def main(args: argparse.Namespace) -> int:
             report.show(_guarded("device", lambda: _check_device(settings)))
         if "pokemon_db" not in bad:
             report.show(_guarded("database", lambda: _check_database(settings)))
+        redis_url = settings.pokemon_redis_url
+        if redis_url is not None:
+            report.show(_guarded("redis", lambda: check_redis(redis_url.get_secret_value())))
     report.line("some checks failed: fix each ✗ above" if report.failed else "all checks passed")
     return 1 if report.failed else 0

@@ -1,0 +1,42 @@
+"""Which generator the bot runs: remote workers on Redis, or (the default) its own model.
+
+`make_remote_generator(settings)` is the one place that decides: with `POKEMON_REDIS_URL` it
+returns a `RemoteGenerator` (not started) that submits to `pokemon-bot worker` processes, and
+the bot loads no model; without it, None, and the bot builds its in-process `ThreadGenerator`
+as before (`bot.app.make_generator`). `start_metrics` serves the Prometheus endpoint.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from bot.settings import Settings
+
+if TYPE_CHECKING:
+    from generation.remote import RemoteGenerator
+
+
+def is_remote(settings: Settings) -> bool:
+    return settings.pokemon_redis_url is not None
+
+
+def make_remote_generator(settings: Settings) -> RemoteGenerator | None:
+    """The Redis-backed generator when `POKEMON_REDIS_URL` is set (no model needed), else None."""
+    if settings.pokemon_redis_url is None:
+        return None
+    from generation.remote import RemoteGenerator
+
+    return RemoteGenerator(
+        settings.pokemon_redis_url.get_secret_value(), queue_size=settings.pokemon_queue_size
+    )
+
+
+def start_metrics(settings: Settings) -> bool:
+    """Serve Prometheus metrics on `POKEMON_METRICS_PORT` when set (README, "More than one
+    GPU"); False when unset. Raises OSError when the port is taken."""
+    if settings.pokemon_metrics_port is None:
+        return False
+    from generation.metrics import start_metrics_server
+
+    start_metrics_server(settings.pokemon_metrics_port)
+    return True

@@ -1,0 +1,264 @@
+"""What the bot and the remote workers share on Redis: key names, the wire format, connecting.
+
+The layout (every key under one prefix, `pokemon` by default):
+
+- `P:jobs`: the jobs stream. The bot adds one entry per job it releases; the workers read it
+  as the consumer group `workers` (XREADGROUP), keep their own entries fresh while they hold
+  them (XCLAIM ... JUSTID), reclaim entries of dead workers (XAUTOCLAIM) and acknowledge an
+  entry (XACK, then XDEL) only in the same atomic step that writes its result.
+- `P:results`: one terminal entry per job (done with the PNG, failed with a code, cancelled),
+  read by the bot as the consumer group `bot`, so results written while the bot was down are
+  read when it comes back. The bot acknowledges and deletes an entry once it handed it on.
+- `P:events`: started and progress entries (lossy, trimmed to about `EVENTS_MAXLEN`), read by
+  the bot in the same XREADGROUP call as the results, so a job's progress is never read after
+  its result.
+- `P:job:ID`: a hash per released job (`state`: queued, running, done, delivered) that makes a
+  second submit of the same job attach instead of running it twice, and a second completion
+  change nothing.
+- `P:cancel:ID` (a key with a TTL) and `P:cancels` (a stream): a cancel reaches a job still in
+  the stream (the worker checks the key when it reads the entry) and a running one (workers
+  follow the stream and stop it within a step).
+- `P:dead`: the dead-letter stream: entries delivered more than the limit (poison jobs).
+- `P:worker:NAME` (a hash with a TTL, refreshed by the heartbeat) and the set `P:workers`:
+  the registry of live workers.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+from generation.errors import GenerationError
+from generation.types import GenerationRequest, GenerationResult
+
+WORKERS_GROUP = "workers"
+BOT_GROUP = "bot"
+EVENTS_MAXLEN = 10_000
+CANCELS_MAXLEN = 1_000
+DEAD_MAXLEN = 10_000
+JOB_TTL_SECONDS = 7 * 86400  # a job's hash outlives any plausible bot downtime
+CANCEL_TTL_SECONDS = 86400
+
+
+class Keys:
+    """The Redis key names under one prefix."""
+
+    def __init__(self, prefix: str = "pokemon") -> None:
+        self.prefix = prefix
+        self.jobs = f"{prefix}:jobs"
+        self.results = f"{prefix}:results"
+        self.events = f"{prefix}:events"
+        self.cancels = f"{prefix}:cancels"
+        self.dead = f"{prefix}:dead"
+        self.workers = f"{prefix}:workers"
+
+    def job(self, job_id: int) -> str:
+        return f"{self.prefix}:job:{job_id}"
+
+    def cancel(self, job_id: int) -> str:
+        return f"{self.prefix}:cancel:{job_id}"
+
+    def worker(self, name: str) -> str:
+        return f"{self.prefix}:worker:{name}"
+
+
+def connect(url: str) -> Any:
+    """A `redis.asyncio.Redis` for `url` (redis://, rediss:// for TLS, unix://; a password in
+    the URL). Connecting happens at the first command. Bytes in, bytes out (PNGs are binary)."""
+    import redis.asyncio
+
+    return redis.asyncio.from_url(
+        url,
+        protocol=2,
+        socket_connect_timeout=5,
+        health_check_interval=10,
+    )
+
+
+def redis_errors() -> tuple[type[BaseException], ...]:
+    """The errors that mean "Redis cannot be reached right now" (retry with back-off)."""
+    import redis.exceptions
+
+    return (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, for logs and `doctor`."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.partition(":")[0]
+    return f"{scheme}://{user + ':' if user else ':'}***@{host}"
+
+
+# ---- the wire format ---------------------------------------------------------------------------
+
+
+def text(value: bytes | str | None) -> str:
+    if value is None:
+        return ""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def field(fields: Mapping[bytes, bytes], name: str) -> str:
+    return text(fields.get(name.encode()))
+
+
+Entry = tuple[bytes, dict[bytes, bytes]]  # (entry id, fields); fields are empty once deleted
+
+
+def by_stream(reply: Any) -> dict[str, list[Entry]]:
+    """An XREAD / XREADGROUP reply as stream name -> its entries."""
+    found: dict[str, list[Entry]] = {}
+    pairs: list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes] | None]]]] = reply or []
+    for stream, entries in pairs:
+        found[text(stream)] = [(entry_id, fields or {}) for entry_id, fields in entries]
+    return found
+
+
+_BYTES = "__bytes__"  # JSON has no bytes: {"__bytes__": base64} stands for a bytes value
+
+
+def _to_json(values: dict[str, Any]) -> str:
+    return json.dumps(
+        {
+            name: {_BYTES: base64.b64encode(value).decode()} if isinstance(value, bytes) else value
+            for name, value in values.items()
+        },
+        ensure_ascii=False,
+    )
+
+
+def _from_json(data: str) -> dict[str, Any]:
+    values: dict[str, Any] = json.loads(data)
+    return {name: _bytes_or_value(value) for name, value in values.items()}
+
+
+def _bytes_or_value(value: object) -> object:
+    if not isinstance(value, dict):
+        return value
+    marked = cast("dict[str, object]", value)
+    encoded = marked.get(_BYTES)
+    if len(marked) == 1 and isinstance(encoded, str):
+        return base64.b64decode(encoded)
+    return marked
+
+
+def encode_request(request: GenerationRequest) -> str:
+    """Every field of the request (bytes, such as an image-to-image source, as base64), so new
+    fields travel without changes here."""
+    return _to_json(dataclasses.asdict(request))
+
+
+def decode_request(data: str) -> GenerationRequest:
+    """A request from its JSON; unknown fields (from a newer bot) are a clear error."""
+    values = _from_json(data)
+    known = {f.name for f in dataclasses.fields(GenerationRequest)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise GenerationError(f"this worker does not know the request fields {unknown}")
+    return GenerationRequest(**values)
+
+
+def encode_result(result: GenerationResult) -> dict[str, str | bytes]:
+    meta = dataclasses.asdict(result)
+    png = meta.pop("png")
+    return {"type": "done", "png": png, "meta": _to_json(meta)}
+
+
+def decode_result(fields: Mapping[bytes, bytes]) -> GenerationResult:
+    meta = _from_json(field(fields, "meta"))
+    return GenerationResult(png=bytes(fields.get(b"png", b"")), **meta)
+
+
+def encode_error(error: GenerationError) -> dict[str, str | bytes]:
+    return {"type": "failed", "code": error.code, "message": str(error)}
+
+
+def _error_classes() -> dict[str, type[GenerationError]]:
+    found: dict[str, type[GenerationError]] = {}
+    pending: list[type[GenerationError]] = [GenerationError]
+    while pending:
+        cls = pending.pop()
+        found.setdefault(cls.code, cls)
+        pending.extend(cls.__subclasses__())
+    return found
+
+
+def decode_error(fields: Mapping[bytes, bytes]) -> GenerationError:
+    """The worker's error as the same class (by its code), so the bot maps it as for the thread."""
+    cls = _error_classes().get(field(fields, "code"), GenerationError)
+    return cls(field(fields, "message") or cls.code)
+
+
+async def ensure_group(client: Any, stream: str, group: str, *, start: str = "0") -> None:
+    """Create the consumer group (and the stream) unless it exists."""
+    import redis.exceptions
+
+    try:
+        await client.xgroup_create(stream, group, id=start, mkstream=True)
+    except redis.exceptions.ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+# ---- the worker registry -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    """One live worker, as its heartbeat hash says."""
+
+    name: str
+    device: str
+    model: str
+    max_batch: int
+    jobs_done: int
+    running: int
+    started_at: float  # Unix time
+    seen_at: float  # Unix time of the last heartbeat
+
+    def to_fields(self) -> dict[str, str]:
+        return {f.name: str(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[bytes, bytes]) -> WorkerInfo:
+        return cls(
+            name=field(fields, "name"),
+            device=field(fields, "device"),
+            model=field(fields, "model"),
+            max_batch=int(field(fields, "max_batch") or 1),
+            jobs_done=int(field(fields, "jobs_done") or 0),
+            running=int(field(fields, "running") or 0),
+            started_at=float(field(fields, "started_at") or 0),
+            seen_at=float(field(fields, "seen_at") or 0),
+        )
+
+
+async def read_workers(client: Any, keys: Keys) -> list[WorkerInfo]:
+    """The workers whose heartbeat has not expired, by name; expired names are forgotten."""
+    names = sorted(text(name) for name in await client.smembers(keys.workers))
+    if not names:
+        return []
+    async with client.pipeline(transaction=False) as pipe:
+        for name in names:
+            pipe.hgetall(keys.worker(name))
+        hashes = await pipe.execute()
+    live: list[WorkerInfo] = []
+    gone: list[str] = []
+    for name, fields in zip(names, hashes, strict=True):
+        if fields:
+            try:
+                live.append(WorkerInfo.from_fields(fields))
+            except ValueError:
+                gone.append(name)
+        else:
+            gone.append(name)
+    if gone:
+        await client.srem(keys.workers, *gone)
+    return live

@@ -1,0 +1,79 @@
+"""The Prometheus endpoint: off unless started, and it reports what the generators count."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import urllib.request
+from collections.abc import Awaitable, Callable
+
+from generation import metrics
+from generation.errors import QueueFullError
+from generation.generator import Cancelled, Done, Failed, JobHandle
+from generation.remote import RemoteGenerator
+from generation.types import GenerationRequest, GenerationResult
+from tests.redisprocs import Workers
+
+WAIT = 60.0
+Remote = Callable[..., Awaitable[RemoteGenerator]]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+        return reply.read().decode()
+
+
+def sample(text: str, name: str) -> float | None:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return None
+
+
+async def test_job_outcomes_are_counted_and_served() -> None:
+    port = free_port()
+    metrics.start_metrics_server(port, addr="127.0.0.1")
+    before = scrape(port)
+    done_name = 'pokemon_jobs_total{outcome="done"}'
+    full_name = 'pokemon_jobs_total{outcome="queue_full"}'
+    handles = [JobHandle(i, lambda: False) for i in range(3)]
+    result = GenerationResult(1, b"png", 1, 3, 64, 64, 1, False, 0.5, 1.5)
+    handles[0].publish(Done(result))
+    handles[0].publish(Done(result))  # a duplicate is not counted
+    handles[1].publish(Failed(QueueFullError("full")))
+    handles[2].publish(Cancelled())
+    after = await asyncio.to_thread(scrape, port)
+    assert (sample(after, done_name) or 0) - (sample(before, done_name) or 0) == 1
+    assert (sample(after, full_name) or 0) - (sample(before, full_name) or 0) == 1
+    assert (sample(after, "pokemon_images_per_second") or 0) > 0
+    for name in (
+        "pokemon_queue_length",
+        "pokemon_running_jobs",
+        "pokemon_queued_seconds_bucket",
+        "pokemon_generating_seconds_bucket",
+        "pokemon_images_total",
+        "pokemon_workers_online",
+        "pokemon_worker_capacity",
+    ):
+        assert f"\n{name}" in after, name
+    assert "# TYPE pokemon_discord_api_errors_total counter" in after
+
+
+async def test_a_worker_serves_its_own_metrics(workers: Workers, remote: Remote) -> None:
+    port = free_port()
+    workers.start("w1", extra_env={"POKEMON_METRICS_PORT": str(port)})
+    generator = await remote()
+    await generator.wait_for_workers(1, WAIT)
+    handle = await generator.submit(1, 1, GenerationRequest("x", steps=2, height=64, width=64))
+    async with asyncio.timeout(WAIT):
+        assert isinstance(await handle.wait(), Done)
+    done = 'pokemon_jobs_total{outcome="done"}'
+    async with asyncio.timeout(WAIT):  # the worker counts just after writing the result
+        while sample(await asyncio.to_thread(scrape, port), done) != 1:  # noqa: ASYNC110
+            await asyncio.sleep(0.1)

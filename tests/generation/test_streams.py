@@ -1,0 +1,78 @@
+"""The wire format between the bot and the workers: every request field crosses, bytes too."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from generation.errors import GenerationError, OutOfMemoryError, PoisonJobError
+from generation.fake_engine import tiny_png
+from generation.streams import (
+    decode_error,
+    decode_request,
+    decode_result,
+    encode_error,
+    encode_request,
+    encode_result,
+    redact_url,
+)
+from generation.types import GenerationRequest, GenerationResult
+
+
+def as_read(written: dict[str, str | bytes]) -> dict[bytes, bytes]:
+    """Stream fields as XREADGROUP returns them: bytes names and values."""
+    return {k.encode(): v if isinstance(v, bytes) else v.encode() for k, v in written.items()}
+
+
+def test_every_request_field_crosses_including_an_image() -> None:
+    request = GenerationRequest(
+        prompt="ピカチュウ",
+        negative_prompt="blurry",
+        seed=42,
+        steps=30,
+        guidance=6.5,
+        height=448,
+        width=640,
+        scheduler="lms",
+        translate=True,
+        init_image=tiny_png(7),
+        strength=0.6,
+    )
+    assert decode_request(encode_request(request)) == request
+    defaults = GenerationRequest(prompt="x")
+    assert decode_request(encode_request(defaults)) == defaults
+    # Every field is in the payload, so a field added later travels without changes here.
+    assert set(json.loads(encode_request(request))) == {
+        f.name for f in dataclasses.fields(GenerationRequest)
+    }
+
+
+def test_a_request_field_this_worker_does_not_know_is_a_clear_error() -> None:
+    payload = json.loads(encode_request(GenerationRequest(prompt="x")))
+    payload["sparkles"] = 3
+    with pytest.raises(GenerationError, match=r"does not know the request fields \['sparkles'\]"):
+        decode_request(json.dumps(payload))
+
+
+def test_a_result_crosses_with_its_png() -> None:
+    result = GenerationResult(5, tiny_png(1), 1, 25, 512, 512, 9, False, 0.5, 1.5, 4, "p", "n")
+    fields = as_read(encode_result(result))
+    assert decode_result(fields) == result
+
+
+@pytest.mark.parametrize(
+    "error", [OutOfMemoryError("oom"), PoisonJobError("set aside"), GenerationError("x")]
+)
+def test_an_error_crosses_as_the_same_class(error: GenerationError) -> None:
+    fields = as_read(encode_error(error))
+    back = decode_error(fields)
+    assert type(back) is type(error)
+    assert (back.code, str(back)) == (error.code, str(error))
+
+
+def test_urls_lose_their_password_in_logs() -> None:
+    assert redact_url("redis://:hunter2@host:6379/0") == "redis://:***@host:6379/0"
+    assert redact_url("rediss://user:pw@host/0") == "rediss://user:***@host/0"
+    assert redact_url("unix:///tmp/r.sock") == "unix:///tmp/r.sock"
