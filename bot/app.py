@@ -26,6 +26,7 @@ import yarl
 
 from bot.client import EXIT_OK, PokemonBot
 from bot.crashloop import CrashLoopGuard, starts_file_for
+from bot.generators import make_remote_generator, start_metrics
 from bot.settings import Settings
 
 if TYPE_CHECKING:
@@ -172,24 +173,35 @@ async def run_bot(
             raise StartupError(f"database {settings.pokemon_db}: {exc}") from None
         generator = None
         try:
-            log.info("loading model %s on %s…", settings.pokemon_model, settings.pokemon_device)
-            started = time.perf_counter()
             try:
-                engine = await _until_stopped(engine_factory, settings, stop_requested)
-            except ModelLoadError as exc:
-                raise StartupError(f"model {settings.pokemon_model}: {exc}") from None
-            if engine is None:
-                log.info("stopped while the model was loading")
-                return EXIT_OK
-            log.info(
-                "loading model… %.1f s (device=%s dtype=%s)",
-                time.perf_counter() - started,
-                getattr(engine, "device", "?"),
-                getattr(engine, "dtype", "?"),
-            )
-            if stop_requested.is_set():
-                return EXIT_OK
-            generator = make_generator(settings, engine)
+                start_metrics(settings)
+            except OSError as exc:
+                raise StartupError(
+                    f"POKEMON_METRICS_PORT {settings.pokemon_metrics_port}: {exc}"
+                ) from None
+            generator = make_remote_generator(settings)
+            if generator is not None:
+                # Remote workers hold the model: the bot loads none and needs no GPU.
+                log.info("generating on remote workers through Redis; no model loaded here")
+            else:
+                log.info("loading model %s on %s…", settings.pokemon_model, settings.pokemon_device)
+                started = time.perf_counter()
+                try:
+                    engine = await _until_stopped(engine_factory, settings, stop_requested)
+                except ModelLoadError as exc:
+                    raise StartupError(f"model {settings.pokemon_model}: {exc}") from None
+                if engine is None:
+                    log.info("stopped while the model was loading")
+                    return EXIT_OK
+                log.info(
+                    "loading model… %.1f s (device=%s dtype=%s)",
+                    time.perf_counter() - started,
+                    getattr(engine, "device", "?"),
+                    getattr(engine, "dtype", "?"),
+                )
+                if stop_requested.is_set():
+                    return EXIT_OK
+                generator = make_generator(settings, engine)
             await generator.start()
             if not await _back_off(crash_guard, stop_requested):
                 return EXIT_OK

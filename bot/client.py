@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord.ext import commands
@@ -170,7 +170,8 @@ class PokemonBot(commands.AutoShardedBot):
             # discord.py's AutoShardedClient makes its event queue only when it connects, and
             # its close() writes to it: a bot closed before it ever connected (a SIGTERM
             # during start-up) would raise. An empty queue that nobody reads is harmless.
-            self._AutoShardedClient__queue = asyncio.PriorityQueue()  # pyright: ignore[reportAttributeAccessIssue]
+            empty: asyncio.PriorityQueue[Any] = asyncio.PriorityQueue()
+            self._AutoShardedClient__queue = empty  # pyright: ignore[reportAttributeAccessIssue]
         await super().close()
 
     def is_owner_id(self, user_id: int) -> bool:

@@ -44,7 +44,9 @@ def overwrites_of(entries: Iterable[Mapping[str, Any]]) -> list[Overwrite]:
 class CommandPermissions:
     """The `/pokemon` permissions of each guild, read once and then updated by events."""
 
-    def __init__(self, bot: commands.Bot, *, dev_guild: int | None = None) -> None:
+    def __init__(
+        self, bot: commands.Bot | commands.AutoShardedBot, *, dev_guild: int | None = None
+    ) -> None:
         self.bot = bot
         self.dev_guild = dev_guild
         self._command_id: int | None = None

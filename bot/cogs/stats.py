@@ -100,12 +100,28 @@ class StatsCog(commands.Cog):
             )
             if totals.avg_run_seconds is not None:
                 text += "\n" + t("stats.avg_run", locale, seconds=f"{totals.avg_run_seconds:.1f}")
+        text += "\n" + await generation_line(interaction.client, locale)
         log.info(
             "stats guild=%s days=%s jobs=%s by=%s", guild_id, days, totals.jobs, interaction.user.id
         )
         await interaction.followup.send(
             text, file=discord.File(io.BytesIO(png), filename=FILENAME), ephemeral=True
         )
+
+
+async def generation_line(bot: PokemonBot, locale: object) -> str:
+    """Whether anything can draw right now: workers online, queued and running jobs; a
+    warning when no worker is online (users are being refused)."""
+    status = await bot.generator.status()
+    if status.workers == 0:
+        return t("stats.no_workers", locale, detail=status.detail or "—")
+    return t(
+        "stats.generation",
+        locale,
+        workers=t("count.workers", locale, count=status.workers),
+        queued=status.queued,
+        running=status.running,
+    )
 
 
 async def setup(bot: PokemonBot) -> None:

@@ -1,0 +1,103 @@
+"""`pokemon-bot run` with `POKEMON_REDIS_URL`: the bot loads no model and its pictures come from
+a `pokemon-bot worker` process through Redis; with no worker online, users are told at once.
+
+Everything real: a `redis-server` on a unix socket, the bot and the worker as subprocesses
+(the worker on the tiny checkpoint), the loopback fake Discord.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.i18n import t
+from storage import Storage
+from tests.bot.conftest import TINY_MODEL, png_of
+from tests.fakediscord import FakeDiscord
+from tests.redisprocs import RedisServer, Workers
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer()
+    server.start()
+    yield server
+    server.cleanup()
+
+
+def bot_env(fake: FakeDiscord, db: Path, redis_url: str) -> dict[str, str]:
+    env = {
+        k: v for k, v in os.environ.items() if k != "DISCORD_TOKEN" and not k.startswith("POKEMON_")
+    }
+    return {
+        **env,
+        "DISCORD_TOKEN": fake.token,
+        "POKEMON_DISCORD_API_BASE": fake.api_base,
+        "POKEMON_REDIS_URL": redis_url,
+        # No such model: the bot must not try to load one.
+        "POKEMON_MODEL": str(db.parent / "no-model-here"),
+        "POKEMON_SIZE": "64",
+        "POKEMON_STEPS": "3",
+        "POKEMON_DB": str(db),
+        "HF_HUB_OFFLINE": "1",
+    }
+
+
+async def test_run_with_redis_loads_no_model_and_delivers_a_workers_picture(
+    fake_discord: FakeDiscord, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    fake = fake_discord
+    db = tmp_path / "bot.sqlite3"
+    log = (tmp_path / "bot.log").open("wb")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "run", cwd=tmp_path,
+        env=bot_env(fake, db, redis_server.url), stdout=log, stderr=log,
+    )  # fmt: skip
+    workers = Workers(redis_server.url, tmp_path)
+    try:
+        await fake.wait_until(fake.gateway.live_sessions, 120)
+        await asyncio.sleep(0.2)
+        # No worker online yet: refused at once with a clear message, nothing counted.
+        early = await fake.invoke("pokemon", {"prompt": "まだ"}, user=fake.bob)
+        await fake.wait_until(lambda: early.followups, 30)
+        assert early.followups[0].content == t("error.generation_unavailable", "en")
+
+        workers.start("gpu-0", model=str(TINY_MODEL), max_batch=1)
+        # The worker needs a few seconds to load and announce itself: until it has, the bot
+        # refuses at once (as above), so ask again, as a user would.
+        for _ in range(60):
+            record = await fake.invoke("pokemon", {"prompt": "ピカチュウ"}, user=fake.alice)
+            await fake.wait_until(lambda r=record: r.edits or r.followups, 60)
+            if not record.followups:
+                break
+            await asyncio.sleep(1.0)
+
+        def result() -> bool:
+            message = record.original_message
+            return message is not None and bool(message.attachments and message.embeds)
+
+        await fake.wait_until(result, 120)
+        message = record.original_message
+        assert message is not None
+        assert png_of(message).size == (64, 64)
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(proc.wait(), 60)
+        workers.stop_all()
+    output = (tmp_path / "bot.log").read_text(errors="replace")
+    assert "no model loaded here" in output
+    assert "loading model" not in output
+    assert "Traceback" not in output
+    async with await Storage.open(db) as store:
+        (done,) = [j for j in await store.jobs.recent_for_user(fake.alice.id) if j.state == "done"]
+        assert done.result_message_id == record.original_message_id
+        refused = await store.jobs.recent_for_user(fake.bob.id)
+        assert [(j.state, j.fault) for j in refused] in ([], [("failed", "rejected")])
+        assert (await store.limits.quota(fake.guild.id, fake.bob.id)).used == 0
