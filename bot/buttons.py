@@ -6,12 +6,14 @@ still works: `PokemonBot.setup_hook` registers the class once with `add_dynamic_
 press finds its job by id in the database. No view is kept in memory per message.
 
 - Under a result: 🔁 new variation, ℹ️ details (ephemeral, with a `/pokemon` line that draws
-  the same picture), 🗑️ delete. `result_buttons()` builds that row; add more result buttons
-  there (and their handler in `ACTIONS`).
+  the same picture), 🗑️ delete, 🎨 Vary (subtle) and 🎨 Vary (strong) (a new picture from that
+  picture at strength 0.35 or 0.65: `pkmn:vary:<job>:subtle|strong`). `result_buttons()` builds
+  that row (a row holds five buttons); add more result buttons there (and their handler in
+  `ACTIONS`).
 - Under a queued or running job: ✖ cancel (`cancel_buttons()`).
 
 Who may press what is checked on each press, never by hiding the button: 🔁 and ℹ️ need what
-`/pokemon` needs in that channel (its Integrations permissions, see
+`/pokemon` needs in that channel, and so does 🎨 (its Integrations permissions, see
 `bot.command_permissions`); 🗑️ and ✖ the requester, a configured owner or Manage Server.
 A refusal is an ephemeral, localized message. Every press is first acknowledged without a
 visible change (DEFERRED_UPDATE_MESSAGE), well inside Discord's 3 s; answers are followups.
@@ -28,10 +30,12 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from bot.i18n import language_of, t
-from bot.jobs import request_from_job
+from bot.jobs import request_as_drawn, request_from_job
 from bot.messaging import escape_user_text, send_ephemeral
 from bot.permissions import is_admin
+from bot.validation import VARY_STRONG, VARY_SUBTLE
 from generation.pnginfo import sampler_name
+from generation.translate import needs_translation
 
 if TYPE_CHECKING:
     from bot.client import PokemonBot
@@ -46,8 +50,9 @@ TEMPLATE = re.compile(
 )
 
 MESSAGE_MAX = 2000
-REGEN, INFO, DELETE, CANCEL = "regen", "info", "delete", "cancel"
-EMOJIS = {REGEN: "🔁", INFO: "ℹ️", DELETE: "🗑️", CANCEL: "✖️"}
+REGEN, INFO, DELETE, CANCEL, VARY = "regen", "info", "delete", "cancel", "vary"
+EMOJIS = {REGEN: "🔁", INFO: "ℹ️", DELETE: "🗑️", CANCEL: "✖️", VARY: "🎨"}
+VARY_STRENGTHS = {"subtle": VARY_SUBTLE, "strong": VARY_STRONG}  # the 🎨 buttons' argument
 STYLES = {
     REGEN: discord.ButtonStyle.primary,
     INFO: discord.ButtonStyle.secondary,
@@ -129,15 +134,16 @@ def _view(*buttons: JobButton) -> discord.ui.View:
 
 
 def result_buttons(job_id: int, locale: str) -> discord.ui.View:
-    """The row under a finished picture: 🔁 new variation, ℹ️ details, 🗑️ delete.
-
-    Place for more result buttons (🎨 Vary (subtle)/(strong): `JobButton.make("vary", job_id,
-    locale, arg="subtle", label_key=…)` with a "vary" entry in `ACTIONS` that calls
-    `service.vary(origin, strength)`); a row holds five buttons."""
+    """The row under a finished picture: 🔁 new variation, ℹ️ details, 🗑️ delete, and the
+    two 🎨 Vary buttons (a row holds five buttons: it is full)."""
     return _view(
         JobButton.make(REGEN, job_id, locale),
         JobButton.make(INFO, job_id, locale),
         JobButton.make(DELETE, job_id, locale),
+        *(
+            JobButton.make(VARY, job_id, locale, arg=kind, label_key=f"vary.button.{kind}")
+            for kind in VARY_STRENGTHS
+        ),
     )
 
 
@@ -188,6 +194,20 @@ async def _regen(interaction: discord.Interaction[PokemonBot], press: Press) -> 
     await interaction.client.service.regenerate(origin)
 
 
+async def _vary(interaction: discord.Interaction[PokemonBot], press: Press) -> None:
+    """🎨 Vary (subtle / strong): a new picture from the pressed result's picture."""
+    from bot.service import ButtonOrigin  # the service builds these buttons: import at use
+
+    strength = VARY_STRENGTHS.get(press.arg or "")
+    if strength is None:
+        log.info("a vary button with unknown strength %r was pressed", press.arg)
+        return
+    job = await _job(interaction, press)
+    if job is None:
+        return
+    await interaction.client.service.vary(ButtonOrigin(interaction, parent=job), strength)
+
+
 async def _info(interaction: discord.Interaction[PokemonBot], press: Press) -> None:
     if not await may_draw(interaction):
         await send_ephemeral(interaction, t("error.command_disabled", interaction.locale))
@@ -231,7 +251,13 @@ async def _cancel(interaction: discord.Interaction[PokemonBot], press: Press) ->
         await send_ephemeral(interaction, t("button.cancel_too_late", interaction.locale))
 
 
-ACTIONS: dict[str, Handler] = {REGEN: _regen, INFO: _info, DELETE: _delete, CANCEL: _cancel}
+ACTIONS: dict[str, Handler] = {
+    REGEN: _regen,
+    INFO: _info,
+    DELETE: _delete,
+    CANCEL: _cancel,
+    VARY: _vary,
+}
 
 
 # ---- ℹ️ details ----------------------------------------------------------------------------
@@ -239,12 +265,23 @@ ACTIONS: dict[str, Handler] = {REGEN: _regen, INFO: _info, DELETE: _delete, CANC
 
 def command_line(job: JobRecord) -> str:
     """The `/pokemon …` line that draws this job's picture again (same prompt, seed, steps,
-    guidance; size and sampler are the server's)."""
-    request = request_from_job(job)
+    guidance, shape and count; the sampler and POKEMON_SIZE are the server's). A translated
+    prompt is given as the Japanese the model got, so no translation is needed to redraw it;
+    English the model got as typed carries `translate:off`. A picture drawn from a picture
+    (🎨, `image:`) needs that picture again: the line cannot carry it."""
+    request = request_as_drawn(job)
     parts = [f"/pokemon prompt:{_one_line(request.prompt)}"]
     if request.negative_prompt:
         parts.append(f"negative:{_one_line(request.negative_prompt)}")
     parts += [f"seed:{request.seed}", f"steps:{request.steps}", f"guidance:{request.guidance:g}"]
+    if request.width != request.height:
+        parts.append("size:portrait" if request.height > request.width else "size:landscape")
+    if request.count > 1:
+        parts.append(f"count:{request.count}")
+    if not request.translate and any(
+        needs_translation(text) for text in (request.prompt, request.negative_prompt)
+    ):
+        parts.append("translate:off")
     return " ".join(parts)
 
 

@@ -7,7 +7,7 @@ a stored row (🔁, resume). The job's life itself is `bot.service.JobService`'s
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import fields
+from dataclasses import fields, replace
 from typing import TYPE_CHECKING, Any
 
 from generation.types import GenerationRequest
@@ -36,6 +36,24 @@ def request_from_job(job: JobRecord) -> GenerationRequest:
     known = {spec.name for spec in fields(GenerationRequest)}
     values: dict[str, Any] = {k: v for k, v in job.request.items() if k in known}
     return GenerationRequest(**values)
+
+
+def request_as_drawn(job: JobRecord) -> GenerationRequest:
+    """The request that draws this job's picture again: a job that asked for translation gives
+    the texts the model was given (its outcome's `prompt_used`/`negative_used`) with
+    `translate` off, so the same seed gives the same picture whatever the translator does
+    today (🔁, 🎨 and ℹ️'s command line). Without a recorded outcome it is the stored request."""
+    request = request_from_job(job)
+    outcome = job.outcome or {}
+    used, negative_used = outcome.get("prompt_used"), outcome.get("negative_used")
+    if request.translate and isinstance(used, str) and used:
+        request = replace(
+            request,
+            prompt=used,
+            negative_prompt=negative_used if isinstance(negative_used, str) else "",
+            translate=False,
+        )
+    return request
 
 
 def new_job(

@@ -31,12 +31,17 @@ T = TypeVar("T")
 RESULT_FILENAME = "pokemon.png"
 REGENERATE_EMOJI = "🔁"
 REGENERATE_EMOJIS = frozenset({"🔁", "🔁\ufe0f"})  # with and without the variation selector
+VARY_EMOJI = "🎨"  # a reaction: the strong variation of the picture (image-to-image)
+VARY_EMOJIS = frozenset({"🎨", "🎨\ufe0f"})
 DELETE_EMOJIS = frozenset({"🗑️", "🗑"})  # with and without the emoji variation selector
 # An interaction token lives 15 minutes; below this much left we post to the channel instead.
 TOKEN_MARGIN = dt.timedelta(seconds=60)
 PROGRESS_INTERVAL = 2.0  # seconds between edits of one message (Discord's rate limits)
 EMBED_FIELD_MAX = 1024
 EMBED_DESCRIPTION_MAX = 4096
+# A translation is short (the translator stops at 96 tokens); bounded so the embed stays
+# under Discord's 6000 characters even beside the longest prompt and negative prompt.
+TRANSLATED_FIELD_MAX = 400
 # Pauses before each of our own retries when Discord answers 5xx or the connection drops.
 # discord.py retries 500, 502, 504 and 524 itself (about 16 s in all) but raises at once on 503
 # and after its last try, and retries a reset connection only for BSD/Windows errno values,
@@ -103,6 +108,11 @@ def result_embed(
     quota: Quota | None,
     truncated: bool,
     parent_job_id: int | None = None,
+    seeds: Sequence[int] = (),
+    used: tuple[str, str] | None = None,
+    untranslated: bool = False,
+    strength: float | None = None,
+    withheld: int = 0,
     guidance: float | None = None,
     sampler: str | None = None,
     size: tuple[int, int] | None = None,
@@ -110,19 +120,52 @@ def result_embed(
 ) -> discord.Embed:
     """The embed that carries a finished image: prompt, seed, steps, time, requester, quota,
     and (when given) the rest of what makes the picture: guidance, sampler, size (width,
-    height) and model, so that it can be drawn again (ℹ️ gives the command line)."""
+    height) and model, so that it can be drawn again (ℹ️ gives the command line).
+
+    `seeds`: several pictures (attachments in this order) are shown as the message's gallery
+    with every seed listed; `used`: the (prompt, negative prompt) the model was given when
+    translation changed them; `untranslated`: English went to the model as it was typed;
+    `strength`: the picture was painted over a source picture this much; `withheld`: pictures
+    of the set that did not come out (blank, or flagged by the safety checker).
+    """
     embed = discord.Embed(
         description=escape_user_text(prompt, EMBED_DESCRIPTION_MAX),
         colour=discord.Colour.from_rgb(238, 21, 21),
     )
-    embed.set_image(url=f"attachment://{RESULT_FILENAME}")
+    if len(seeds) <= 1:  # one picture shows inside the embed; several as a gallery below it
+        embed.set_image(url=f"attachment://{RESULT_FILENAME}")
     if negative_prompt:
         embed.add_field(
             name=t("pokemon.field_negative", locale),
             value=escape_user_text(negative_prompt, EMBED_FIELD_MAX),
             inline=False,
         )
-    embed.add_field(name=t("pokemon.field_seed", locale), value=str(seed))
+    if used is not None:
+        prompt_used, negative_used = used
+        if prompt_used != prompt:
+            embed.add_field(
+                name=t("pokemon.translated", locale),
+                value=escape_user_text(prompt_used, TRANSLATED_FIELD_MAX),
+                inline=False,
+            )
+        if negative_used != negative_prompt and negative_used:
+            embed.add_field(
+                name=t("pokemon.translated_negative", locale),
+                value=escape_user_text(negative_used, TRANSLATED_FIELD_MAX),
+                inline=False,
+            )
+    if untranslated:
+        embed.add_field(name="⚠️", value=t("pokemon.untranslated", locale), inline=False)
+    if withheld:
+        embed.add_field(name="⚠️", value=t("pokemon.withheld", locale, count=withheld), inline=False)
+    if len(seeds) > 1:
+        embed.add_field(
+            name=t("pokemon.field_seeds", locale), value=", ".join(str(s) for s in seeds)
+        )
+    else:
+        embed.add_field(name=t("pokemon.field_seed", locale), value=str(seed))
+    if strength is not None:
+        embed.add_field(name=t("pokemon.field_strength", locale), value=f"{strength:g}")
     embed.add_field(name=t("pokemon.field_steps", locale), value=str(steps))
     if guidance is not None:
         embed.add_field(name=t("pokemon.field_guidance", locale), value=f"{guidance:g}")
@@ -142,6 +185,7 @@ def result_embed(
     if truncated:
         embed.add_field(name="⚠️", value=t("pokemon.truncated", locale), inline=False)
     footer = t("pokemon.footer_regen", locale, emoji=REGENERATE_EMOJI)
+    footer += " · " + t("pokemon.footer_vary", locale, emoji=VARY_EMOJI)
     if parent_job_id is not None:
         footer = t("pokemon.footer_variation", locale) + " · " + footer
     embed.set_footer(text=footer)
@@ -195,9 +239,10 @@ class Destination:
         return self.interaction.expires_at - now > TOKEN_MARGIN
 
 
-def _file(png: bytes | None) -> discord.File | None:
-    # A File is consumed by one upload, so each attempt gets a fresh one.
-    return None if png is None else discord.File(io.BytesIO(png), filename=RESULT_FILENAME)
+def _files(png: bytes | None, files: Sequence[tuple[str, bytes]]) -> list[discord.File]:
+    # A File is consumed by one upload, so each attempt gets fresh ones.
+    named = [(RESULT_FILENAME, png)] if png is not None else []
+    return [discord.File(io.BytesIO(data), filename=name) for name, data in [*named, *files]]
 
 
 def new_nonce() -> str:
@@ -262,11 +307,13 @@ async def send_safely(
     content: str | None = None,
     embed: discord.Embed | None = None,
     png: bytes | None = None,
+    files: Sequence[tuple[str, bytes]] = (),
     view: discord.ui.View | None = None,
     retry_delays: Sequence[float] = (),
 ) -> discord.Message:
-    """Show `content`/`embed`/`png` and the buttons of `view` (None: no buttons; each call
-    sets the message's whole state) as this job's message, through the best route still open.
+    """Show `content`/`embed`/`png` (as `pokemon.png`), `files` ((name, bytes) pairs) and the
+    buttons of `view` (None: no buttons; each call sets the message's whole state) as this
+    job's message, through the best route still open.
 
     1. the interaction's original response, while the token has more than a minute left;
     2. the channel message this job already posted (bot token: no expiry);
@@ -279,8 +326,8 @@ async def send_safely(
 
     def edit_kwargs() -> dict[str, Any]:
         edit: dict[str, Any] = {"content": content, "embed": embed, "view": view}
-        if png is not None:
-            edit["attachments"] = [_file(png)]  # a fresh File per attempt
+        if png is not None or files:
+            edit["attachments"] = _files(png, files)  # fresh Files per attempt
         return edit
 
     if dest.interaction is not None and dest.message is None:
@@ -329,8 +376,8 @@ async def send_safely(
         kwargs: dict[str, Any] = {"content": content, "embed": embed, "reference": reference}
         if view is not None:
             kwargs["view"] = view
-        if png is not None:
-            kwargs["file"] = _file(png)
+        if png is not None or files:
+            kwargs["files"] = _files(png, files)
         return channel.send(nonce=nonce, **kwargs)
 
     dest.message = await retry_transient(send, retry_delays, "post to the channel")

@@ -34,10 +34,11 @@ import discord
 from bot.buttons import cancel_buttons, result_buttons
 from bot.errors import UserFacingError
 from bot.i18n import catalog, language_of, t
-from bot.jobs import new_job, request_from_job
+from bot.jobs import new_job, request_as_drawn, request_from_job
 from bot.messaging import (
     PROGRESS_INTERVAL,
     REGENERATE_EMOJI,
+    RESULT_FILENAME,
     SERVER_ERROR_RETRY_DELAYS,
     TRANSIENT_ERRORS,
     ChannelPacer,
@@ -52,6 +53,7 @@ from bot.messaging import (
     send_safely,
 )
 from bot.moderation import blocked_word
+from bot.sources import read_result_picture
 from bot.tasks import Tasks
 from bot.validation import check_request, random_seed
 from generation.errors import (
@@ -70,8 +72,9 @@ from generation.generator import (
     Started,
 )
 from generation.pnginfo import sampler_name
+from generation.translate import needs_translation
 from generation.types import GenerationRequest, GenerationResult, Progress
-from storage import StorageError
+from storage import JSON, StorageError
 
 if TYPE_CHECKING:
     from bot.command_permissions import CommandPermissions
@@ -82,6 +85,9 @@ log = logging.getLogger(__name__)
 
 REFUSAL_SECONDS = 10  # a refusal posted in the channel (for a reaction) deletes itself
 CANCEL_WAIT_SECONDS = 30.0  # how long forgetting a user waits for their running job to stop
+
+# Reads a job's source picture (image-to-image), checked; raises UserFacingError (bot.sources).
+SourceReader = Callable[[], Awaitable[bytes]]
 
 
 # ---- where a job comes from -----------------------------------------------------------------
@@ -176,6 +182,34 @@ class QueuePlaces:
     running: int  # every job drawing now
 
 
+# ---- what a result says about translation --------------------------------------------------
+
+
+def translation_shown(
+    request: GenerationRequest, prompt_used: str, negative_used: str
+) -> tuple[str, str] | None:
+    """(prompt, negative) the model was given, when translation changed either; else None."""
+    if not request.translate:
+        return None
+    if (prompt_used, negative_used) == (request.prompt, request.negative_prompt):
+        return None
+    return prompt_used, negative_used
+
+
+def untranslated(request: GenerationRequest, prompt_used: str, negative_used: str) -> bool:
+    """Translation was asked for English text, but the model got the English (the translation
+    model is not loaded, or failed): the result says so."""
+    if not request.translate:
+        return False
+    return any(
+        needs_translation(text) and used == text
+        for text, used in (
+            (request.prompt, prompt_used),
+            (request.negative_prompt, negative_used),
+        )
+    )
+
+
 # ---- one job the generator holds ------------------------------------------------------------
 
 
@@ -245,12 +279,17 @@ class JobService:
 
     # ---- the one way in -----------------------------------------------------------------
 
-    async def start(self, request: GenerationRequest, origin: Origin) -> JobRecord | None:
+    async def start(
+        self, request: GenerationRequest, origin: Origin, *, source: SourceReader | None = None
+    ) -> JobRecord | None:
         """Validate, admit, submit and show a new job; None when it was refused (the refusal
-        was shown to the user and no row is left unsettled)."""
+        was shown to the user and no row is left unsettled).
+
+        `source` (image-to-image): reads the source picture after the defer and before the
+        admission, so a picture that cannot be used is refused without charging anything."""
         job: JobRecord | None = None
         try:
-            request = check_request(self.settings, request)
+            request = check_request(self.settings, request, source_coming=source is not None)
             if not self.accepting:
                 raise UserFacingError("error.shutting_down")
             if isinstance(origin, CommandOrigin):
@@ -258,9 +297,11 @@ class JobService:
                 origin.message_id = await defer_public(origin.interaction)
                 origin.deferred = True
             await self.check_blocklist(request, origin.guild_id)
+            if source is not None:  # kept in the request for the job's life, never stored
+                request = replace(request, init_image=await source())
             admission = await self.store.admit(self._row(request, origin))
             if not admission.admitted or admission.job is None:
-                raise self.refusal(admission, origin.locale)
+                raise self.refusal(admission, origin.locale, images=request.count)
             job = admission.job
             if isinstance(origin, CommandOrigin) and origin.message_id is not None:
                 # Known before anything is drawn, so that after a crash the job is found in
@@ -296,15 +337,44 @@ class JobService:
             job.id,
             origin.user_id,
             origin.guild_id,
-            "command" if isinstance(origin, CommandOrigin) else f"🔁 on job={origin.parent.id}",
+            "command"
+            if isinstance(origin, CommandOrigin)
+            else f"reaction on job={origin.parent.id}",
             request.steps,
             request.seed,
         )
         return job
 
     async def regenerate(self, origin: VariationOrigin) -> JobRecord | None:
-        """🔁 (reaction or button): the parent's request with a fresh seed, for the user who
-        asked, once at a time per (user, parent), where that user may use /pokemon."""
+        """🔁 (reaction or button): the parent's request with a fresh seed (a set of the same
+        count), for the user who asked, once at a time per (user, parent), where that user
+        may use /pokemon."""
+        request = replace(request_as_drawn(origin.parent), seed=random_seed())
+        source = None
+        if request.strength and origin.parent.reply_to_message_id is not None:
+            # A 🎨 result: a new variation of the same source picture, read again from the
+            # message it replied to (a picture from `/pokemon image:` is gone: refused).
+            source = self._result_picture(origin, origin.parent.reply_to_message_id)
+        return await self._start_child(origin, request, source)
+
+    async def vary(self, origin: VariationOrigin, strength: float) -> JobRecord | None:
+        """🎨 (reaction or button): a new picture from the result picture (its first
+        attachment), repainting `strength` of it, with the parent's prompt and a new seed, for
+        whoever asked (their quota), replying to that picture; as `regenerate` otherwise."""
+        request = replace(
+            request_as_drawn(origin.parent),
+            seed=random_seed(),
+            count=1,  # one picture from one picture
+            strength=strength,
+        )
+        return await self._start_child(
+            origin, request, self._result_picture(origin, origin.message_id)
+        )
+
+    async def _start_child(
+        self, origin: VariationOrigin, request: GenerationRequest, source: SourceReader | None
+    ) -> JobRecord | None:
+        """Start a job made from `origin.parent` (🔁, 🎨), once at a time per (user, parent)."""
         key = (origin.user_id, origin.parent.id)
         if key in self._admitting:
             return None
@@ -316,17 +386,33 @@ class JobService:
             pending = await self.store.jobs.find_pending(
                 origin.user_id, parent_job_id=origin.parent.id
             )
-            if pending is not None:  # already drawing this variation for this user
+            if pending is not None:  # already drawing one from this result for this user
                 if isinstance(origin, ButtonOrigin):  # a press gets a private word; a
                     await self._refuse(origin, t("regen.already_pending", origin.locale))
                 return None  # repeated reaction stays silent, as before
             if origin.parent.prompt_blanked:  # by the retention policy
                 await self._refuse(origin, t("regen.prompt_gone", origin.locale))
                 return None
-            request = replace(request_from_job(origin.parent), seed=random_seed())
-            return await self.start(request, origin)
+            return await self.start(request, origin, source=source)
         finally:
             self._admitting.discard(key)
+
+    def _result_picture(self, origin: VariationOrigin, message_id: int) -> SourceReader:
+        """Reads the first picture of message `message_id` in the origin's channel."""
+
+        async def read() -> bytes:
+            channel = self.client.get_partial_messageable(
+                origin.channel_id, guild_id=origin.guild_id
+            )
+            try:
+                message = await channel.fetch_message(message_id)
+            except discord.NotFound:
+                raise UserFacingError("error.source_gone") from None
+            except (discord.HTTPException, *TRANSIENT_ERRORS):
+                raise UserFacingError("error.image_unavailable") from None
+            return await read_result_picture(message)
+
+        return read
 
     async def may_use_command(self, origin: VariationOrigin) -> bool:
         """Whether /pokemon's Integrations settings let this user use it in this channel:
@@ -349,14 +435,22 @@ class JobService:
         if blocked_word((request.prompt, request.negative_prompt), words) is not None:
             raise UserFacingError("error.prompt_blocked")
 
-    def refusal(self, admission: Admission, locale: object) -> UserFacingError:
-        """The user-facing reason an admission was refused."""
+    def refusal(self, admission: Admission, locale: object, *, images: int = 1) -> UserFacingError:
+        """The user-facing reason an admission of a job of `images` pictures was refused."""
         if admission.reason == "blocked":
             return UserFacingError("error.blocked")
         if admission.reason == "pending":
             return UserFacingError("error.pending_cap", max=self.settings.pokemon_user_max_pending)
         quota = admission.quota
         retry_at = admission.retry_at or quota.reset_at
+        if quota.remaining:  # some left, fewer than asked (several pictures): say how many
+            return UserFacingError(
+                "error.not_enough_quota",
+                asked=t("count.images", locale, count=images),
+                left=t("count.images", locale, count=quota.remaining),
+                period=t(f"pokemon.period.{quota.period}", locale),
+                retry=relative(retry_at) if retry_at is not None else "—",
+            )
         return UserFacingError(
             "error.rate_limited",
             limit=quota.limit if quota.limit is not None else 0,
@@ -372,6 +466,7 @@ class JobService:
                 guild_id=origin.guild_id,
                 channel_id=origin.interaction.channel_id,
                 locale=origin.locale,
+                images=request.count,  # each picture counts against the quota
                 interaction_expires_at=origin.interaction.expires_at,
             )
         return new_job(  # 🔁, a reaction or a button: replying to the picture
@@ -380,6 +475,7 @@ class JobService:
             guild_id=origin.guild_id,
             channel_id=origin.channel_id,
             locale=origin.locale,
+            images=request.count,
             parent_job_id=origin.parent.id,
             reply_to_message_id=origin.message_id,
         )
@@ -615,22 +711,42 @@ class JobService:
                 quota = await self.store.limits.quota(active.guild_id, active.user_id)
             except StorageError as exc:  # the picture matters more than the quota line
                 log.warning("job=%s: quota not shown: %s", active.job_id, exc)
+        request, first = active.request, result.first
+        # Several pictures: one attachment each, named by its seed, shown as a gallery.
+        files = (
+            [(RESULT_FILENAME, first.png)]
+            if len(result.images) == 1
+            else [(f"pokemon-{image.seed}.png", image.png) for image in result.images]
+        )
         embed = result_embed(
             active.locale,
-            prompt=active.request.prompt,
-            negative_prompt=active.request.negative_prompt,
-            seed=result.seed,
-            steps=result.steps,
+            prompt=request.prompt,
+            negative_prompt=request.negative_prompt,
+            seed=first.seed,
+            seeds=[image.seed for image in result.images],
+            steps=first.steps,
             seconds=result.run_seconds,
             user_id=active.user_id,
             quota=quota,
-            truncated=result.truncated,
+            truncated=any(image.truncated for image in result.images),
             parent_job_id=active.parent_job_id,
+            # The text the model was given, when translation changed it (or could not).
+            used=translation_shown(request, first.prompt_used, first.negative_used),
+            untranslated=untranslated(request, first.prompt_used, first.negative_used),
+            strength=request.strength if request.is_img2img else None,
+            withheld=request.count - len(result.images),
             guidance=active.request.guidance,
             sampler=sampler_name(active.request.scheduler),
-            size=(result.width, result.height),
+            size=(first.width, first.height),
             model=self.settings.pokemon_model,
         )
+        # Both texts are stored: the request keeps the user's, the outcome what was drawn,
+        # so 🔁 and 🎨 reuse the translation (see `bot.jobs.request_as_drawn`).
+        outcome: dict[str, JSON] = {
+            "seeds": [image.seed for image in result.images],
+            "prompt_used": first.prompt_used,
+            "negative_used": first.negative_used,
+        }
         async with active.lock:
             active.finished = True  # no progress edit may land after the image
             try:
@@ -639,7 +755,7 @@ class JobService:
                     active.dest,
                     content=None,
                     embed=embed,
-                    png=result.png,
+                    files=files,
                     view=result_buttons(active.job_id, active.locale),
                     retry_delays=self.retry_delays,
                 )
@@ -651,14 +767,21 @@ class JobService:
                 log.warning("job=%s: the upload landed although its answer was lost", active.job_id)
                 message = landed
             active.delivered = True
-        await self._finish_delivered(active.job_id, message)
+        await self._finish_delivered(active.job_id, message, outcome)
 
     async def _finish_delivered(
-        self, job_id: int, message: discord.Message | discord.PartialMessage
+        self,
+        job_id: int,
+        message: discord.Message | discord.PartialMessage,
+        outcome: dict[str, JSON] | None = None,
     ) -> None:
-        """A picture is on Discord in `message`: record it, add 🔁, log."""
+        """A picture is on Discord in `message`: record it (with what generation reported, when
+        known), add 🔁, log."""
         await self._record(
-            job_id, lambda: self.store.jobs.mark_done(job_id, result_message_id=message.id)
+            job_id,
+            lambda: self.store.jobs.mark_done(
+                job_id, result_message_id=message.id, outcome=outcome
+            ),
         )
         try:
             await message.add_reaction(REGENERATE_EMOJI)

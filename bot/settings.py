@@ -79,6 +79,11 @@ class Settings(BaseSettings):
     pokemon_size: int = Field(
         default=512, ge=64, le=1024, multiple_of=8, description="Default image side in pixels."
     )
+    pokemon_max_pixels: int = Field(
+        default=1024 * 1024,
+        ge=64 * 64,
+        description="Most pixels (width × height) one picture may have; larger sizes are refused.",
+    )
     pokemon_queue_size: int = Field(default=32, ge=1, le=10_000, description="Queue length.")
     pokemon_user_max_pending: int = Field(
         default=2, ge=1, le=100, description="Queued + running jobs per user."

@@ -32,7 +32,7 @@ from discord import app_commands
 
 from bot.errors import UserFacingError
 from bot.settings import Settings
-from generation.types import GenerationRequest
+from generation.types import MAX_COUNT, GenerationRequest
 
 MAX_PROMPT_CHARS = 1000
 MAX_NEGATIVE_CHARS = 1000
@@ -40,6 +40,23 @@ SEED_MAX = 2**32 - 1
 MIN_STEPS = 1
 MIN_GUIDANCE = 1.0
 MAX_GUIDANCE = 20.0
+MIN_COUNT = 1
+# Image-to-image: how much of the source picture is repainted.
+MIN_STRENGTH = 0.1
+MAX_STRENGTH = 0.9
+VARY_SUBTLE = 0.35
+VARY_STRONG = 0.65  # also the default of `/pokemon image:` without a strength
+# The `/pokemon size:` choices; each side is a multiple of 8 (see `size_dimensions`).
+SIZES = ("square", "portrait", "landscape")
+TRANSLATE_CHOICES = ("auto", "off")
+
+
+def size_dimensions(side: int, size: str) -> tuple[int, int]:
+    """(width, height) of a size choice for POKEMON_SIZE `side`: square side×side, portrait
+    side×1.5·side, landscape 1.5·side×side, the long side rounded to a multiple of 8
+    (512 gives 512×512, 512×768, 768×512; the tests' 64 gives 64×64, 64×96, 96×64)."""
+    long = max(8, round(side * 1.5 / 8) * 8)
+    return {"square": (side, side), "portrait": (side, long), "landscape": (long, side)}[size]
 
 
 def clean_text(text: str | None) -> str:
@@ -166,11 +183,18 @@ def validate_pokemon(
     seed: int | None = None,
     steps: int | None = None,
     guidance: float | None = None,
+    size: str | None = None,
+    count: int | None = None,
+    translate: str | None = None,
+    strength: float | None = None,
+    has_image: bool = False,
     new_seed: Callable[[], int] = random_seed,
 ) -> GenerationRequest:
     """Check the options of one `/pokemon` call and build the request the worker will run.
 
     Missing options take the settings' defaults; a missing seed is drawn with `new_seed`.
+    `has_image`: a source picture comes with the request (`image:`), which `strength` is for;
+    the bot downloads and checks it later (`bot.sources`), after the interaction is deferred.
     Raises `UserFacingError` with a catalog key naming the first problem found.
     """
     text = text_option(prompt)
@@ -192,6 +216,15 @@ def validate_pokemon(
     if guidance is None:
         guidance = settings.pokemon_guidance
     guidance = real_number(guidance, MIN_GUIDANCE, MAX_GUIDANCE, "error.guidance_range")
+    size = choice_option("square" if size is None else size, SIZES)
+    width, height = size_dimensions(settings.pokemon_size, size)
+    check_dimensions(settings, width, height)
+    count = whole_number(1 if count is None else count, MIN_COUNT, MAX_COUNT, "error.count_range")
+    translate = choice_option(
+        settings.pokemon_translate if translate is None else translate, TRANSLATE_CHOICES
+    )
+    if strength is not None and not has_image:
+        raise UserFacingError("error.strength_without_image")
 
     return GenerationRequest(
         prompt=text,
@@ -199,19 +232,65 @@ def validate_pokemon(
         seed=seed,
         steps=steps,
         guidance=guidance,
-        height=settings.pokemon_size,
-        width=settings.pokemon_size,
+        height=height,
+        width=width,
         scheduler=settings.pokemon_scheduler,
+        translate=translate == "auto",
+        strength=check_strength(VARY_STRONG if strength is None else strength, steps)
+        if has_image
+        else 0.0,
+        count=count,
     )
 
 
-def check_request(settings: Settings, request: GenerationRequest) -> GenerationRequest:
-    """Check a request built earlier (a 🔁 of a stored job, a job resumed after a restart)
-    against the settings in force now: an admin who lowered `POKEMON_MAX_STEPS` since is obeyed.
+def choice_option(value: object, choices: tuple[str, ...]) -> str:
+    """One of `choices` (a client that ignores the declared choices may send anything)."""
+    if not isinstance(value, str) or value not in choices:
+        raise UserFacingError("error.invalid_option", value=shown(value))
+    return value
 
-    The same rules as `/pokemon`'s options; every other field of the request is kept.
+
+def check_dimensions(settings: Settings, width: object, height: object) -> None:
+    """A picture size the model can draw (multiples of 8) within POKEMON_MAX_PIXELS; the
+    values may come from a stored job, so their types are checked too."""
+    sides = (width, height)
+    if not all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 8 and not v % 8 for v in sides
+    ):
+        raise UserFacingError("error.invalid_option", value=shown(sides))
+    assert isinstance(width, int)
+    assert isinstance(height, int)
+    if width * height > settings.pokemon_max_pixels:
+        raise UserFacingError(
+            "error.size_too_large", width=width, height=height, max=settings.pokemon_max_pixels
+        )
+
+
+def check_strength(value: object, steps: int) -> float:
+    """An image-to-image strength in 0.1-0.9 that runs at least one denoising step at `steps`
+    (the engine runs `GenerationRequest.denoising_steps()`, `int(steps * strength)`)."""
+    strength = real_number(value, MIN_STRENGTH, MAX_STRENGTH, "error.strength_range")
+    if min(int(steps * strength), steps) < 1:
+        raise UserFacingError("error.strength_steps", steps=steps, strength=f"{strength:g}")
+    return strength
+
+
+def check_request(
+    settings: Settings, request: GenerationRequest, *, source_coming: bool = False
+) -> GenerationRequest:
+    """Check a request built earlier (a 🔁 of a stored job, a job resumed after a restart)
+    against the settings in force now: an admin who lowered `POKEMON_MAX_STEPS` or
+    `POKEMON_MAX_PIXELS` since is obeyed.
+
+    The same rules as `/pokemon`'s options; every other field of the request is kept. An
+    image-to-image request needs its source picture: `init_image`, or `source_coming` when the
+    caller downloads it next; a stored one has none (the picture is never stored), so a job
+    resumed after a restart is refused with `error.source_gone`.
     Raises `UserFacingError` naming the first problem.
     """
+    has_image = request.is_img2img or source_coming
+    if request.strength and not has_image:
+        raise UserFacingError("error.source_gone")
     checked = validate_pokemon(
         settings,
         request.prompt,
@@ -219,5 +298,14 @@ def check_request(settings: Settings, request: GenerationRequest) -> GenerationR
         seed=request.seed,
         steps=request.steps,
         guidance=request.guidance,
+        count=request.count,
+        strength=request.strength if has_image else None,
+        has_image=has_image,
     )
-    return replace(request, prompt=checked.prompt, negative_prompt=checked.negative_prompt)
+    check_dimensions(settings, request.width, request.height)
+    return replace(
+        request,
+        prompt=checked.prompt,
+        negative_prompt=checked.negative_prompt,
+        strength=checked.strength,
+    )

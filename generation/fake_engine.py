@@ -115,25 +115,29 @@ class FakeEngine:
         if options.crash and any(options.crash in r.prompt for r in requests):
             os._exit(CRASH_EXIT)
         check()
+        # One entry per picture, as the real engine answers a request with `count`.
         entries: list[GeneratedImage | GenerationError] = []
         for i, request in enumerate(requests):
-            if cancelled[i]:
-                entries.append(JobCancelledError(f"cancelled: {request.prompt}"))
-            elif options.fail and options.fail in request.prompt:
-                entries.append(GenerationError(f"the fake engine fails {options.fail!r} prompts"))
-            else:
-                time.sleep(options.decode)
-                entries.append(
-                    GeneratedImage(
-                        png=tiny_png(request.seed),
-                        seed=request.seed,
-                        steps=request.steps,
-                        width=request.width,
-                        height=request.height,
-                        token_count=self.tokenize(request.prompt).count,
-                        truncated=False,
+            for seed in request.seeds():
+                if cancelled[i]:
+                    entries.append(JobCancelledError(f"cancelled: {request.prompt}"))
+                elif options.fail and options.fail in request.prompt:
+                    entries.append(
+                        GenerationError(f"the fake engine fails {options.fail!r} prompts")
                     )
-                )
+                else:
+                    time.sleep(options.decode)
+                    entries.append(
+                        GeneratedImage(
+                            png=tiny_png(seed),
+                            seed=seed,
+                            steps=request.steps,
+                            width=request.width,
+                            height=request.height,
+                            token_count=self.tokenize(request.prompt).count,
+                            truncated=False,
+                        )
+                    )
         return entries
 
 

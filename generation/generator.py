@@ -143,7 +143,12 @@ def _record(event: Done | Failed | Cancelled) -> None:
 
     if isinstance(event, Done):
         result = event.result
-        metrics.record_outcome("done", queued=result.queued_seconds, run=result.run_seconds)
+        metrics.record_outcome(
+            "done",
+            queued=result.queued_seconds,
+            run=result.run_seconds,
+            images=len(result.images),
+        )
     elif isinstance(event, Failed):
         metrics.record_outcome(event.error.code)
     else:

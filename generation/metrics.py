@@ -74,16 +74,18 @@ _rate = _Rate(RATE_WINDOW_SECONDS)
 IMAGES_PER_SECOND.set_function(_rate.value)
 
 
-def record_outcome(outcome: str, *, queued: float | None = None, run: float | None = None) -> None:
-    """One finished job: its outcome, and its times when known."""
+def record_outcome(
+    outcome: str, *, queued: float | None = None, run: float | None = None, images: int = 1
+) -> None:
+    """One finished job: its outcome, its times when known, and (done) how many pictures."""
     JOBS.labels(outcome=outcome).inc()
     if queued is not None:
         QUEUED_SECONDS.observe(max(0.0, queued))
     if run is not None:
         GENERATING_SECONDS.observe(max(0.0, run))
     if outcome == "done":
-        IMAGES.inc()
-        _rate.add()
+        IMAGES.inc(images)
+        _rate.add(images)
 
 
 def start_metrics_server(port: int, addr: str = "0.0.0.0") -> None:  # noqa: S104

@@ -26,6 +26,7 @@ import io
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from generation.errors import (
@@ -41,7 +42,13 @@ from generation.images import BadInputImageError, decode_image
 from generation.pnginfo import PNG_PARAMETERS_KEY, a1111_parameters
 from generation.tokenizer import RinnaTokenizer
 from generation.translate import NullTranslator, Translator, translate_prompt
-from generation.types import SCHEDULERS, GeneratedImage, GenerationRequest, TokenizedPrompt
+from generation.types import (
+    MAX_COUNT,
+    SCHEDULERS,
+    GeneratedImage,
+    GenerationRequest,
+    TokenizedPrompt,
+)
 
 log = logging.getLogger(__name__)
 
@@ -96,14 +103,41 @@ class Engine:
         on_step: OnStep | None = None,
         is_cancelled: IsCancelled | None = None,
     ) -> list[GeneratedImage | GenerationError]:
-        """Run one batch (all requests share one `batch_key()`); one entry per request, in order.
+        """Run one batch (all requests share one `batch_key()`): one entry per *picture*, in
+        order, a request with `count` n giving n entries (seeds `request.seeds()`).
 
-        Per-member failures come back as error entries; `OutOfMemoryError` and
+        A request with `count` n is n members of the batch, each a copy with count 1 and its
+        own seed; `is_cancelled(i)` is asked by request index and cancels all of its pictures.
+        Per-picture failures come back as error entries; `OutOfMemoryError` and
         `FatalDeviceError` are raised for the whole call.
         """
+        _check_batch(requests)
+        members: list[GenerationRequest] = []
+        owners: list[int] = []
+        for index, request in enumerate(requests):
+            for seed in request.seeds():
+                members.append(replace(request, seed=seed, count=1))
+                owners.append(index)
+
+        def member_cancelled(member: int) -> bool:
+            return is_cancelled is not None and is_cancelled(owners[member])
+
+        return self._generate_members(
+            members,
+            on_step=on_step,
+            is_cancelled=member_cancelled if is_cancelled is not None else None,
+        )
+
+    def _generate_members(
+        self,
+        requests: Sequence[GenerationRequest],
+        *,
+        on_step: OnStep | None,
+        is_cancelled: IsCancelled | None,
+    ) -> list[GeneratedImage | GenerationError]:
+        """`generate` for requests of one picture each: one entry per request."""
         import torch
 
-        _check_batch(requests)
         cancelled: set[int] = set()
 
         def poll_cancelled() -> None:
@@ -420,6 +454,8 @@ def _check_batch(requests: Sequence[GenerationRequest]) -> None:
         )
     if first.steps < 1:
         raise ValueError(f"steps must be at least 1, not {first.steps}")
+    if any(not 1 <= r.count <= MAX_COUNT for r in requests):
+        raise ValueError(f"count must be from 1 to {MAX_COUNT}")
     if first.is_img2img:
         if not 0.0 < first.strength < 1.0:
             raise ValueError(

@@ -30,13 +30,16 @@ class _Entry(Generic[T]):
     user_id: int
     key: Hashable
     seq: int = field(default=0)
+    weight: int = 1
 
 
 class FairQueue(Generic[T]):
     """Queued items per user and the round-robin order of users; bounded by `capacity`.
 
-    Each item is pushed with its job id (unique while queued), its user and its batch key
-    (items with equal keys may run as one batch).
+    Each item is pushed with its job id (unique while queued), its user, its batch key
+    (items with equal keys may run as one batch) and its weight (the pictures it makes): a
+    batch holds at most `max_batch` of weight, except that its head is always taken whole (a
+    job of 4 pictures runs even where `max_batch` is 1, as one batch of its own).
     """
 
     __slots__ = ("_by_id", "_count", "_jobs", "_seq", "_served", "_stamps", "capacity")
@@ -68,15 +71,17 @@ class FairQueue(Generic[T]):
     def full(self) -> bool:
         return self._count >= self.capacity
 
-    def push(self, item: T, *, job_id: int, user_id: int, key: Hashable) -> None:
+    def push(self, item: T, *, job_id: int, user_id: int, key: Hashable, weight: int = 1) -> None:
         """Queue `item` last among its user's. Raises `QueueFullError` when at capacity and
         `ValueError` when `job_id` is queued already."""
         if self.full:
             raise QueueFullError(f"the generation queue is full ({self.capacity} jobs)")
         if job_id in self._by_id:
             raise ValueError(f"job {job_id} is already queued")
+        if weight < 1:
+            raise ValueError(f"weight must be at least 1, got {weight}")
         self._seq += 1
-        entry = _Entry(item, job_id, user_id, key, self._seq)
+        entry = _Entry(item, job_id, user_id, key, self._seq, weight)
         self._jobs.setdefault(user_id, deque()).append(entry)
         self._by_id[job_id] = entry
         self._count += 1
@@ -98,8 +103,8 @@ class FairQueue(Generic[T]):
         with compatible items.
 
         Filling goes round the other users in round-robin order (then the head's user again),
-        taking only each user's *first* queued item when compatible, so every user's items
-        stay in FIFO order.
+        taking only each user's *first* queued item when compatible and when its weight still
+        fits under `max_batch`, so every user's items stay in FIFO order.
         """
         return [entry.item for entry in self._take(max_batch)]
 
@@ -149,12 +154,14 @@ class FairQueue(Generic[T]):
         head_user = order[0]
         head = self._jobs[head_user].popleft()
         batch, served = [head], {head_user}
+        weight = head.weight
         rounds = [*order[1:], head_user]
-        while len(batch) < max_batch:
+        while weight < max_batch:
             added = False
             for user in rounds:
                 jobs = self._jobs[user]
-                if len(batch) < max_batch and jobs and jobs[0].key == head.key:
+                if jobs and jobs[0].key == head.key and weight + jobs[0].weight <= max_batch:
+                    weight += jobs[0].weight
                     batch.append(jobs.popleft())
                     served.add(user)
                     added = True

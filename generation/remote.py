@@ -178,7 +178,13 @@ class RemoteGenerator:
         if self._queue.full:
             raise QueueFullError(f"the generation queue is full ({self._queue.capacity} jobs)")
         job = _Job(job_id, user_id, request, time.monotonic())
-        self._queue.push(job, job_id=job_id, user_id=user_id, key=request.batch_key())
+        self._queue.push(
+            job,
+            job_id=job_id,
+            user_id=user_id,
+            key=request.batch_key(),
+            weight=request.count,  # as the worker's batches count pictures
+        )
         handle = self._adopt(job_id, user_id, request, job=job)
         self._refresh_places()
         self._wake.set()

@@ -432,7 +432,7 @@ class RemoteWorker:
             return
         if error is None:
             result = future.result()
-            metrics.record_outcome("done", run=result.run_seconds)
+            metrics.record_outcome("done", run=result.run_seconds, images=len(result.images))
             self._out.put_nowait(("complete", job_id, encode_result(result), "done"))
         elif isinstance(error, JobCancelledError):
             self._out.put_nowait(("complete", job_id, {"type": "cancelled"}, "cancelled"))

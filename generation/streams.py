@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from generation.errors import GenerationError
-from generation.types import GenerationRequest, GenerationResult
+from generation.types import GeneratedImage, GenerationRequest, GenerationResult
 
 WORKERS_GROUP = "workers"
 BOT_GROUP = "bot"
@@ -166,14 +166,23 @@ def decode_request(data: str) -> GenerationRequest:
 
 
 def encode_result(result: GenerationResult) -> dict[str, str | bytes]:
+    """A finished job: each picture's PNG as raw bytes in its own field (`png0`, `png1`, ...),
+    everything else as JSON in `meta`."""
     meta = dataclasses.asdict(result)
-    png = meta.pop("png")
-    return {"type": "done", "png": png, "meta": _to_json(meta)}
+    fields: dict[str, str | bytes] = {"type": "done"}
+    for index, image in enumerate(meta["images"]):
+        fields[f"png{index}"] = image.pop("png")
+    fields["meta"] = _to_json(meta)
+    return fields
 
 
 def decode_result(fields: Mapping[bytes, bytes]) -> GenerationResult:
     meta = _from_json(field(fields, "meta"))
-    return GenerationResult(png=bytes(fields.get(b"png", b"")), **meta)
+    images = tuple(
+        GeneratedImage(png=bytes(fields.get(f"png{index}".encode(), b"")), **image)
+        for index, image in enumerate(meta.pop("images"))
+    )
+    return GenerationResult(images=images, **meta)
 
 
 def encode_error(error: GenerationError) -> dict[str, str | bytes]:

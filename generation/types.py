@@ -5,6 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 SCHEDULERS = ("dpmpp-2m", "lms")
+MAX_COUNT = 4  # pictures one request may ask for
+SEED_SPACE = 2**32  # seeds wrap here: picture i of a request has seed (seed + i) % SEED_SPACE
+
+
+def member_seed(seed: int, index: int) -> int:
+    """The seed of picture `index` of a request with `seed`: seed, seed+1, ... (wrapping at
+    2**32, so every seed stays one a user can type to redraw that picture alone)."""
+    return (seed + index) % SEED_SPACE
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,10 +34,16 @@ class GenerationRequest:
     # `generation.images`), and how much of it to repaint: 0 for text-to-image, 0.1-0.9 here.
     init_image: bytes | None = field(default=None, repr=False)
     strength: float = 0.0
+    # How many pictures: picture i has seed `member_seed(seed, i)`; all run in one batch.
+    count: int = 1
 
     @property
     def is_img2img(self) -> bool:
         return self.init_image is not None
+
+    def seeds(self) -> tuple[int, ...]:
+        """The seed of each picture, in order."""
+        return tuple(member_seed(self.seed, i) for i in range(self.count))
 
     def denoising_steps(self) -> int:
         """How many steps actually run: all of them, or diffusers' `int(steps * strength)`."""
@@ -75,7 +89,7 @@ class Progress:
 
 @dataclass(frozen=True, slots=True)
 class GeneratedImage:
-    """What the pipeline returns for one request (before the worker adds queue timings)."""
+    """One picture as the pipeline returns it (a request with `count` n gets n of these)."""
 
     png: bytes
     seed: int
@@ -92,19 +106,17 @@ class GeneratedImage:
 
 @dataclass(frozen=True, slots=True)
 class GenerationResult:
-    """A finished job as the worker hands it back to the event loop."""
+    """A finished job as the worker hands it back to the event loop: its pictures (one per
+    `count`, in seed order) and the job's timings. `batch_size` counts the pictures of the
+    engine call the job ran in (its own included)."""
 
     job_id: int
-    png: bytes
-    seed: int
-    steps: int
-    width: int
-    height: int
-    token_count: int
-    truncated: bool
+    images: tuple[GeneratedImage, ...]
     queued_seconds: float
     run_seconds: float
     batch_size: int = 1
-    # The texts the tokenizer actually got (see GeneratedImage).
-    prompt_used: str = ""
-    negative_used: str = ""
+
+    @property
+    def first(self) -> GeneratedImage:
+        """The first picture (every picture of a job shares its texts, steps and size)."""
+        return self.images[0]

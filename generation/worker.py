@@ -188,7 +188,13 @@ class GenerationWorker:
                 on_start=on_start,
                 submitted_at=time.monotonic(),
             )
-            self._intake.push(job, job_id=job_id, user_id=user_id, key=request.batch_key())
+            self._intake.push(
+                job,
+                job_id=job_id,
+                user_id=user_id,
+                key=request.batch_key(),
+                weight=request.count,  # `max_batch` counts pictures
+            )
             self._cond.notify()
 
         def cancel() -> bool:
@@ -356,12 +362,15 @@ class GenerationWorker:
                 if job.on_progress is not None and not job.cancel_requested.is_set():
                     self._post(job.on_progress, Progress(job.job_id, step, total, elapsed))
 
+        # The engine answers one entry per picture: a job of count n gets n of them.
+        images = sum(job.request.count for job in batch)
+
         def is_cancelled(index: int) -> bool:
             job = batch[index]
             if job.cancel_requested.is_set() or self._abort.is_set():
                 return True
             # The limit counts per image: a batch of n has n times as long as one job alone.
-            if time.monotonic() - started > self._job_timeout * len(batch):
+            if time.monotonic() - started > self._job_timeout * images:
                 job.timed_out = True
                 return True
             return False
@@ -369,13 +378,17 @@ class GenerationWorker:
         requests = [job.request for job in batch]
         fatal: FatalDeviceError | None = None
         try:
-            entries: list[Any] = list(
+            pictures: list[Any] = list(
                 self._engine.generate(requests, on_step=on_step, is_cancelled=is_cancelled)
             )
-            if len(entries) != len(batch):
+            if len(pictures) != images:
                 raise GenerationError(
-                    f"the engine returned {len(entries)} results for {len(batch)} requests"
+                    f"the engine returned {len(pictures)} results for {images} pictures"
                 )
+            entries: list[Any] = []
+            for job in batch:  # each job's pictures, in order
+                entries.append(pictures[: job.request.count])
+                del pictures[: job.request.count]
         except OutOfMemoryError as exc:
             log.warning("out of memory on a batch of %s; failing only that batch", len(batch))
             entries = [exc] * len(batch)
@@ -398,7 +411,7 @@ class GenerationWorker:
             self._run_started = None
 
         outcomes = [
-            self._outcome(job, entry, run_seconds, len(batch))
+            self._outcome(job, entry, run_seconds, images)
             for job, entry in zip(batch, entries, strict=True)
         ]
         if fatal is None and all(isinstance(o, GenerationResult) for o in outcomes):
@@ -443,31 +456,33 @@ class GenerationWorker:
     def _outcome(
         self, job: _Job, entry: Any, run_seconds: float, size: int
     ) -> GenerationResult | GenerationError:
-        """What this job's future gets. A stop the worker asked for wins over what came back."""
+        """What this job's future gets. A stop the worker asked for wins over what came back.
+
+        `entry` is the job's list of pictures (or one error for the whole batch). A job gets
+        the pictures that came out; only when none did does it fail, with its first error.
+        """
         if job.cancel_requested.is_set():
             return JobCancelledError(f"job {job.job_id} was cancelled while running")
-        if isinstance(entry, GenerationError):
+        pictures: list[Any] = entry if isinstance(entry, list) else [entry]  # pyright: ignore[reportUnknownVariableType]
+        images = tuple(p for p in pictures if isinstance(p, GeneratedImage))
+        if not images:
+            error = pictures[0] if pictures else None
+            if not isinstance(error, GenerationError):
+                kind = type(error).__name__
+                return GenerationError(f"the engine returned {kind}, not an image")
             # The worker asked the engine to stop this member: say why, not just "cancelled".
-            if self._abort.is_set() and isinstance(entry, JobCancelledError):
+            if self._abort.is_set() and isinstance(error, JobCancelledError):
                 return WorkerStoppedError("the generation worker stopped while this job ran")
-            if job.timed_out and isinstance(entry, JobCancelledError):
+            if job.timed_out and isinstance(error, JobCancelledError):
                 limit = self._job_timeout * size
                 return JobTimeoutError(f"job {job.job_id} ran over {limit:g} s")
-            return entry
-        if not isinstance(entry, GeneratedImage):
-            return GenerationError(f"the engine returned {type(entry).__name__}, not an image")
+            return error
+        if len(images) < len(pictures):
+            log.info("job=%s: %d of %d pictures came out", job.job_id, len(images), len(pictures))
         assert job.started_at is not None
         return GenerationResult(
             job_id=job.job_id,
-            png=entry.png,
-            seed=entry.seed,
-            steps=entry.steps,
-            width=entry.width,
-            height=entry.height,
-            token_count=entry.token_count,
-            truncated=entry.truncated,
-            prompt_used=entry.prompt_used,
-            negative_used=entry.negative_used,
+            images=images,
             queued_seconds=job.started_at - job.submitted_at,
             run_seconds=run_seconds,
             batch_size=size,

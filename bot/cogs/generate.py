@@ -10,8 +10,19 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.service import CommandOrigin
+from bot.sources import read_attachment
 from bot.translator import described
-from bot.validation import MAX_NEGATIVE_CHARS, MAX_PROMPT_CHARS, SEED_MAX, validate_pokemon
+from bot.validation import (
+    MAX_NEGATIVE_CHARS,
+    MAX_PROMPT_CHARS,
+    MAX_STRENGTH,
+    MIN_STRENGTH,
+    SEED_MAX,
+    SIZES,
+    TRANSLATE_CHOICES,
+    validate_pokemon,
+)
+from generation.types import MAX_COUNT
 
 if TYPE_CHECKING:
     from bot.client import PokemonBot
@@ -20,6 +31,16 @@ log = logging.getLogger(__name__)
 
 # Discord-side bounds; settings may narrow steps further (checked in validation).
 MAX_STEPS_OPTION = 150
+
+
+def _choices(kind: str, values: tuple[str, ...]) -> list[app_commands.Choice[str]]:
+    """Choices named from the catalog (`choice.<kind>.<value>`), so both languages show."""
+    return [
+        app_commands.Choice(
+            name=app_commands.locale_str(value, key=f"choice.{kind}.{value}"), value=value
+        )
+        for value in values
+    ]
 
 
 class Generate(commands.Cog):
@@ -36,7 +57,14 @@ class Generate(commands.Cog):
         seed=described("cmd.pokemon.seed.description"),
         steps=described("cmd.pokemon.steps.description"),
         guidance=described("cmd.pokemon.guidance.description"),
+        size=described("cmd.pokemon.size.description"),
+        count=described("cmd.pokemon.count.description"),
+        translate=described("cmd.pokemon.translate.description"),
+        image=described("cmd.pokemon.image.description"),
+        strength=described("cmd.pokemon.strength.description"),
     )
+    @app_commands.choices(size=_choices("size", SIZES))
+    @app_commands.choices(translate=_choices("translate", TRANSLATE_CHOICES))
     async def pokemon(  # noqa: PLR0917 - each option is a parameter, as discord.py reads them
         self,
         interaction: discord.Interaction[PokemonBot],
@@ -45,13 +73,31 @@ class Generate(commands.Cog):
         seed: app_commands.Range[int, 0, SEED_MAX] | None = None,
         steps: app_commands.Range[int, 1, MAX_STEPS_OPTION] | None = None,
         guidance: app_commands.Range[float, 1.0, 20.0] | None = None,
+        size: app_commands.Choice[str] | None = None,
+        count: app_commands.Range[int, 1, MAX_COUNT] | None = None,
+        translate: app_commands.Choice[str] | None = None,
+        image: discord.Attachment | None = None,
+        strength: app_commands.Range[float, MIN_STRENGTH, MAX_STRENGTH] | None = None,
     ) -> None:
         """Draw a Pokémon-style picture from a Japanese prompt."""
         # Pure checks first: a bad prompt is refused before the defer, ephemeral at once.
         request = validate_pokemon(
-            self.bot.settings, prompt, negative=negative, seed=seed, steps=steps, guidance=guidance
+            self.bot.settings,
+            prompt,
+            negative=negative,
+            seed=seed,
+            steps=steps,
+            guidance=guidance,
+            size=None if size is None else size.value,
+            count=count,
+            translate=None if translate is None else translate.value,
+            strength=strength,
+            has_image=image is not None,
         )
-        await self.bot.service.start(request, CommandOrigin(interaction))
+        # The picture is downloaded and checked by the service after the defer (it may take
+        # longer than Discord's 3 s), before the job is admitted: a bad one costs nothing.
+        source = None if image is None else (lambda: read_attachment(image))
+        await self.bot.service.start(request, CommandOrigin(interaction), source=source)
 
 
 async def setup(bot: PokemonBot) -> None:

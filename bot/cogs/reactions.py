@@ -1,4 +1,5 @@
-"""Reactions on result messages: 🔁 draws a variation for whoever reacted, 🗑️ deletes.
+"""Reactions on result messages: 🔁 draws a variation for whoever reacted, 🎨 a new picture
+from that picture (image-to-image at the strong strength), 🗑️ deletes.
 
 Raw events, because the cached `on_reaction_add` never fires for messages sent before a restart.
 """
@@ -12,8 +13,9 @@ import discord
 from discord.ext import commands
 
 from bot.i18n import language_of
-from bot.messaging import DELETE_EMOJIS, REGENERATE_EMOJIS
+from bot.messaging import DELETE_EMOJIS, REGENERATE_EMOJIS, VARY_EMOJIS
 from bot.service import ReactionOrigin
+from bot.validation import VARY_STRONG
 
 if TYPE_CHECKING:
     from bot.client import PokemonBot
@@ -36,12 +38,12 @@ class Reactions(commands.Cog):
         if payload.message_author_id is not None and payload.message_author_id != bot.user.id:
             return
         emoji = str(payload.emoji)
-        if emoji not in REGENERATE_EMOJIS and emoji not in DELETE_EMOJIS:
+        if emoji not in REGENERATE_EMOJIS | VARY_EMOJIS and emoji not in DELETE_EMOJIS:
             return
         job = await bot.store.jobs.by_result_message(payload.message_id)
         if job is None:
             return  # not one of our results (or from before the database was reset)
-        if emoji in REGENERATE_EMOJIS:
+        if emoji in REGENERATE_EMOJIS | VARY_EMOJIS:
             origin = ReactionOrigin(
                 user_id=payload.user_id,
                 guild_id=payload.guild_id,
@@ -51,13 +53,16 @@ class Reactions(commands.Cog):
                 locale=self._locale(payload, job),
                 member=payload.member,  # roles, for /pokemon's Integrations settings
             )
-            await bot.service.regenerate(origin)
+            if emoji in VARY_EMOJIS:
+                await bot.service.vary(origin, VARY_STRONG)
+            else:
+                await bot.service.regenerate(origin)
             await self._take_back(payload)
         else:
             await self._delete(payload, job)
 
     async def _take_back(self, payload: discord.RawReactionActionEvent) -> None:
-        """Remove the user's 🔁 so that the next 🔁 on this result is a fresh event.
+        """Remove the user's 🔁 (or 🎨) so that the next one on this result is a fresh event.
 
         This is the one use of Manage Messages; without it the reaction simply stays.
         """

@@ -145,11 +145,30 @@ async def test_pokemon_command_names_are_localized_in_japanese() -> None:
     (pokemon,) = [p for p in await _payloads() if p["name"] == "pokemon"]
     assert pokemon["name_localizations"] == {"ja": "ポケモン"}
     options = {o["name"]: o for o in pokemon["options"]}
-    assert list(options) == ["prompt", "negative", "seed", "steps", "guidance"]
+    assert list(options) == [
+        "prompt",
+        "negative",
+        "seed",
+        "steps",
+        "guidance",
+        "size",
+        "count",
+        "translate",
+        "image",
+        "strength",
+    ]
     assert options["prompt"]["name_localizations"] == {"ja": "プロンプト"}
     assert options["prompt"]["required"] is True
     assert options["steps"]["min_value"] == 1
     assert options["guidance"]["max_value"] == 20.0
+    assert (options["count"]["min_value"], options["count"]["max_value"]) == (1, 4)
+    assert (options["strength"]["min_value"], options["strength"]["max_value"]) == (0.1, 0.9)
+    assert options["image"]["type"] == 11  # an attachment
+    assert [(c["value"], c["name_localizations"]) for c in options["translate"]["choices"]] == [
+        ("auto", {"ja": "自動"}),
+        ("off", {"ja": "しない"}),
+    ]
+    assert options["size"]["name_localizations"] == {"ja": "サイズ"}
 
 
 def entry_placeholders(entry: Entry) -> set[str]:

@@ -88,3 +88,24 @@ def test_command_hash_ignores_order_and_sees_any_change() -> None:
     assert payload_hash([a, b]) == payload_hash([b, dict(reversed(a.items()))])
     changed = {**a, "name_localizations": {"ja": "い"}}
     assert payload_hash([a, b]) != payload_hash([changed, b])
+
+
+def test_result_embed_lists_every_seed_of_a_set_and_says_how_many_were_withheld() -> None:
+    embed = result_embed(
+        "en",
+        prompt="ピカチュウ",
+        negative_prompt="",
+        seed=7,
+        seeds=[7, 8, 9],
+        steps=3,
+        seconds=1.0,
+        user_id=1,
+        quota=None,
+        truncated=False,
+        withheld=1,
+    )
+    fields = {field.name: field.value for field in embed.fields}
+    assert fields["Seeds"] == "7, 8, 9"
+    assert fields["⚠️"] == t("pokemon.withheld", "en", count=1)
+    assert fields["⚠️"].startswith("1 picture of this set is not shown")
+    assert embed.image.url is None  # several pictures show as the message's gallery

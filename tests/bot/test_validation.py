@@ -12,8 +12,10 @@ from bot.settings import Settings
 from bot.validation import (
     MAX_PROMPT_CHARS,
     SEED_MAX,
+    check_request,
     clean_text,
     mistyped_option,
+    size_dimensions,
     text_option,
     validate_pokemon,
     whole_number,
@@ -48,6 +50,7 @@ def test_defaults_fill_missing_options_from_settings(settings: Settings) -> None
         height=256,
         width=256,
         scheduler="lms",
+        translate=True,  # POKEMON_TRANSLATE's default, auto
     )
 
 
@@ -210,3 +213,94 @@ def test_mistyped_option_finds_values_discord_py_would_crash_on_or_pass_through(
     options: object, found: tuple[str, object] | None
 ) -> None:
     assert mistyped_option({"name": "cmd", "options": options}) == found
+
+
+# ---- sizes, several pictures, translation, image-to-image -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("side", "size", "expected"),
+    [
+        (512, "square", (512, 512)),
+        (512, "portrait", (512, 768)),
+        (512, "landscape", (768, 512)),
+        (64, "portrait", (64, 96)),
+        (200, "landscape", (304, 200)),  # 300 rounded to a multiple of 8
+    ],
+)
+def test_size_presets_follow_pokemon_size(side: int, size: str, expected: tuple[int, int]) -> None:
+    assert size_dimensions(side, size) == expected
+
+
+def test_size_choice_sets_width_and_height(settings: Settings) -> None:
+    request = validate_pokemon(settings, "ピカチュウ", size="portrait")
+    assert (request.width, request.height) == (256, 384)
+
+
+def test_size_over_the_pixel_cap_is_refused_naming_the_cap(settings: Settings) -> None:
+    capped = settings.model_copy(update={"pokemon_max_pixels": 256 * 256})
+    validate_pokemon(capped, "ピカチュウ", size="square")
+    with pytest.raises(UserFacingError) as caught:
+        validate_pokemon(capped, "ピカチュウ", size="landscape")
+    assert caught.value.key == "error.size_too_large"
+    assert caught.value.params == {"width": 384, "height": 256, "max": 256 * 256}
+
+
+def test_a_stored_request_over_a_lowered_pixel_cap_is_refused(settings: Settings) -> None:
+    request = validate_pokemon(settings, "ピカチュウ", size="portrait")
+    capped = settings.model_copy(update={"pokemon_max_pixels": 256 * 256})
+    with pytest.raises(UserFacingError, match=r"error\.size_too_large"):
+        check_request(capped, request)
+
+
+@pytest.mark.parametrize("size", ["huge", 3, None])
+def test_unknown_size_is_refused(settings: Settings, size: object) -> None:
+    if size is None:
+        assert validate_pokemon(settings, "ピカチュウ", size=None).width == 256
+        return
+    with pytest.raises(UserFacingError, match=r"error\.invalid_option"):
+        validate_pokemon(settings, "ピカチュウ", size=size)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("count", [0, 5, True, "2"])
+def test_count_outside_one_to_four_is_refused(settings: Settings, count: object) -> None:
+    with pytest.raises(UserFacingError):
+        validate_pokemon(settings, "ピカチュウ", count=count)  # type: ignore[arg-type]
+
+
+def test_translate_choice_and_its_default(settings: Settings) -> None:
+    off = settings.model_copy(update={"pokemon_translate": "off"})
+    assert validate_pokemon(settings, "a cat", translate="off").translate is False
+    assert validate_pokemon(off, "a cat").translate is False
+    assert validate_pokemon(off, "a cat", translate="auto").translate is True
+
+
+@pytest.mark.parametrize(
+    ("strength", "steps", "key"),
+    [
+        (0.05, 20, "error.strength_range"),
+        (0.95, 20, "error.strength_range"),
+        (math.nan, 20, "error.strength_range"),
+        (0.1, 5, "error.strength_steps"),
+    ],
+)
+def test_bad_strength_is_refused(settings: Settings, strength: float, steps: int, key: str) -> None:
+    with pytest.raises(UserFacingError) as caught:
+        validate_pokemon(settings, "ピカチュウ", strength=strength, steps=steps, has_image=True)
+    assert caught.value.key == key
+
+
+def test_strength_without_an_image_is_refused(settings: Settings) -> None:
+    with pytest.raises(UserFacingError, match=r"error\.strength_without_image"):
+        validate_pokemon(settings, "ピカチュウ", strength=0.5)
+
+
+def test_an_image_to_image_request_without_its_picture_is_refused_as_gone(
+    settings: Settings,
+) -> None:
+    stored = validate_pokemon(settings, "ピカチュウ", strength=0.5, has_image=True)
+    assert stored.strength == 0.5
+    assert stored.init_image is None  # as a job row gives it back: the picture is never stored
+    with pytest.raises(UserFacingError, match=r"error\.source_gone"):
+        check_request(settings, stored)
+    assert check_request(settings, stored, source_coming=True).strength == 0.5

@@ -116,8 +116,12 @@ async def test_a_job_goes_queued_started_progress_done_in_order(make: Make) -> N
     done = events[-1]
     assert isinstance(done, Done)
     assert done.result.job_id == 1
-    assert done.result.png.startswith(b"\x89PNG")
-    assert (done.result.steps, done.result.width, done.result.height) == (4, 64, 64)
+    assert done.result.first.png.startswith(b"\x89PNG")
+    assert (done.result.first.steps, done.result.first.width, done.result.first.height) == (
+        4,
+        64,
+        64,
+    )
 
 
 async def test_one_failing_member_fails_alone(make: Make) -> None:

@@ -11,7 +11,7 @@ from generation import metrics
 from generation.errors import QueueFullError
 from generation.generator import Cancelled, Done, Failed, JobHandle
 from generation.remote import RemoteGenerator
-from generation.types import GenerationRequest, GenerationResult
+from generation.types import GeneratedImage, GenerationRequest, GenerationResult
 from tests.redisprocs import Workers
 
 WAIT = 60.0
@@ -43,7 +43,8 @@ async def test_job_outcomes_are_counted_and_served() -> None:
     done_name = 'pokemon_jobs_total{outcome="done"}'
     full_name = 'pokemon_jobs_total{outcome="queue_full"}'
     handles = [JobHandle(i, lambda: False) for i in range(3)]
-    result = GenerationResult(1, b"png", 1, 3, 64, 64, 1, False, 0.5, 1.5)
+    images = tuple(GeneratedImage(b"png", seed, 3, 64, 64, 1, False) for seed in (1, 2, 3))
+    result = GenerationResult(1, images, queued_seconds=0.5, run_seconds=1.5)
     handles[0].publish(Done(result))
     handles[0].publish(Done(result))  # a duplicate is not counted
     handles[1].publish(Failed(QueueFullError("full")))
@@ -51,6 +52,8 @@ async def test_job_outcomes_are_counted_and_served() -> None:
     after = await asyncio.to_thread(scrape, port)
     assert (sample(after, done_name) or 0) - (sample(before, done_name) or 0) == 1
     assert (sample(after, full_name) or 0) - (sample(before, full_name) or 0) == 1
+    images = "pokemon_images_total"
+    assert (sample(after, images) or 0) - (sample(before, images) or 0) == 3  # one job of three
     assert (sample(after, "pokemon_images_per_second") or 0) > 0
     for name in (
         "pokemon_queue_length",

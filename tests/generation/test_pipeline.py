@@ -327,3 +327,31 @@ def test_use_scheduler_swaps_the_instance_a_request_runs_with(tiny_engine) -> No
         assert len(calls) == 3
     finally:
         tiny_engine.use_scheduler("lms", previous)
+
+
+def test_count_gives_one_picture_per_seed_each_equal_to_that_seed_alone(tiny_engine):
+    many = request_for(CASES[0], seed=2**32 - 2, count=3)
+    single = request_for(CASES[0], count=1)
+
+    results = tiny_engine.generate([many, single])
+
+    assert len(results) == 4
+    # Seeds seed, seed+1, ... wrapping at 2**32, so each one can be typed back.
+    assert [pixels_seed(r) for r in results] == [2**32 - 2, 2**32 - 1, 0, CASES[0]["seed"]]
+    for result in results[:3]:
+        alone = tiny_engine.generate([request_for(CASES[0], seed=pixels_seed(result))])[0]
+        assert np.abs(pixels(result) - pixels(alone)).max() <= TOLERANCE
+    assert len({pixels(r).tobytes() for r in results[:3]}) == 3
+
+
+def test_cancelling_a_request_cancels_all_of_its_pictures(tiny_engine):
+    results = tiny_engine.generate(
+        [request_for(CASES[0], count=2), request_for(CASES[0], seed=3)],
+        is_cancelled=lambda i: i == 0,
+    )
+    assert [type(r) for r in results] == [JobCancelledError, JobCancelledError, GeneratedImage]
+
+
+def pixels_seed(result: object) -> int:
+    assert isinstance(result, GeneratedImage), f"expected an image, got {result!r}"
+    return result.seed

@@ -95,3 +95,16 @@ def test_max_batch_below_one_is_refused() -> None:
         queue_of((1, 1, SQUARE)).take(0)
     with pytest.raises(ValueError, match="capacity"):
         FairQueue(0)
+
+
+def test_the_batch_budget_counts_each_jobs_pictures_and_takes_a_heavy_head_whole() -> None:
+    queue: FairQueue[str] = FairQueue(8)
+    for job_id, user, weight in ((1, 1, 3), (2, 2, 2), (3, 3, 1), (4, 4, 4)):
+        queue.push(f"u{user}j{job_id}", job_id=job_id, user_id=user, key=SQUARE, weight=weight)
+    # 3 + 2 would pass 4: user 2 waits, user 3's single picture fills the batch.
+    assert queue.positions(4) == {1: 1, 3: 1, 2: 2, 4: 3}
+    assert queue.take(4) == ["u1j1", "u3j3"]
+    assert queue.take(4) == ["u2j2"]  # 2 + 4 would pass 4
+    assert queue.take(1) == ["u4j4"]  # heavier than the budget alone: taken whole
+    with pytest.raises(ValueError, match="weight"):
+        queue.push("x", job_id=9, user_id=9, key=SQUARE, weight=0)

@@ -82,7 +82,7 @@ async def test_a_worker_killed_mid_job_loses_nothing(remote: Remote, workers: Wo
     workers.kill("doomed")
     done = await outcome(handle)
     assert isinstance(done, Done), done
-    assert done.result.png.startswith(b"\x89PNG")
+    assert done.result.first.png.startswith(b"\x89PNG")
     assert done_lines(workers, "doomed") == []
     await assert_done_lines(workers, "rescuer", [1])
     client = connect(workers.url)
@@ -305,9 +305,9 @@ async def test_a_worker_on_the_tiny_checkpoint_makes_a_real_picture(
     for handle in handles:
         done = await outcome(handle)
         assert isinstance(done, Done), done
-        image = Image.open(io.BytesIO(done.result.png))
+        image = Image.open(io.BytesIO(done.result.first.png))
         assert image.size == (64, 64)
-        assert done.result.seed == handle.job_id
+        assert done.result.first.seed == handle.job_id
     assert (await generator.status()).workers == 1
     assert [w.model for w in generator.workers] == [str(tiny_model)]
 

@@ -18,7 +18,7 @@ from generation.streams import (
     encode_result,
     redact_url,
 )
-from generation.types import GenerationRequest, GenerationResult
+from generation.types import GeneratedImage, GenerationRequest, GenerationResult
 
 
 def as_read(written: dict[str, str | bytes]) -> dict[bytes, bytes]:
@@ -56,10 +56,15 @@ def test_a_request_field_this_worker_does_not_know_is_a_clear_error() -> None:
         decode_request(json.dumps(payload))
 
 
-def test_a_result_crosses_with_its_png() -> None:
-    result = GenerationResult(5, tiny_png(1), 1, 25, 512, 512, 9, False, 0.5, 1.5, 4, "p", "n")
+def test_a_result_crosses_with_its_pngs() -> None:
+    images = tuple(
+        GeneratedImage(tiny_png(seed), seed, 25, 512, 768, 9, False, {"denoise": 1.0}, "p", "n")
+        for seed in (1, 2, 3)
+    )
+    result = GenerationResult(5, images, queued_seconds=0.5, run_seconds=1.5, batch_size=4)
     fields = as_read(encode_result(result))
     assert decode_result(fields) == result
+    assert fields[b"png2"] == tiny_png(3)  # raw bytes, one field per picture
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from generation.errors import (
+    BadImageError,
     FatalDeviceError,
     GenerationError,
     JobCancelledError,
@@ -61,6 +62,7 @@ class StepEngine:
         self.thread_names: list[str] = []
         self.raise_on: dict[str, BaseException] = {}  # prompt -> the whole call raises this
         self.member_error: dict[str, GenerationError] = {}  # prompt -> that entry is an error
+        self.seed_error: dict[int, GenerationError] = {}  # seed -> that picture is an error
 
     def hold(self) -> None:
         """From now on each step waits for a `tick()`."""
@@ -120,25 +122,29 @@ class StepEngine:
             if on_step is not None:
                 on_step(step, total)
         check()
+        # One entry per picture, as the real engine answers a request with `count`.
         entries: list[GeneratedImage | GenerationError] = []
         for i, request in enumerate(requests):
-            if cancelled[i]:
-                entries.append(JobCancelledError(request.prompt))
-            elif request.prompt in self.member_error:
-                entries.append(self.member_error[request.prompt])
-            else:
-                self.decoded.append(request.prompt)
-                entries.append(
-                    GeneratedImage(
-                        png=b"\x89PNG" + request.prompt.encode(),
-                        seed=request.seed,
-                        steps=request.steps,
-                        width=request.width,
-                        height=request.height,
-                        token_count=len(request.prompt),
-                        truncated=False,
+            for seed in request.seeds():
+                if cancelled[i]:
+                    entries.append(JobCancelledError(request.prompt))
+                elif request.prompt in self.member_error:
+                    entries.append(self.member_error[request.prompt])
+                elif seed in self.seed_error:
+                    entries.append(self.seed_error[seed])
+                else:
+                    self.decoded.append(request.prompt)
+                    entries.append(
+                        GeneratedImage(
+                            png=b"\x89PNG" + request.prompt.encode(),
+                            seed=seed,
+                            steps=request.steps,
+                            width=request.width,
+                            height=request.height,
+                            token_count=len(request.prompt),
+                            truncated=False,
+                        )
                     )
-                )
         return entries
 
 
@@ -210,8 +216,9 @@ async def test_submit_resolves_future_with_generation_result_and_timings(engine,
     assert handle.job_id == 1
     assert isinstance(result, GenerationResult)
     assert result.job_id == 1
-    assert result.png == b"\x89PNG" + "ピカチュウ".encode()
-    assert (result.seed, result.steps, result.width, result.height) == (42, 4, 64, 64)
+    (image,) = result.images
+    assert image.png == b"\x89PNG" + "ピカチュウ".encode()
+    assert (image.seed, image.steps, image.width, image.height) == (42, 4, 64, 64)
     assert result.batch_size == 1
     assert result.queued_seconds >= 0
     assert result.run_seconds >= 0
@@ -524,6 +531,43 @@ async def test_compatible_jobs_share_one_engine_call_filled_round_robin(engine, 
     assert sizes == {100: 1, 1: 3, 5: 3, 2: 3, 4: 1, 3: 2, 6: 2}
 
 
+async def test_batch_budget_counts_pictures_and_a_job_gets_all_of_its_own(engine, make_worker):
+    worker = make_worker(engine, max_batch=4)
+    blocker = await start_blocker(worker, engine, user_id=9)
+    handles = [
+        worker.submit(1, 1, req("A1", count=3, seed=10)),
+        worker.submit(2, 2, req("B1", count=2)),  # 3 + 2 > 4: waits for the next batch
+        worker.submit(3, 3, req("C1")),  # fits beside A1's three
+        worker.submit(4, 4, req("D1", count=4)),  # over the budget alone: runs on its own
+    ]
+    engine.run_free()
+
+    results = await asyncio.gather(result_of(blocker), *(result_of(h) for h in handles))
+
+    assert engine.batches == [["blocker100"], ["A1", "C1"], ["B1"], ["D1"]]
+    by_job = {r.job_id: r for r in results}
+    assert [image.seed for image in by_job[1].images] == [10, 11, 12]
+    assert len(by_job[3].images) == 1
+    assert len(by_job[4].images) == 4
+    assert {j: r.batch_size for j, r in by_job.items()} == {100: 1, 1: 4, 3: 4, 2: 2, 4: 4}
+
+
+async def test_a_job_gets_the_pictures_that_came_out_and_fails_only_when_none_did(
+    engine, make_worker
+):
+    worker = make_worker(engine, max_batch=4)
+    engine.seed_error[21] = UnsafeImageError("flagged")
+    engine.seed_error.update({30: UnsafeImageError("flagged"), 31: BadImageError("black")})
+    some = worker.submit(1, 1, req("some", count=3, seed=20))
+    none = worker.submit(2, 2, req("none", count=2, seed=30))
+
+    result = await result_of(some)
+    error = await error_of(none)
+
+    assert [image.seed for image in result.images] == [20, 22]
+    assert isinstance(error, UnsafeImageError)  # the first picture's error
+
+
 async def test_batch_delivers_progress_per_job(engine, make_worker):
     worker = make_worker(engine, max_batch=2)
     await start_blocker(worker, engine)
@@ -753,10 +797,11 @@ async def test_two_real_jobs_on_tiny_engine_report_progress_and_return_png(reque
         await worker.stop(timeout=60)
 
     for job, result in zip((1, 2), results, strict=True):
-        assert result.png.startswith(b"\x89PNG\r\n\x1a\n")
-        assert (result.seed, result.width, result.height) == (job, 64, 64)
+        (image,) = result.images
+        assert image.png.startswith(b"\x89PNG\r\n\x1a\n")
+        assert (image.seed, image.width, image.height) == (job, 64, 64)
         assert [(p.step, p.total) for p in seen[job]][-1] == (2, 2)
-    assert results[0].png != results[1].png
+    assert results[0].first.png != results[1].first.png
     assert worker_threads() == []
 
 
