@@ -8,7 +8,6 @@ Everything real: a `redis-server` on a unix socket, the bot and the worker as su
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from storage import Storage
 from tests.bot.conftest import TINY_MODEL, png_of
 from tests.fakediscord import FakeDiscord
 from tests.redisprocs import RedisServer, Workers
+from tests.reliability.test_process import bot_env
 
 
 @pytest.fixture
@@ -31,24 +31,6 @@ def redis_server() -> Iterator[RedisServer]:
     server.cleanup()
 
 
-def bot_env(fake: FakeDiscord, db: Path, redis_url: str) -> dict[str, str]:
-    env = {
-        k: v for k, v in os.environ.items() if k != "DISCORD_TOKEN" and not k.startswith("POKEMON_")
-    }
-    return {
-        **env,
-        "DISCORD_TOKEN": fake.token,
-        "POKEMON_DISCORD_API_BASE": fake.api_base,
-        "POKEMON_REDIS_URL": redis_url,
-        # No such model: the bot must not try to load one.
-        "POKEMON_MODEL": str(db.parent / "no-model-here"),
-        "POKEMON_SIZE": "64",
-        "POKEMON_STEPS": "3",
-        "POKEMON_DB": str(db),
-        "HF_HUB_OFFLINE": "1",
-    }
-
-
 async def test_run_with_redis_loads_no_model_and_delivers_a_workers_picture(
     fake_discord: FakeDiscord, redis_server: RedisServer, tmp_path: Path
 ) -> None:
@@ -57,7 +39,13 @@ async def test_run_with_redis_loads_no_model_and_delivers_a_workers_picture(
     log = (tmp_path / "bot.log").open("wb")
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", "run", cwd=tmp_path,
-        env=bot_env(fake, db, redis_server.url), stdout=log, stderr=log,
+        env=bot_env(
+            fake, db,
+            POKEMON_REDIS_URL=redis_server.url,
+            # No such model: the bot must not try to load one.
+            POKEMON_MODEL=str(db.parent / "no-model-here"),
+        ),
+        stdout=log, stderr=log,
     )  # fmt: skip
     workers = Workers(redis_server.url, tmp_path)
     try:

@@ -9,7 +9,6 @@ on its own. Real bot, worker thread, SQLite file; the crash test kills a real bo
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 from pathlib import Path
@@ -19,8 +18,9 @@ from prometheus_client import REGISTRY
 
 from bot.messaging import REGENERATE_EMOJI
 from storage import Storage
-from tests.bot.conftest import TINY_MODEL, BotRig, png_of
+from tests.bot.conftest import BotRig, png_of
 from tests.fakediscord import FakeDiscord, FakeMessage
+from tests.reliability.test_process import bot_env
 
 ORIGINAL = "/webhooks/*/*/messages/@original"
 CHANNEL_MESSAGE = "/channels/*/messages/*"
@@ -129,25 +129,6 @@ async def test_when_every_retry_drops_after_landing_the_picture_is_read_back_not
         await fake.wait_until(lambda: result.reaction_users(REGENERATE_EMOJI))
 
 
-def bot_env(fake: FakeDiscord, db: Path) -> dict[str, str]:
-    env = {
-        k: v for k, v in os.environ.items() if k != "DISCORD_TOKEN" and not k.startswith("POKEMON_")
-    }
-    return {
-        **env,
-        "DISCORD_TOKEN": fake.token,
-        "POKEMON_DISCORD_API_BASE": fake.api_base,
-        "POKEMON_MODEL": str(TINY_MODEL),
-        "POKEMON_DEVICE": "cpu",
-        "POKEMON_SIZE": "64",
-        "POKEMON_STEPS": "3",
-        "POKEMON_SAFETY_CHECKER": "off",
-        "POKEMON_TRANSLATE": "off",
-        "POKEMON_DB": str(db),
-        "HF_HUB_OFFLINE": "1",
-    }
-
-
 async def test_a_kill_after_the_upload_landed_ends_with_one_picture_after_restart(
     bot_rig: BotRig, fake_discord: FakeDiscord, tmp_path: Path
 ) -> None:
@@ -155,7 +136,7 @@ async def test_a_kill_after_the_upload_landed_ends_with_one_picture_after_restar
     db = tmp_path / "bot.sqlite3"
     log = (tmp_path / "bot.log").open("wb")
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "run", cwd=tmp_path, env=bot_env(fake, db),
+        sys.executable, "-m", "bot", "run", cwd=tmp_path, env=bot_env(fake, db, POKEMON_TRANSLATE="off"),
         stdout=log, stderr=log,
     )  # fmt: skip
     try:
