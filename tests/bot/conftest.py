@@ -20,7 +20,9 @@ Fixtures (all function-scoped unless noted):
 - `pokemon_bot`: `bot_rig.run()` already entered: a ready `PokemonBot`.
 
 Helpers: `BotRig.wait_result(record)` waits for the final image on an interaction and returns
-the result `FakeMessage`; `png_of(message)` decodes its attachment with Pillow.
+the result `FakeMessage`; `png_of(message)` decodes its attachment with Pillow;
+`notices_for(fake, user, channel)` / `only_notice_for(...)` find the bot's channel notices
+addressed to a user (a 🔁 refusal, a failure told in the channel).
 """
 
 from __future__ import annotations
@@ -190,6 +192,21 @@ class BotRig:
         message = record.original_message
         assert message is not None
         return message
+
+
+def notices_for(
+    fake: FakeDiscord, user: object, channel_id: int | None = None
+) -> list[FakeMessage]:
+    """The bot's channel notices addressed to `user` (they start with its mention)."""
+    uid = getattr(user, "id", user)
+    return [m for m in fake.bot_messages(channel_id) if m.content.startswith(f"<@{uid}>")]
+
+
+async def only_notice_for(fake: FakeDiscord, user: object, channel_id: int) -> FakeMessage:
+    """Wait for the bot's one notice to `user` in the channel, and return it."""
+    await fake.wait_until(lambda: notices_for(fake, user, channel_id))
+    (notice,) = notices_for(fake, user, channel_id)
+    return notice
 
 
 def png_of(message: FakeMessage) -> Image.Image:

@@ -12,7 +12,7 @@ from bot.i18n import t
 from bot.jobs import new_job
 from bot.messaging import REGENERATE_EMOJI
 from generation.types import GenerationRequest
-from tests.bot.conftest import BotRig, png_of
+from tests.bot.conftest import BotRig, only_notice_for, png_of
 from tests.fakediscord import FakeDiscord, FakeMessage, InteractionRecord
 
 CHANNEL_TYPE = 3
@@ -330,15 +330,7 @@ async def test_new_variation_obeys_pokemons_integrations_settings_for_the_channe
 
         await fake.react(fake.moderator, first.channel_id, first.id, REGENERATE_EMOJI)
 
-        def notice() -> list[FakeMessage]:
-            return [
-                m
-                for m in fake.bot_messages(first.channel_id)
-                if m.content.startswith(f"<@{fake.moderator.id}>")
-            ]
-
-        await fake.wait_until(notice)
-        (refusal,) = notice()
+        refusal = await only_notice_for(fake, fake.moderator, first.channel_id)
         assert disabled in refusal.content
         assert refusal.pings() == set()
         assert await bot.store.jobs.recent_for_user(fake.moderator.id) == []

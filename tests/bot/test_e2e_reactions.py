@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.i18n import t
 from bot.messaging import REGENERATE_EMOJI
-from tests.bot.conftest import BotRig, png_of
+from tests.bot.conftest import BotRig, only_notice_for, png_of
 from tests.fakediscord import FakeDiscord, FakeMessage
 
 TRASH = "🗑️"
@@ -117,15 +117,7 @@ async def test_regen_over_the_limit_is_refused_naming_that_user_without_pinging_
         )
         await fake_discord.react(bob, first.channel_id, first.id, REGENERATE_EMOJI)
 
-        def refusal() -> list[FakeMessage]:
-            return [
-                m
-                for m in fake_discord.bot_messages(first.channel_id)
-                if m.content.startswith(f"<@{bob.id}>")
-            ]
-
-        await fake_discord.wait_until(refusal)
-        (notice,) = refusal()
+        notice = await only_notice_for(fake_discord, bob, first.channel_id)
         assert t("error.blocked", "en") in notice.content
         # A refusal is not worth a notification: the mention names bob, pings nobody.
         assert notice.pings() == set()

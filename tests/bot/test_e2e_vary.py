@@ -17,7 +17,7 @@ from bot.i18n import t
 from bot.messaging import REGENERATE_EMOJI, VARY_EMOJI
 from bot.validation import VARY_STRONG
 from storage import NewJob, Storage
-from tests.bot.conftest import BotRig, png_of
+from tests.bot.conftest import BotRig, only_notice_for, png_of
 from tests.fakediscord import FakeDiscord, FakeMessage, WireValue
 
 
@@ -117,15 +117,7 @@ async def test_pokemon_image_starts_from_the_upload_at_the_jobs_size(
         bob = fake_discord.bob
         await fake_discord.react(bob, result.channel_id, result.id, REGENERATE_EMOJI)
 
-        def notices() -> list[FakeMessage]:
-            return [
-                m
-                for m in fake_discord.bot_messages(result.channel_id)
-                if m.content.startswith(f"<@{bob.id}>")
-            ]
-
-        await fake_discord.wait_until(notices)
-        (notice,) = notices()
+        notice = await only_notice_for(fake_discord, bob, result.channel_id)
         assert t("error.source_gone", "en") in notice.content
         assert await bot.store.jobs.recent_for_user(bob.id) == []
 
@@ -210,15 +202,7 @@ async def test_vary_on_a_result_whose_picture_is_gone_is_refused_without_charge(
         bob = fake_discord.bob
         await fake_discord.react(bob, first.channel_id, first.id, VARY_EMOJI)
 
-        def refusal() -> list[FakeMessage]:
-            return [
-                m
-                for m in fake_discord.bot_messages(first.channel_id)
-                if m.content.startswith(f"<@{bob.id}>")
-            ]
-
-        await fake_discord.wait_until(refusal)
-        (notice,) = refusal()
+        notice = await only_notice_for(fake_discord, bob, first.channel_id)
         assert t("error.source_gone", "en") in notice.content
         assert await bot.store.jobs.recent_for_user(bob.id) == []
 

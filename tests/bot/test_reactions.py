@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from bot.i18n import t
 from bot.messaging import REGENERATE_EMOJI
-from tests.bot.conftest import BotRig
-from tests.fakediscord import FakeDiscord, FakeMessage
+from tests.bot.conftest import BotRig, only_notice_for
+from tests.fakediscord import FakeDiscord
 
 
 async def test_regen_after_the_worker_stopped_says_shutting_down_not_queue_full(
@@ -21,15 +21,7 @@ async def test_regen_after_the_worker_stopped_says_shutting_down_not_queue_full(
         bob = fake_discord.bob
         await fake_discord.react(bob, first.channel_id, first.id, REGENERATE_EMOJI)
 
-        def refusal() -> list[FakeMessage]:
-            return [
-                m
-                for m in fake_discord.bot_messages(first.channel_id)
-                if m.content.startswith(f"<@{bob.id}>")
-            ]
-
-        await fake_discord.wait_until(refusal)
-        (notice,) = refusal()
+        notice = await only_notice_for(fake_discord, bob, first.channel_id)
         assert notice.content == f"<@{bob.id}> " + t("error.shutting_down", "en")
         (job,) = await bot.store.jobs.recent_for_user(bob.id)
         assert (job.state, job.error_code, job.fault) == ("failed", "worker_stopped", "rejected")

@@ -24,7 +24,7 @@ from bot.validation import validate_pokemon
 from generation.local import ThreadGenerator
 from generation.worker import GenerationWorker
 from storage import Storage
-from tests.bot.conftest import BotRig, png_of
+from tests.bot.conftest import BotRig, notices_for, png_of
 from tests.fakediscord import FakeDiscord, FakeMessage
 
 
@@ -41,11 +41,6 @@ async def first_result(bot_rig: BotRig, fake: FakeDiscord, **options: object) ->
     result = await bot_rig.wait_result(record)
     await fake.wait_until(lambda: result.reaction_users(REGENERATE_EMOJI))
     return result
-
-
-def notices_for(fake: FakeDiscord, user: object, channel_id: int) -> list[FakeMessage]:
-    uid = getattr(user, "id", user)
-    return [m for m in fake.bot_messages(channel_id) if m.content.startswith(f"<@{uid}>")]
 
 
 # ---- the one way in, against today's settings ---------------------------------------------

@@ -18,7 +18,7 @@ from prometheus_client import REGISTRY
 
 from bot.messaging import REGENERATE_EMOJI
 from storage import Storage
-from tests.bot.conftest import BotRig, png_of
+from tests.bot.conftest import BotRig, notices_for, png_of
 from tests.fakediscord import FakeDiscord, FakeMessage
 from tests.reliability.test_process import bot_env
 
@@ -105,7 +105,7 @@ async def test_a_dropped_connection_on_a_variations_final_edit_ends_done_with_it
         (child,) = await bot.store.jobs.recent_for_user(fake.bob.id)
         assert (child.state, child.result_message_id) == ("done", variation.id)
         # Nobody was told it failed.
-        assert not [m for m in fake.bot_messages() if m.content.startswith(f"<@{fake.bob.id}>")]
+        assert notices_for(fake, fake.bob) == []
 
 
 async def test_when_every_retry_drops_after_landing_the_picture_is_read_back_not_lost(
