@@ -712,6 +712,7 @@ class JobService:
             except StorageError as exc:  # the picture matters more than the quota line
                 log.warning("job=%s: quota not shown: %s", active.job_id, exc)
         request, first = active.request, result.first
+        seeds = [image.seed for image in result.images]
         # Several pictures: one attachment each, named by its seed, shown as a gallery.
         files = (
             [(RESULT_FILENAME, first.png)]
@@ -723,7 +724,7 @@ class JobService:
             prompt=request.prompt,
             negative_prompt=request.negative_prompt,
             seed=first.seed,
-            seeds=[image.seed for image in result.images],
+            seeds=seeds,
             steps=first.steps,
             seconds=result.run_seconds,
             user_id=active.user_id,
@@ -735,15 +736,15 @@ class JobService:
             untranslated=untranslated(request, first.prompt_used, first.negative_used),
             strength=request.strength if request.is_img2img else None,
             withheld=request.count - len(result.images),
-            guidance=active.request.guidance,
-            sampler=sampler_name(active.request.scheduler),
+            guidance=request.guidance,
+            sampler=sampler_name(request.scheduler),
             size=(first.width, first.height),
             model=self.settings.pokemon_model,
         )
         # Both texts are stored: the request keeps the user's, the outcome what was drawn,
         # so 🔁 and 🎨 reuse the translation (see `bot.jobs.request_as_drawn`).
         outcome: dict[str, JSON] = {
-            "seeds": [image.seed for image in result.images],
+            "seeds": list[JSON](seeds),
             "prompt_used": first.prompt_used,
             "negative_used": first.negative_used,
         }
