@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 from bot.i18n import t
 
 
@@ -23,3 +25,8 @@ class UserFacingError(Exception):
 
     def localized(self, locale: object) -> str:
         return t(self.key, locale, **self.params)
+
+
+def new_error_id() -> str:
+    """A short id the user can quote and the operator can grep for (an unexpected error)."""
+    return secrets.token_hex(4)

@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -32,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from bot.buttons import cancel_buttons, result_buttons
-from bot.errors import UserFacingError
+from bot.errors import UserFacingError, new_error_id
 from bot.i18n import catalog, language_of, t
 from bot.jobs import new_job, request_as_drawn, request_from_job
 from bot.messaging import (
@@ -327,7 +326,7 @@ class JobService:
             if job is not None:
                 await self._settle(job.id, "internal", "ours")
             if isinstance(origin, CommandOrigin) and isinstance(exc, Exception):
-                error_id = secrets.token_hex(4)
+                error_id = new_error_id()
                 log.error("error id=%s starting a job", error_id, exc_info=exc)
                 await self._refuse(origin, t("error.unexpected", origin.locale, error_id=error_id))
                 return None

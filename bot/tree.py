@@ -6,13 +6,12 @@ Job state is never touched here: the job service settles every row it admits its
 from __future__ import annotations
 
 import logging
-import secrets
 from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
 
-from bot.errors import UserFacingError
+from bot.errors import UserFacingError, new_error_id
 from bot.i18n import t
 from bot.messaging import send_ephemeral
 from bot.validation import MistypedOption, mistyped_option, shown
@@ -22,11 +21,6 @@ if TYPE_CHECKING:
     from bot.client import PokemonBot
 
 log = logging.getLogger(__name__)
-
-
-def new_error_id() -> str:
-    """A short id the user can quote and the operator can grep for."""
-    return secrets.token_hex(4)
 
 
 class PokemonTree(app_commands.CommandTree["PokemonBot"]):
