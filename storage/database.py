@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -128,14 +129,34 @@ def _prepare_file(path: Path, busy_timeout_ms: int) -> Path:
         ) from exc
     conn = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout_ms / 1000)
     try:
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
+        mode = _switch_to_wal(conn, busy_timeout_ms / 1000)
+        if mode.lower() != "wal":
             log.warning("database %s stays in journal mode %s (WAL unavailable)", path, mode)
         schema.check_not_newer(schema.user_version(conn), path)
         schema.migrate(conn)
     finally:
         conn.close()
     return path
+
+
+def _switch_to_wal(conn: sqlite3.Connection, timeout: float) -> str:
+    """Ask for WAL, retrying busy answers until `timeout`; returns the mode SQLite chose.
+
+    Changing the journal mode needs the file to itself, and SQLite answers SQLITE_BUSY at
+    once, without calling the busy handler, when another connection opening the same new
+    file holds a lock that would otherwise deadlock. Two processes starting on a fresh
+    database hit this about one time in ten, so the busy answer is retried here.
+    """
+    deadline = time.monotonic() + timeout
+    delay = DEFAULT_BACKOFF / 5
+    while True:
+        try:
+            return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc) or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, MAX_BACKOFF)
 
 
 class Database:
