@@ -101,14 +101,13 @@ def result_embed(
     *,
     prompt: str,
     negative_prompt: str,
-    seed: int,
+    seeds: Sequence[int],
     steps: int,
     seconds: float,
     user_id: int,
     quota: Quota | None,
     truncated: bool,
     parent_job_id: int | None = None,
-    seeds: Sequence[int] = (),
     used: tuple[str, str] | None = None,
     untranslated: bool = False,
     strength: float | None = None,
@@ -122,8 +121,8 @@ def result_embed(
     and (when given) the rest of what makes the picture: guidance, sampler, size (width,
     height) and model, so that it can be drawn again (ℹ️ gives the command line).
 
-    `seeds`: several pictures (attachments in this order) are shown as the message's gallery
-    with every seed listed; `used`: the (prompt, negative prompt) the model was given when
+    `seeds`: one per picture, in the attachments' order; several pictures are shown as the
+    message's gallery with every seed listed; `used`: the (prompt, negative prompt) the model was given when
     translation changed them; `untranslated`: English went to the model as it was typed;
     `strength`: the picture was painted over a source picture this much; `withheld`: pictures
     of the set that did not come out (blank, or flagged by the safety checker).
@@ -158,12 +157,8 @@ def result_embed(
         embed.add_field(name="⚠️", value=t("pokemon.untranslated", locale), inline=False)
     if withheld:
         embed.add_field(name="⚠️", value=t("pokemon.withheld", locale, count=withheld), inline=False)
-    if len(seeds) > 1:
-        embed.add_field(
-            name=t("pokemon.field_seeds", locale), value=", ".join(str(s) for s in seeds)
-        )
-    else:
-        embed.add_field(name=t("pokemon.field_seed", locale), value=str(seed))
+    seed_field = "pokemon.field_seeds" if len(seeds) > 1 else "pokemon.field_seed"
+    embed.add_field(name=t(seed_field, locale), value=", ".join(str(s) for s in seeds))
     if strength is not None:
         embed.add_field(name=t("pokemon.field_strength", locale), value=f"{strength:g}")
     embed.add_field(name=t("pokemon.field_steps", locale), value=str(steps))
@@ -230,6 +225,11 @@ class Destination:
     message: discord.Message | discord.PartialMessage | None = None
     reply_to: int | None = None
     handoff_text: str | None = None  # left in the original response when moving to the channel
+
+    def posts_next(self) -> bool:
+        """Whether `send_safely` would show the next state as a new channel message (route 3):
+        no message of this job is known and the interaction token cannot edit its own."""
+        return self.message is None and not self.token_usable()
 
     def token_usable(self, now: dt.datetime | None = None) -> bool:
         """Whether the interaction token has comfortably more than a minute left."""

@@ -671,6 +671,10 @@ class JobService:
             return
         finally:
             active.throttle.mark()
+        await self._remember_message(active, message)
+
+    async def _remember_message(self, active: ActiveJob, message: discord.Message) -> None:
+        """Record the message that shows the job, so a restart edits (and reads back) it."""
         if active.dest.reply_to is None:
             active.dest.reply_to = message.id  # fallback replies point at what the user saw
         if message.id != active.progress_message_id:
@@ -679,6 +683,30 @@ class JobService:
                 await self.store.jobs.set_message(active.job_id, progress_message_id=message.id)
             except StorageError as exc:  # bookkeeping only: the picture still goes out
                 log.warning("job=%s: progress message id not recorded: %s", active.job_id, exc)
+
+    async def _post_placeholder(self, active: ActiveJob) -> None:
+        """Before a picture would go out as a new channel message, post that message without
+        it and record its id; the picture then becomes an edit of a message the row names.
+
+        A new message's id is only known once Discord answers, so a picture posted directly
+        and a process that died before recording the answer would leave the row pointing at
+        the handed-over original response (or at nothing, for a 🔁): the restart would find
+        no picture there, draw the job again and post it a second time. An edit of a
+        recorded message is read back after a restart instead (`_resume_checked`).
+        """
+        try:
+            message = await send_safely(
+                self.client,
+                active.dest,
+                content=t("pokemon.posting", active.locale),
+                retry_delays=self.retry_delays,
+            )
+        except (discord.HTTPException, *TRANSIENT_ERRORS) as exc:
+            log.warning(
+                "job=%s: placeholder not posted (%s); posting the picture", active.job_id, exc
+            )
+            return
+        await self._remember_message(active, message)
 
     async def _mark_running(self, active: ActiveJob) -> None:
         # Bookkeeping only: a row left `queued` still becomes `done` (or resumes) later, so a
@@ -722,7 +750,6 @@ class JobService:
             active.locale,
             prompt=request.prompt,
             negative_prompt=request.negative_prompt,
-            seed=first.seed,
             seeds=seeds,
             steps=first.steps,
             seconds=result.run_seconds,
@@ -749,6 +776,8 @@ class JobService:
         }
         async with active.lock:
             active.finished = True  # no progress edit may land after the image
+            if active.dest.posts_next():
+                await self._post_placeholder(active)
             try:
                 message = await send_safely(
                     self.client,

@@ -8,6 +8,7 @@ Real bot, worker thread, SQLite file and the loopback Discord throughout.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import itertools
 import socket
 import sqlite3
@@ -15,6 +16,7 @@ import sqlite3
 import discord.http
 import pytest
 
+import bot.messaging as bot_messaging
 from bot.client import PokemonBot
 from bot.i18n import t
 from bot.jobs import new_job
@@ -171,6 +173,52 @@ async def test_a_running_job_whose_picture_landed_before_the_crash_is_done_not_d
         assert (row.state, row.result_message_id) == ("done", result.id)
         assert bot_rig.engine.calls == calls
         assert {m.id for m in fake_discord.bot_messages()} == posted_before
+
+
+async def test_a_late_picture_posted_in_the_channel_is_read_back_after_a_crash_not_drawn_again(
+    bot_rig: BotRig, fake_discord: FakeDiscord, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bot_rig.progress_interval = 60.0  # after "Queued", no progress edit before the picture
+    bot_rig.engine.close_gate()
+    async with bot_rig.run() as bot:
+        record = await fake_discord.invoke("pokemon", {"prompt": "ヒトカゲ"})
+        await record.wait_edits(1)  # "Queued", in the original response
+        await fake_discord.wait_until(lambda: bot.generator.worker.running == 1)
+        # The token runs out while the job draws: the picture is the first thing this job
+        # sends to the channel, as a new message (a reply to the original response).
+        monkeypatch.setattr(bot_messaging, "TOKEN_MARGIN", dt.timedelta(minutes=15))
+        bot_rig.engine.open_gate()
+
+        def pictures() -> list[FakeMessage]:
+            return [m for m in fake_discord.bot_messages() if m.attachments]
+
+        await fake_discord.wait_until(lambda: pictures() != [], 30)
+        (result,) = pictures()
+        assert result.id != record.original_message_id
+        assert result.message_reference is not None
+        assert int(result.message_reference["message_id"]) == record.original_message_id
+        await fake_discord.wait_until(lambda: result.reaction_users(REGENERATE_EMOJI))
+        (job,) = await bot.store.jobs.recent_for_user(fake_discord.alice.id)
+    monkeypatch.undo()
+    # What a crash between Discord storing that message and the bot hearing back leaves: the
+    # row still running, with whatever message id it had recorded before the picture went out.
+    with sqlite3.connect(bot_rig.settings.pokemon_db) as db:
+        db.execute(
+            "UPDATE jobs SET state = 'running', finished_at = NULL, result_message_id = NULL "
+            "WHERE id = ?",
+            (job.id,),
+        )
+    result.reactions.pop(REGENERATE_EMOJI, None)
+    calls = bot_rig.engine.calls
+    posted_before = {m.id for m in fake_discord.bot_messages()}
+    async with bot_rig.run() as bot:
+        await fake_discord.wait_until(lambda: result.reaction_users(REGENERATE_EMOJI), 30)
+        row = await bot.store.jobs.get(job.id)
+        assert row is not None
+        assert (row.state, row.result_message_id) == ("done", result.id)
+        assert bot_rig.engine.calls == calls
+        assert {m.id for m in fake_discord.bot_messages()} == posted_before
+        assert pictures() == [result]
 
 
 async def test_resuming_a_full_queue_makes_no_discord_call_before_the_gateway_connects(

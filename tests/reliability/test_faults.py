@@ -177,9 +177,10 @@ async def test_channel_post_of_a_late_result_is_retried_on_5xx_with_one_enforced
     bot_rig.engine.close_gate()
     async with bot_rig.run() as bot:
         bot.service.retry_delays = (0.05, 0.05)
-        # The progress post fails (it is not retried: the next edit supersedes it), then the
+        # The progress post fails (it is not retried: the next edit supersedes it), the
+        # placeholder's three tries fail (so the picture must be posted itself), then the
         # picture's post fails twice and our retry delivers it.
-        rule = fake_discord.fail_next("POST", "/channels/*/messages", times=3, status=503)
+        rule = fake_discord.fail_next("POST", "/channels/*/messages", times=6, status=503)
         # 14.5 minutes old: the result goes to the channel with the bot token.
         record = await fake_discord.invoke("pokemon", {"prompt": "ヒトカゲ"}, age=14.5 * 60)
         await fake_discord.wait_until(lambda: len(rule.hits) == 1, 30)
@@ -187,17 +188,21 @@ async def test_channel_post_of_a_late_result_is_retried_on_5xx_with_one_enforced
         await fake_discord.wait_until(lambda: image_messages(fake_discord), 30)
         await wait_settled(fake_discord, bot_rig)
 
-    assert len(rule.hits) == 3
+    assert len(rule.hits) == 6
     (result,) = image_messages(fake_discord)
     assert result.message_reference is not None
     assert int(result.message_reference["message_id"]) == record.original_message_id
-    posts = [r for r in fake_discord.requests_to("POST", "/channels/*/messages") if r.files]
+    every_post = fake_discord.requests_to("POST", "/channels/*/messages")
+    placeholder = [r for r in every_post[1:] if not r.files]
+    posts = [r for r in every_post if r.files]
+    assert [r.status for r in placeholder] == [503, 503, 503]
     assert [r.status for r in posts] == [503, 503, 200]
     # Discord returns the first message for a repeated nonce: a landed attempt is not doubled.
-    nonces = {(r.json or {}).get("nonce") for r in posts}
-    assert len(nonces) == 1
-    assert None not in nonces
-    assert all((r.json or {}).get("enforce_nonce") is True for r in posts)
+    for attempts in (placeholder, posts):
+        nonces = {(r.json or {}).get("nonce") for r in attempts}
+        assert len(nonces) == 1
+        assert None not in nonces
+        assert all((r.json or {}).get("enforce_nonce") is True for r in attempts)
 
 
 async def test_a_channel_post_that_landed_but_answered_5xx_is_not_posted_twice(
@@ -207,8 +212,38 @@ async def test_a_channel_post_that_landed_but_answered_5xx_is_not_posted_twice(
     bot_rig.engine.close_gate()
     async with bot_rig.run() as bot:
         bot.service.retry_delays = (0.05, 0.05)
-        # The progress post answers 503 before it is made; the picture's post is carried out
-        # and then answers 500 (a lost response); our retry repeats the same nonce.
+        # The progress post and the placeholder's three tries answer 503 before they are
+        # made; the picture's post is carried out and then answers 500 (a lost response);
+        # our retry repeats the same nonce.
+        rule = fake_discord.fail_next("POST", "/channels/*/messages", times=4, status=503)
+        record = await fake_discord.invoke("pokemon", {"prompt": "ヒトカゲ"}, age=14.5 * 60)
+        await fake_discord.wait_until(lambda: len(rule.hits) == 1, 30)
+        landed = fake_discord.fail_next(
+            "POST", "/channels/*/messages", times=1, status=500, process=True
+        )
+        bot_rig.engine.open_gate()
+        await fake_discord.wait_until(lambda: len(landed.hits) == 1, 30)
+        await wait_settled(fake_discord, bot_rig)
+
+        assert len(rule.hits) == 4
+        assert [m for m in fake_discord.bot_messages() if m.webhook_id is None] == image_messages(
+            fake_discord
+        )
+        (result,) = image_messages(fake_discord)
+        assert int(result.message_reference["message_id"]) == record.original_message_id
+        (job,) = await bot.store.jobs.recent_for_user(fake_discord.alice.id)
+        assert (job.state, job.result_message_id) == ("done", result.id)
+
+
+async def test_a_placeholder_that_landed_but_answered_5xx_is_the_message_the_picture_edits(
+    bot_rig: BotRig, fake_discord: FakeDiscord
+) -> None:
+    bot_rig.progress_interval = 3600.0
+    bot_rig.engine.close_gate()
+    async with bot_rig.run() as bot:
+        bot.service.retry_delays = (0.05, 0.05)
+        # The progress post fails; the placeholder is stored and answers 500; the retry with
+        # the same nonce gets it back, it is recorded, and the picture is an edit of it.
         rule = fake_discord.fail_next("POST", "/channels/*/messages", times=1, status=503)
         record = await fake_discord.invoke("pokemon", {"prompt": "ヒトカゲ"}, age=14.5 * 60)
         await fake_discord.wait_until(lambda: len(rule.hits) == 1, 30)
@@ -219,10 +254,18 @@ async def test_a_channel_post_that_landed_but_answered_5xx_is_not_posted_twice(
         await fake_discord.wait_until(lambda: len(landed.hits) == 1, 30)
         await wait_settled(fake_discord, bot_rig)
 
-        (result,) = image_messages(fake_discord)
+        (result,) = [m for m in fake_discord.bot_messages() if m.webhook_id is None]
+        assert result.attachments
         assert int(result.message_reference["message_id"]) == record.original_message_id
+        assert not [r for r in fake_discord.requests_to("POST", "/channels/*/messages") if r.files]
+        edits = fake_discord.requests_to("PATCH", f"/channels/*/messages/{result.id}")
+        assert [r.status for r in edits if r.files] == [200]
         (job,) = await bot.store.jobs.recent_for_user(fake_discord.alice.id)
-        assert (job.state, job.result_message_id) == ("done", result.id)
+        assert (job.state, job.progress_message_id, job.result_message_id) == (
+            "done",
+            result.id,
+            result.id,
+        )
 
 
 async def test_5xx_on_the_final_edit_of_a_channel_message_is_retried_by_us_not_posted_twice(
