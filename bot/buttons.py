@@ -7,9 +7,10 @@ press finds its job by id in the database. No view is kept in memory per message
 
 - Under a result: 🔁 new variation, ℹ️ details (ephemeral, with a `/pokemon` line that draws
   the same picture), 🗑️ delete, 🎨 Vary (subtle) and 🎨 Vary (strong) (a new picture from that
-  picture at strength 0.35 or 0.65: `pkmn:vary:<job>:subtle|strong`). `result_buttons()` builds
-  that row (a row holds five buttons); add more result buttons there (and their handler in
-  `ACTIONS`).
+  picture at strength 0.35 or 0.65: `pkmn:vary:<job>:subtle|strong`). Under a set of several
+  pictures the 🎨 buttons name the picture they start from, one row per strength
+  (`pkmn:vary:<job>:subtle2` is picture 2). `result_buttons()` builds the rows (a row holds
+  five buttons); add more result buttons there (and their handler in `ACTIONS`).
 - Under a queued or running job: ✖ cancel (`cancel_buttons()`).
 
 Who may press what is checked on each press, never by hiding the button: 🔁 and ℹ️ need what
@@ -53,6 +54,8 @@ MESSAGE_MAX = 2000
 REGEN, INFO, DELETE, CANCEL, VARY = "regen", "info", "delete", "cancel", "vary"
 EMOJIS = {REGEN: "🔁", INFO: "ℹ️", DELETE: "🗑️", CANCEL: "✖️", VARY: "🎨"}
 VARY_STRENGTHS = {"subtle": VARY_SUBTLE, "strong": VARY_STRONG}  # the 🎨 buttons' argument
+# A 🎨 button's argument: the strength, and for a set which picture (1-based; none: the first).
+VARY_ARG = re.compile(r"(?P<kind>[a-z]+?)(?P<picture>[1-9]?)")
 STYLES = {
     REGEN: discord.ButtonStyle.primary,
     INFO: discord.ButtonStyle.secondary,
@@ -91,13 +94,17 @@ class JobButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=TEMPLAT
         *,
         arg: str | None = None,
         label_key: str | None = None,
+        row: int | None = None,
+        **label_params: object,
     ) -> JobButton:
-        """A new button for `job_id`, labelled in the job's language."""
+        """A new button for `job_id`, labelled in the job's language, on row `row` (None:
+        the first with room)."""
         button: discord.ui.Button[Any] = discord.ui.Button(
             style=STYLES.get(action, discord.ButtonStyle.secondary),
             emoji=EMOJIS.get(action),
-            label=t(label_key or f"button.{action}", locale),
+            label=t(label_key or f"button.{action}", locale, **label_params),
             custom_id=custom_id(action, job_id, arg),
+            row=row,
         )
         return cls(button, Press(action, job_id, arg))
 
@@ -133,16 +140,38 @@ def _view(*buttons: JobButton) -> discord.ui.View:
     return view
 
 
-def result_buttons(job_id: int, locale: str) -> discord.ui.View:
-    """The row under a finished picture: 🔁 new variation, ℹ️ details, 🗑️ delete, and the
-    two 🎨 Vary buttons (a row holds five buttons: it is full)."""
+def result_buttons(job_id: int, locale: str, *, pictures: int = 1) -> discord.ui.View:
+    """The buttons under a finished result: 🔁 new variation, ℹ️ details, 🗑️ delete, and 🎨
+    Vary (subtle) and (strong). One picture: one full row of five. A set of `pictures`: the
+    three on the first row, then a row of 🎨 (subtle) and a row of 🎨 (strong) with a button
+    per picture, so each picture of the set can be varied."""
+    first = [
+        JobButton.make(REGEN, job_id, locale, row=0),
+        JobButton.make(INFO, job_id, locale, row=0),
+        JobButton.make(DELETE, job_id, locale, row=0),
+    ]
+    if pictures <= 1:
+        return _view(
+            *first,
+            *(
+                JobButton.make(VARY, job_id, locale, arg=kind, label_key=f"vary.button.{kind}")
+                for kind in VARY_STRENGTHS
+            ),
+        )
     return _view(
-        JobButton.make(REGEN, job_id, locale),
-        JobButton.make(INFO, job_id, locale),
-        JobButton.make(DELETE, job_id, locale),
+        *first,
         *(
-            JobButton.make(VARY, job_id, locale, arg=kind, label_key=f"vary.button.{kind}")
-            for kind in VARY_STRENGTHS
+            JobButton.make(
+                VARY,
+                job_id,
+                locale,
+                arg=f"{kind}{n}",
+                label_key=f"vary.button.{kind}_n",
+                row=row,
+                n=n,
+            )
+            for row, kind in enumerate(VARY_STRENGTHS, start=1)
+            for n in range(1, pictures + 1)
         ),
     )
 
@@ -198,14 +227,16 @@ async def _vary(interaction: discord.Interaction[PokemonBot], press: Press) -> N
     """🎨 Vary (subtle / strong): a new picture from the pressed result's picture."""
     from bot.service import ButtonOrigin  # the service builds these buttons: import at use
 
-    strength = VARY_STRENGTHS.get(press.arg or "")
-    if strength is None:
-        log.info("a vary button with unknown strength %r was pressed", press.arg)
+    arg = VARY_ARG.fullmatch(press.arg or "")
+    strength = VARY_STRENGTHS.get(arg["kind"]) if arg is not None else None
+    if arg is None or strength is None:
+        log.info("a vary button with unknown argument %r was pressed", press.arg)
         return
     job = await _job(interaction, press)
     if job is None:
         return
-    await interaction.client.service.vary(ButtonOrigin(interaction, parent=job), strength)
+    origin = ButtonOrigin(interaction, parent=job, picture=int(arg["picture"] or 1))
+    await interaction.client.service.vary(origin, strength)
 
 
 async def _info(interaction: discord.Interaction[PokemonBot], press: Press) -> None:

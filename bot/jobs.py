@@ -17,6 +17,17 @@ if TYPE_CHECKING:
     from storage import JobRecord
 
 
+# Not a generation field: which picture of the replied-to result a 🎨 job was drawn from.
+SOURCE_PICTURE = "source_picture"
+
+
+def source_picture_of(job: JobRecord) -> int:
+    """Which picture (1-based) of the message it replied to `job` was drawn from; 1 for rows
+    that predate sets or say nothing usable."""
+    value = job.request.get(SOURCE_PICTURE)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else 1
+
+
 def request_fields(request: GenerationRequest) -> dict[str, JSON]:
     """The request as the job row stores it: every field that JSON can hold, by its own name.
 
@@ -67,13 +78,21 @@ def new_job(
     interaction_expires_at: dt.datetime | None = None,
     parent_job_id: int | None = None,
     reply_to_message_id: int | None = None,
+    source_picture: int | None = None,
 ) -> NewJob:
-    """The job row to admit for `request` (the inverse of `request_from_job`)."""
+    """The job row to admit for `request` (the inverse of `request_from_job`).
+
+    `source_picture`: for a picture drawn from a picture of a result (🎨), which of that
+    message's pictures (1 is the first), kept beside the request's fields so 🔁 on the new
+    picture reads the same one again (see `source_picture_of`)."""
+    stored = request_fields(request)
+    if source_picture is not None:
+        stored[SOURCE_PICTURE] = source_picture
     return NewJob(
         user_id=user_id,
         guild_id=guild_id,
         channel_id=channel_id,
-        request=request_fields(request),
+        request=stored,
         images=images,
         locale=locale,
         interaction_expires_at=interaction_expires_at,

@@ -33,7 +33,7 @@ import discord
 from bot.buttons import cancel_buttons, result_buttons
 from bot.errors import UserFacingError, new_error_id
 from bot.i18n import catalog, language_of, t
-from bot.jobs import new_job, request_as_drawn, request_from_job
+from bot.jobs import new_job, request_as_drawn, request_from_job, source_picture_of
 from bot.messaging import (
     PROGRESS_INTERVAL,
     REGENERATE_EMOJI,
@@ -136,6 +136,7 @@ class ReactionOrigin:
     parent: JobRecord
     locale: str
     member: discord.Member | None = None  # with roles: for /pokemon's Integrations settings
+    picture: int = 1  # which picture of a set 🎨 starts from (a reaction: the first)
 
 
 @dataclass(slots=True)
@@ -147,6 +148,7 @@ class ButtonOrigin(FromInteraction):
 
     interaction: discord.Interaction[Any]
     parent: JobRecord
+    picture: int = 1  # which picture of a set the pressed 🎨 button names
 
     @property
     def message_id(self) -> int:
@@ -353,12 +355,14 @@ class JobService:
         if request.strength and origin.parent.reply_to_message_id is not None:
             # A 🎨 result: a new variation of the same source picture, read again from the
             # message it replied to (a picture from `/pokemon image:` is gone: refused).
-            source = self._result_picture(origin, origin.parent.reply_to_message_id)
+            source = self._result_picture(
+                origin, origin.parent.reply_to_message_id, source_picture_of(origin.parent)
+            )
         return await self._start_child(origin, request, source)
 
     async def vary(self, origin: VariationOrigin, strength: float) -> JobRecord | None:
-        """🎨 (reaction or button): a new picture from the result picture (its first
-        attachment), repainting `strength` of it, with the parent's prompt and a new seed, for
+        """🎨 (reaction or button): a new picture from the result picture (`origin.picture`
+        of a set; a reaction takes the first), repainting `strength` of it, with the parent's prompt and a new seed, for
         whoever asked (their quota), replying to that picture; as `regenerate` otherwise."""
         request = replace(
             request_as_drawn(origin.parent),
@@ -367,7 +371,7 @@ class JobService:
             strength=strength,
         )
         return await self._start_child(
-            origin, request, self._result_picture(origin, origin.message_id)
+            origin, request, self._result_picture(origin, origin.message_id, origin.picture)
         )
 
     async def _start_child(
@@ -396,8 +400,10 @@ class JobService:
         finally:
             self._admitting.discard(key)
 
-    def _result_picture(self, origin: VariationOrigin, message_id: int) -> SourceReader:
-        """Reads the first picture of message `message_id` in the origin's channel."""
+    def _result_picture(
+        self, origin: VariationOrigin, message_id: int, picture: int = 1
+    ) -> SourceReader:
+        """Reads picture `picture` (1-based) of message `message_id` in the origin's channel."""
 
         async def read() -> bytes:
             channel = self.client.get_partial_messageable(
@@ -409,7 +415,7 @@ class JobService:
                 raise UserFacingError("error.source_gone") from None
             except (discord.HTTPException, *TRANSIENT_ERRORS):
                 raise UserFacingError("error.image_unavailable") from None
-            return await read_result_picture(message)
+            return await read_result_picture(message, picture)
 
         return read
 
@@ -477,7 +483,14 @@ class JobService:
             images=request.count,
             parent_job_id=origin.parent.id,
             reply_to_message_id=origin.message_id,
+            source_picture=self._source_picture(request, origin),
         )
+
+    @staticmethod
+    def _source_picture(request: GenerationRequest, origin: VariationOrigin) -> int | None:
+        """For a picture drawn from a picture: which picture of the message it replies to a
+        later 🔁 reads again (the one a 🎨 button named; 1 for a reaction or 🔁)."""
+        return origin.picture if request.is_img2img else None
 
     def _destination(self, origin: Origin) -> Destination:
         if isinstance(origin, CommandOrigin):
@@ -785,7 +798,7 @@ class JobService:
                     content=None,
                     embed=embed,
                     files=files,
-                    view=result_buttons(active.job_id, active.locale),
+                    view=result_buttons(active.job_id, active.locale, pictures=len(files)),
                     retry_delays=self.retry_delays,
                 )
             except TRANSIENT_ERRORS:

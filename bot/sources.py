@@ -42,11 +42,12 @@ async def read_attachment(attachment: discord.Attachment) -> bytes:
     return data
 
 
-async def read_result_picture(message: discord.Message) -> bytes:
-    """The first picture of one of the bot's result messages (what 🎨 varies)."""
-    if not message.attachments:
+async def read_result_picture(message: discord.Message, picture: int = 1) -> bytes:
+    """Picture `picture` (1 is the first) of one of the bot's result messages (what 🎨
+    varies); a set's pictures are its attachments in order."""
+    if not 1 <= picture <= len(message.attachments):
         raise UserFacingError("error.source_gone")
-    return await read_attachment(message.attachments[0])
+    return await read_attachment(message.attachments[picture - 1])
 
 
 async def check_source(data: bytes) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from bot.buttons import custom_id
+from bot.buttons import custom_id, result_buttons
 from bot.i18n import t
 from bot.jobs import new_job
 from bot.messaging import REGENERATE_EMOJI
@@ -462,3 +462,18 @@ async def test_a_job_resumed_after_a_restart_obeys_a_word_blocked_meanwhile(
         assert (row.state, row.error_code, row.fault) == ("failed", "prompt_blocked", "rejected")
         assert bot_rig.engine.calls == calls  # never drawn
         assert message.components == []
+
+
+def test_result_buttons_fit_discords_rows_for_one_picture_and_for_a_set_of_four() -> None:
+    def rows(pictures: int) -> list[list[str]]:
+        view = result_buttons(7, "en", pictures=pictures)
+        return [[c["custom_id"] for c in row["components"]] for row in view.to_components()]
+
+    assert rows(1) == [
+        ["pkmn:regen:7", "pkmn:info:7", "pkmn:delete:7", "pkmn:vary:7:subtle", "pkmn:vary:7:strong"]
+    ]
+    assert rows(4) == [
+        ["pkmn:regen:7", "pkmn:info:7", "pkmn:delete:7"],
+        [f"pkmn:vary:7:subtle{n}" for n in range(1, 5)],
+        [f"pkmn:vary:7:strong{n}" for n in range(1, 5)],
+    ]

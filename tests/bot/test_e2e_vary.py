@@ -285,3 +285,44 @@ async def test_vary_button_refusal_is_private_to_the_presser(
         assert followup.ephemeral
         assert followup.content == t("error.blocked", "en")
         assert await bot.store.jobs.recent_for_user(bob.id) == []
+
+
+async def test_vary_buttons_under_a_set_start_from_the_picture_they_name(
+    bot_rig: BotRig, fake_discord: FakeDiscord
+) -> None:
+    def downloads(attachment_id: int) -> int:
+        return fake_discord.downloads.count(attachment_id)
+
+    async with bot_rig.run() as bot:
+        first = await delivered(
+            bot_rig,
+            await fake_discord.invoke("pokemon", {"prompt": "ピカチュウ", "steps": 4, "count": 2}),
+        )
+        (job,) = await bot.store.jobs.recent_for_user(fake_discord.alice.id)
+        one, two = first.attachments
+        # One 🎨 per picture and strength, each naming its picture; none that names no picture.
+        for kind in ("subtle", "strong"):
+            assert first.component(custom_id("vary", job.id, kind)) is None
+            assert first.component(custom_id("vary", job.id, f"{kind}3")) is None
+            for n in (1, 2):
+                button = first.component(custom_id("vary", job.id, f"{kind}{n}"))
+                assert button is not None
+                assert button["label"] == t(f"vary.button.{kind}_n", "en", n=n)
+
+        bob = fake_discord.bob
+        record = await fake_discord.press(first, custom_id("vary", job.id, "strong2"), user=bob)
+        await record.wait_response()
+        await fake_discord.wait_until(lambda: replies_with_pictures(fake_discord, first), 30)
+        (varied,) = replies_with_pictures(fake_discord, first)
+        (child,) = await bot.store.jobs.recent_for_user(bob.id)
+        assert (child.request["strength"], child.request["source_picture"]) == (VARY_STRONG, 2)
+        assert (downloads(one.id), downloads(two.id)) == (0, 1)
+        # A single picture's buttons are the one row of five, 🎨 without a number.
+        assert child.result_message_id == varied.id
+        assert varied.component(custom_id("vary", child.id, "strong")) is not None
+
+        # 🔁 on the varied picture varies picture 2 of the set again.
+        moderator = fake_discord.moderator
+        await fake_discord.react(moderator, varied.channel_id, varied.id, REGENERATE_EMOJI)
+        await fake_discord.wait_until(lambda: replies_with_pictures(fake_discord, varied), 30)
+        assert (downloads(one.id), downloads(two.id)) == (0, 2)

@@ -840,6 +840,7 @@ class RestApi:
         attachment = self.fake.attachments.get(_int(request.match_info["attachment_id"]))
         if attachment is None:
             return web.Response(status=404, text="Not Found")
+        self.fake.downloads.append(attachment.id)
         return web.Response(
             body=attachment.data,
             headers={"Content-Type": attachment.media_type() or "application/octet-stream"},

@@ -110,6 +110,7 @@ class FakeDiscord:
         # (channel id, nonce) -> message id, for `enforce_nonce` on message creation.
         self.nonces: dict[tuple[int, str], int] = {}
         self.attachments: dict[int, FakeAttachment] = {}
+        self.downloads: list[int] = []  # attachment ids, in the order they were fetched
         self.commands: dict[int | None, list[FakeCommand]] = {}
         self.command_syncs: list[CommandSync] = []
         self.command_creates: dict[int | None, int] = {}
