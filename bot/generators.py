@@ -27,7 +27,9 @@ def make_remote_generator(settings: Settings) -> RemoteGenerator | None:
     from generation.remote import RemoteGenerator
 
     return RemoteGenerator(
-        settings.pokemon_redis_url.get_secret_value(), queue_size=settings.pokemon_queue_size
+        settings.pokemon_redis_url.get_secret_value(),
+        queue_size=settings.pokemon_queue_size,
+        prefix=settings.pokemon_redis_prefix,
     )
 
 

@@ -137,12 +137,25 @@ class Settings(BaseSettings):
         default=None,
         description="redis:// or rediss:// URL (with password): generate on remote workers.",
     )
+    pokemon_redis_prefix: str = Field(
+        default="pokemon",
+        description="Redis key prefix: bots sharing one Redis each use their own, workers theirs.",
+    )
     pokemon_worker_name: Annotated[str | None, BeforeValidator(_empty_to_none)] = Field(
         default=None, description="This worker's name in the registry (default: host-pid)."
     )
     pokemon_metrics_port: Annotated[int | None, BeforeValidator(_empty_to_none)] = Field(
         default=None, ge=1, le=65535, description="Serve Prometheus metrics on this port."
     )
+
+    @field_validator("pokemon_redis_prefix")
+    @classmethod
+    def _check_redis_prefix(cls, value: str) -> str:
+        if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", value):
+            return value
+        raise ValueError(
+            "use 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit"
+        )
 
     @field_validator("pokemon_device", "pokemon_translate_device")
     @classmethod

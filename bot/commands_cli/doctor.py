@@ -492,6 +492,9 @@ def main(args: argparse.Namespace) -> int:
             report.show(_guarded("database", lambda: _check_database(settings)))
         redis_url = settings.pokemon_redis_url
         if redis_url is not None:
-            report.show(_guarded("redis", lambda: check_redis(redis_url.get_secret_value())))
+            prefix = settings.pokemon_redis_prefix
+            report.show(
+                _guarded("redis", lambda: check_redis(redis_url.get_secret_value(), prefix))
+            )
     report.line("some checks failed: fix each ✗ above" if report.failed else "all checks passed")
     return 1 if report.failed else 0

@@ -52,7 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--heartbeat", type=float, default=1.0, help="seconds between heartbeats (default 1)"
     )
-    parser.add_argument("--prefix", default="pokemon", help="Redis key prefix (default pokemon)")
+    parser.add_argument(
+        "--prefix", default=None, help="Redis key prefix (default POKEMON_REDIS_PREFIX, pokemon)"
+    )
     parser.add_argument("--log-level", default=None, help="override POKEMON_LOG_LEVEL")
 
 
@@ -84,7 +86,7 @@ def main(args: argparse.Namespace) -> int:
             url=url,
             name=args.name or settings.pokemon_worker_name or default_name(),
             max_batch=args.max_batch or settings.pokemon_max_batch,
-            prefix=args.prefix,
+            prefix=args.prefix or settings.pokemon_redis_prefix,
             job_timeout=settings.pokemon_job_timeout,
             reclaim_idle=args.reclaim_idle,
             max_attempts=args.max_attempts,

@@ -13,7 +13,9 @@ from bot.commands_cli.run import settings_error_line
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--prefix", default="pokemon", help="Redis key prefix (default pokemon)")
+    parser.add_argument(
+        "--prefix", default=None, help="Redis key prefix (default POKEMON_REDIS_PREFIX, pokemon)"
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -25,7 +27,12 @@ def main(args: argparse.Namespace) -> int:
         raise CliError(settings_error_line(exc)) from None
     if settings.pokemon_redis_url is None:
         raise CliError("POKEMON_REDIS_URL is not set; workers register in Redis")
-    lines = asyncio.run(list_workers(settings.pokemon_redis_url.get_secret_value(), args.prefix))
+    lines = asyncio.run(
+        list_workers(
+            settings.pokemon_redis_url.get_secret_value(),
+            args.prefix or settings.pokemon_redis_prefix,
+        )
+    )
     print("\n".join(lines))
     return 0
 

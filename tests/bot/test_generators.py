@@ -34,3 +34,13 @@ def test_with_redis_the_bot_gets_a_remote_generator(settings: Any) -> None:
     assert is_remote(chosen)
     assert "secret" not in repr(chosen.pokemon_redis_url)
     assert "secret" not in str(chosen)
+
+
+def test_the_redis_prefix_is_one_plain_word(settings: Any) -> None:
+    assert settings().pokemon_redis_prefix == "pokemon"
+    assert settings(pokemon_redis_prefix="staging-2.bot_a").pokemon_redis_prefix == (
+        "staging-2.bot_a"
+    )
+    for bad in ("", "two words", "a:b", "-leading", "x" * 65):
+        with pytest.raises(ValueError, match="letters, digits"):
+            settings(pokemon_redis_prefix=bad)

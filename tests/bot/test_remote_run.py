@@ -8,6 +8,7 @@ Everything real: a `redis-server` on a unix socket, the bot and the worker as su
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import sys
 from collections.abc import Iterator
@@ -42,6 +43,8 @@ async def test_run_with_redis_loads_no_model_and_delivers_a_workers_picture(
         env=bot_env(
             fake, db,
             POKEMON_REDIS_URL=redis_server.url,
+            # This bot's keys, apart from another bot's on the same Redis.
+            POKEMON_REDIS_PREFIX="bot-a",
             # No such model: the bot must not try to load one.
             POKEMON_MODEL=str(db.parent / "no-model-here"),
         ),
@@ -49,14 +52,22 @@ async def test_run_with_redis_loads_no_model_and_delivers_a_workers_picture(
     )  # fmt: skip
     workers = Workers(redis_server.url, tmp_path)
     try:
+        # Another bot's worker on the same Redis, under the default prefix: never ours.
+        workers.start("other-bots", model="fake:step=0.01", max_batch=1)
         await fake.wait_until(fake.gateway.live_sessions, 120)
         await asyncio.sleep(0.2)
-        # No worker online yet: refused at once with a clear message, nothing counted.
+        # No worker of this bot online yet: refused at once with a clear message, nothing
+        # counted (the other bot's worker does not count).
         early = await fake.invoke("pokemon", {"prompt": "まだ"}, user=fake.bob)
         await fake.wait_until(lambda: early.followups, 30)
         assert early.followups[0].content == t("error.generation_unavailable", "en")
 
-        workers.start("gpu-0", model=str(TINY_MODEL), max_batch=1)
+        workers.start(
+            "gpu-0",
+            model=str(TINY_MODEL),
+            max_batch=1,
+            extra_env={"POKEMON_REDIS_PREFIX": "bot-a"},
+        )
         # The worker needs a few seconds to load and announce itself: until it has, the bot
         # refuses at once (as above), so ask again, as a user would.
         for _ in range(60):
@@ -79,6 +90,8 @@ async def test_run_with_redis_loads_no_model_and_delivers_a_workers_picture(
             proc.send_signal(signal.SIGTERM)
             await asyncio.wait_for(proc.wait(), 60)
         workers.stop_all()
+    assert re.search(r"job=\d+: done", workers.log("gpu-0"))
+    assert not re.search(r"job=\d+: ", workers.log("other-bots"))
     output = (tmp_path / "bot.log").read_text(errors="replace")
     assert "no model loaded here" in output
     assert "loading model" not in output

@@ -240,6 +240,13 @@ async def test_the_workers_cli_lists_live_workers(
     out = capsys.readouterr().out
     assert out.startswith("1 worker online:")
     assert "gpu-a  device=cpu  model=fake  batch=3" in out
+    # Another bot's prefix (POKEMON_REDIS_PREFIX, or --prefix) has workers of its own.
+    monkeypatch.setenv("POKEMON_REDIS_PREFIX", "other-bot")
+    assert await asyncio.to_thread(cli_main, ["workers"]) == 0
+    assert capsys.readouterr().out.strip() == "no generation worker is online"
+    assert await asyncio.to_thread(cli_main, ["workers", "--prefix", "pokemon"]) == 0
+    assert capsys.readouterr().out.startswith("1 worker online:")
+    monkeypatch.delenv("POKEMON_REDIS_PREFIX")
     workers.terminate("gpu-a")  # a clean stop removes it from the registry at once
     assert await asyncio.to_thread(cli_main, ["workers"]) == 0
     assert capsys.readouterr().out.strip() == "no generation worker is online"
