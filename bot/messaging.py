@@ -212,6 +212,11 @@ class EditThrottle:
         self._last = self.clock()
 
 
+class NoMessageToEdit(Exception):
+    """`send_safely(..., new_post=False)`: every message of the job is gone (or was never
+    known) and showing the state now would take a new channel message."""
+
+
 @dataclass(slots=True)
 class Destination:
     """Where one job's messages go. Mutable: once the token is too old, or an edit through it
@@ -310,6 +315,7 @@ async def send_safely(
     files: Sequence[tuple[str, bytes]] = (),
     view: discord.ui.View | None = None,
     retry_delays: Sequence[float] = (),
+    new_post: bool = True,
 ) -> discord.Message:
     """Show `content`/`embed`/`png` (as `pokemon.png`), `files` ((name, bytes) pairs) and the
     buttons of `view` (None: no buttons; each call sets the message's whole state) as this
@@ -321,7 +327,8 @@ async def send_safely(
     A 4xx on route 1 (token expired early, response deleted) falls through to 2 and 3. A 5xx
     or a dropped connection is retried on the same route after each of `retry_delays` (never
     moved to another route: the failed attempt may have landed, and a second route would post
-    the picture twice).
+    the picture twice). With `new_post=False`, route 3 raises `NoMessageToEdit` instead of
+    posting (the caller posts and records a message first, then edits it).
     """
 
     def edit_kwargs() -> dict[str, Any]:
@@ -364,6 +371,8 @@ async def send_safely(
         except discord.NotFound:
             log.info("message %s was deleted; posting a new one", message.id)
             dest.message = None
+    if not new_post:
+        raise NoMessageToEdit
     channel = client.get_partial_messageable(dest.channel_id, guild_id=dest.guild_id)
     reference = None
     if dest.reply_to is not None:

@@ -43,6 +43,7 @@ from bot.messaging import (
     ChannelPacer,
     Destination,
     EditThrottle,
+    NoMessageToEdit,
     channel_notice,
     defer_public,
     progress_bar,
@@ -698,8 +699,10 @@ class JobService:
                 log.warning("job=%s: progress message id not recorded: %s", active.job_id, exc)
 
     async def _post_placeholder(self, active: ActiveJob) -> None:
-        """Before a picture would go out as a new channel message, post that message without
-        it and record its id; the picture then becomes an edit of a message the row names.
+        """Before a picture would go out as a new channel message (no message of the job is
+        known, the token is too old, or the job's message was deleted meanwhile), post that
+        message without it and record its id; the picture then becomes an edit of a message
+        the row names.
 
         A new message's id is only known once Discord answers, so a picture posted directly
         and a process that died before recording the answer would leave the row pointing at
@@ -789,10 +792,9 @@ class JobService:
         }
         async with active.lock:
             active.finished = True  # no progress edit may land after the image
-            if active.dest.posts_next():
-                await self._post_placeholder(active)
-            try:
-                message = await send_safely(
+
+            async def show_picture(new_post: bool) -> discord.Message:
+                return await send_safely(
                     self.client,
                     active.dest,
                     content=None,
@@ -800,7 +802,19 @@ class JobService:
                     files=files,
                     view=result_buttons(active.job_id, active.locale, pictures=len(files)),
                     retry_delays=self.retry_delays,
+                    new_post=new_post,
                 )
+
+            tried = active.dest.posts_next()
+            if tried:
+                await self._post_placeholder(active)
+            try:
+                try:
+                    # If the placeholder could not be posted, the picture is posted itself.
+                    message = await show_picture(new_post=tried)
+                except NoMessageToEdit:  # its message was deleted meanwhile: a new one
+                    await self._post_placeholder(active)
+                    message = await show_picture(new_post=True)
             except TRANSIENT_ERRORS:
                 # Every try failed in a way that may have landed: look before giving up.
                 landed = await self._read_back(active)

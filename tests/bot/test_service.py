@@ -221,6 +221,55 @@ async def test_a_late_picture_posted_in_the_channel_is_read_back_after_a_crash_n
         assert pictures() == [result]
 
 
+async def test_a_picture_whose_message_was_deleted_meanwhile_is_read_back_after_a_crash(
+    bot_rig: BotRig, fake_discord: FakeDiscord
+) -> None:
+    fake = fake_discord
+    # After "Queued", no progress edit before the picture (cosmetic edits in one channel are
+    # paced at 0.6 × this: the variation's "Queued" waits up to 12 s behind the first job's).
+    bot_rig.progress_interval = 20.0
+    async with bot_rig.run() as bot:
+        first = await first_result(bot_rig, fake)
+        bot_rig.engine.close_gate()
+        await fake.react(fake.bob, first.channel_id, first.id, REGENERATE_EMOJI)
+
+        def replies() -> list[FakeMessage]:
+            return [
+                m
+                for m in fake.bot_messages()
+                if m.message_reference and int(m.message_reference["message_id"]) == first.id
+            ]
+
+        await fake.wait_until(lambda: replies() != [], 30)
+        (shown,) = replies()  # the variation's "Queued"
+        await fake.wait_until(lambda: bot.generator.worker.running == 1)
+        await fake.delete_message(shown)  # a moderator tidies the channel
+        bot_rig.engine.open_gate()
+        await fake.wait_until(lambda: any(m.attachments for m in replies()), 30)
+        (result,) = replies()
+        assert result.id != shown.id
+        await fake.wait_until(lambda: result.reaction_users(REGENERATE_EMOJI))
+        (job,) = await bot.store.jobs.recent_for_user(fake.bob.id)
+        # The new message was recorded before the picture went into it.
+        assert job.progress_message_id == result.id
+    with sqlite3.connect(bot_rig.settings.pokemon_db) as db:
+        db.execute(
+            "UPDATE jobs SET state = 'running', finished_at = NULL, result_message_id = NULL "
+            "WHERE id = ?",
+            (job.id,),
+        )
+    result.reactions.pop(REGENERATE_EMOJI, None)
+    calls = bot_rig.engine.calls
+    posted_before = {m.id for m in fake.bot_messages()}
+    async with bot_rig.run() as bot:
+        await fake.wait_until(lambda: result.reaction_users(REGENERATE_EMOJI), 30)
+        row = await bot.store.jobs.get(job.id)
+        assert row is not None
+        assert (row.state, row.result_message_id) == ("done", result.id)
+        assert bot_rig.engine.calls == calls
+        assert {m.id for m in fake.bot_messages()} == posted_before
+
+
 async def test_resuming_a_full_queue_makes_no_discord_call_before_the_gateway_connects(
     bot_rig: BotRig, fake_discord: FakeDiscord
 ) -> None:
