@@ -47,13 +47,22 @@ TRANSLATED_FIELD_MAX = 400
 # and after its last try, and retries a reset connection only for BSD/Windows errno values,
 # never Linux's; a finished picture is worth another half minute of trying.
 SERVER_ERROR_RETRY_DELAYS: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0)
+
+
 # What "the request may or may not have landed" looks like from here: Discord's 5xx, and a
 # connection that broke mid-request (aiohttp raises those as they are, not as HTTPException;
 # TimeoutError is an OSError).
+class MayHaveLanded(Exception):
+    """A send failed with a 4xx after an earlier try of it failed in a way that may have
+    landed (5xx, dropped connection): the message may already show it, so it must be read
+    back, never shown a second time through another route."""
+
+
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     discord.DiscordServerError,
     aiohttp.ClientError,
     OSError,
+    MayHaveLanded,
 )
 
 
@@ -340,16 +349,28 @@ async def send_safely(
     if dest.interaction is not None and dest.message is None:
         interaction = dest.interaction
         if dest.token_usable():
+            failed_transiently = False
+
+            async def edit_original() -> discord.InteractionMessage:
+                nonlocal failed_transiently
+                try:
+                    return await interaction.edit_original_response(**edit_kwargs())
+                except TRANSIENT_ERRORS:
+                    failed_transiently = True
+                    raise
+
             try:
                 return await retry_transient(
-                    lambda: interaction.edit_original_response(**edit_kwargs()),
-                    retry_delays,
-                    "edit of the original response",
+                    edit_original, retry_delays, "edit of the original response"
                 )
             except discord.DiscordServerError:
                 raise  # may have landed: never move to a second route (see above)
             except discord.HTTPException as exc:
                 count_discord_error(exc)
+                if failed_transiently:
+                    # A retry refused (the token expired during our retries, say) after a
+                    # try that may have landed: the caller reads the message back.
+                    raise MayHaveLanded(f"edit of the original response: {exc}") from exc
                 log.info("edit of original response failed (%s); posting to the channel", exc)
         elif not interaction.is_expired():
             # The last use of the token: say where the job went, and learn the message id the

@@ -26,6 +26,7 @@ import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -846,22 +847,30 @@ class JobService:
         log.info("job=%s delivered to message=%s", job_id, message.id)
 
     async def _read_back(self, active: ActiveJob) -> discord.Message | None:
-        """The job's message as Discord has it now, if it carries a picture; else None."""
+        """The job's message as Discord has it now, if it carries a picture; else None.
+
+        The job's channel message if it has one; else the original response, through the
+        interaction while its token lasts, and through the channel (its id was recorded at
+        the defer: the bot's own message) when the token is spent or refused."""
         dest = active.dest
-        try:
-            if dest.message is not None:
-                channel = self.client.get_partial_messageable(
-                    dest.channel_id, guild_id=dest.guild_id
-                )
-                message = await channel.fetch_message(dest.message.id)
-            elif dest.interaction is not None and not dest.interaction.is_expired():
-                message = await dest.interaction.original_response()
-            else:
-                return None
-        except (discord.HTTPException, *TRANSIENT_ERRORS) as exc:
-            log.info("job=%s: could not read its message back: %s", active.job_id, exc)
-            return None
-        return message if message.attachments else None
+        channel = self.client.get_partial_messageable(dest.channel_id, guild_id=dest.guild_id)
+        reads: list[Callable[[], Awaitable[discord.Message]]] = []
+        if dest.message is not None:
+            reads.append(partial(channel.fetch_message, dest.message.id))
+        else:
+            interaction = dest.interaction
+            if interaction is not None and not interaction.is_expired():
+                reads.append(interaction.original_response)
+            if active.progress_message_id is not None:
+                reads.append(partial(channel.fetch_message, active.progress_message_id))
+        for read in reads:
+            try:
+                message = await read()
+            except (discord.HTTPException, *TRANSIENT_ERRORS) as exc:
+                log.info("job=%s: could not read its message back: %s", active.job_id, exc)
+                continue
+            return message if message.attachments else None
+        return None
 
     async def _record(self, job_id: int, write: Callable[[], Awaitable[object]]) -> None:
         """Record a delivered job's outcome. If the database refuses (a full disk), keep
