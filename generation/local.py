@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from generation import metrics
 from generation.errors import GenerationError, JobCancelledError
 from generation.generator import (
     Cancelled,
@@ -43,6 +44,7 @@ class ThreadGenerator:
     async def start(self) -> None:
         self.worker.on_fatal = self._fatal
         self.worker.start(asyncio.get_running_loop())
+        self._update_gauges()
 
     async def submit(self, job_id: int, user_id: int, request: GenerationRequest) -> JobHandle:
         handle = JobHandle(job_id, lambda: self._cancel(job_id))
@@ -56,6 +58,7 @@ class ThreadGenerator:
         self._handles[job_id] = handle
         inner.future.add_done_callback(lambda fut: self._finished(handle, fut))
         self._publish_place(job_id)
+        self._update_gauges()
         return handle
 
     def handle(self, job_id: int) -> JobHandle | None:
@@ -82,6 +85,7 @@ class ThreadGenerator:
         return self.worker.cancel(job_id)
 
     def _fatal(self, error: BaseException) -> None:
+        self._update_gauges()
         if self.on_fatal is not None:
             self.on_fatal(error)
 
@@ -123,3 +127,13 @@ class ThreadGenerator:
     def _refresh_places(self) -> None:
         for job_id in list(self._handles):
             self._publish_place(job_id)
+        self._update_gauges()
+
+    def _update_gauges(self) -> None:
+        """The Prometheus gauges the remote generator also sets (README, "Metrics"): here
+        the one in-process worker is the one worker online."""
+        worker = self.worker
+        metrics.QUEUE_LENGTH.set(worker.queued)
+        metrics.RUNNING.set(worker.running)
+        metrics.WORKERS_ONLINE.set(1 if worker.healthy else 0)
+        metrics.WORKER_CAPACITY.set(worker.max_batch if worker.healthy else 0)

@@ -9,9 +9,12 @@ from collections.abc import Awaitable, Callable
 
 from generation import metrics
 from generation.errors import QueueFullError
-from generation.generator import Cancelled, Done, Failed, JobHandle
+from generation.fake_engine import FakeEngine, parse
+from generation.generator import Cancelled, Done, Failed, JobHandle, Started
+from generation.local import ThreadGenerator
 from generation.remote import RemoteGenerator
 from generation.types import GeneratedImage, GenerationRequest, GenerationResult
+from generation.worker import GenerationWorker
 from tests.redisprocs import Workers
 
 WAIT = 60.0
@@ -80,3 +83,35 @@ async def test_a_worker_serves_its_own_metrics(workers: Workers, remote: Remote)
     async with asyncio.timeout(WAIT):  # the worker counts just after writing the result
         while sample(await asyncio.to_thread(scrape, port), done) != 1:  # noqa: ASYNC110
             await asyncio.sleep(0.1)
+
+
+async def test_the_in_process_generator_reports_its_queue_running_job_and_worker() -> None:
+    port = free_port()
+    metrics.start_metrics_server(port, addr="127.0.0.1")
+    generator = ThreadGenerator(
+        GenerationWorker(FakeEngine(parse("fake:step=0.05")), queue_size=4, max_batch=1)
+    )
+    await generator.start()
+    try:
+        request = GenerationRequest(prompt="ピカチュウ", steps=200, height=64, width=64)
+        running = await generator.submit(1, 10, request)
+        async with asyncio.timeout(WAIT):
+            async for event in running.events():
+                if isinstance(event, Started):
+                    break
+        waiting = [await generator.submit(n, 10 + n, request) for n in (2, 3)]
+        busy = await asyncio.to_thread(scrape, port)
+        assert sample(busy, "pokemon_running_jobs") == 1
+        assert sample(busy, "pokemon_queue_length") == 2
+        assert sample(busy, "pokemon_workers_online") == 1
+        assert sample(busy, "pokemon_worker_capacity") == 1
+        for handle in (running, *waiting):
+            handle.cancel()
+        async with asyncio.timeout(WAIT):
+            for handle in (running, *waiting):
+                await handle.wait()
+        idle = await asyncio.to_thread(scrape, port)
+        assert sample(idle, "pokemon_running_jobs") == 0
+        assert sample(idle, "pokemon_queue_length") == 0
+    finally:
+        await generator.stop(timeout=5)
