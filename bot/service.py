@@ -600,6 +600,8 @@ class JobService:
 
     async def _conclude(self, active: ActiveJob, outcome: Done | Failed | Cancelled | None) -> None:
         if isinstance(outcome, Done):
+            if await self._blocked_once_translated(active, outcome.result):
+                return
             await self._deliver(active, outcome.result)
             return
         if isinstance(outcome, Failed) and isinstance(outcome.error, WorkerStoppedError):
@@ -734,6 +736,23 @@ class JobService:
             log.warning("job=%s: running state not recorded: %s", active.job_id, exc)
 
     # ---- outcomes -----------------------------------------------------------------------
+
+    async def _blocked_once_translated(self, active: ActiveJob, result: GenerationResult) -> bool:
+        """The server's blocklist, checked again on the Japanese an English prompt became:
+        admission saw only what the user typed. A picture drawn from a blocked word is never
+        posted; the job ends refused (not counted), and the word is not repeated."""
+        first = result.first
+        request = active.request
+        used = (first.prompt_used, first.negative_used)
+        if active.guild_id is None or used == (request.prompt, request.negative_prompt):
+            return False
+        words = await self.store.blocklist.words(active.guild_id)
+        if blocked_word(used, words) is None:
+            return False
+        await self.store.jobs.mark_failed(active.job_id, "prompt_blocked", fault="rejected")
+        log.info("job=%s: its translation holds a blocked word; not posted", active.job_id)
+        await self._say_ended(active, t("error.prompt_blocked", active.locale))
+        return True
 
     async def _deliver(self, active: ActiveJob, result: GenerationResult) -> None:
         row = await self.store.jobs.get(active.job_id)
@@ -932,6 +951,10 @@ class JobService:
         log.info("job=%s ended (%s); telling user=%s", active.job_id, code, active.user_id)
         key = f"error.gen.{code}"
         text = t(key if key in catalog("en") else "error.gen.generation_failed", active.locale)
+        await self._say_ended(active, text)
+
+    async def _say_ended(self, active: ActiveJob, text: str) -> None:
+        """Tell the user why their job ended without a picture, where they are looking."""
         async with active.lock:
             active.finished = True
             dest = active.dest

@@ -16,6 +16,7 @@ from PIL import Image
 from bot.buttons import custom_id
 from bot.i18n import t
 from bot.messaging import REGENERATE_EMOJI
+from bot.moderation import blocked_word
 from bot.validation import SIZES, size_dimensions
 from generation.pipeline import Engine
 from generation.translate import MarianTranslator, load_translator
@@ -242,6 +243,30 @@ async def test_english_prompt_is_drawn_from_its_translation_shown_stored_and_reu
         )
         assert again.attachments[0].data == result.attachments[0].data
         assert field(again, "Translated from English") is None
+
+
+async def test_a_translation_holding_a_blocked_word_is_refused_privately_and_not_posted(
+    translating_rig: BotRig, fake_discord: FakeDiscord, translator: MarianTranslator
+) -> None:
+    # A word the server blocked: in the Japanese the English becomes, not in what was typed.
+    word = translator.translate(ENGLISH)[:20]
+    assert blocked_word([translator.translate(ENGLISH)], [word]) == word
+    assert blocked_word([ENGLISH], [word]) is None
+    async with translating_rig.run() as bot:
+        assert await bot.store.blocklist.add(
+            fake_discord.guild.id, word, actor_id=fake_discord.owner.id
+        )
+        record = await fake_discord.invoke("pokemon", {"prompt": ENGLISH, "seed": 5})
+        (followup,) = await record.wait_followups(1)
+        assert followup.ephemeral
+        assert followup.content == t("error.prompt_blocked", "en")
+        assert word not in followup.content
+        (job,) = await bot.store.jobs.recent_for_user(fake_discord.alice.id)
+        assert (job.state, job.error_code, job.fault) == ("failed", "prompt_blocked", "rejected")
+        assert translating_rig.engine.calls == 1  # drawn (translation happens there) ...
+        assert not [m for m in fake_discord.bot_messages() if m.attachments]  # ... not posted
+        quota = await bot.store.limits.quota(fake_discord.guild.id, fake_discord.alice.id)
+        assert quota.used == 0
 
 
 async def test_translate_off_passes_english_through_without_a_note(
