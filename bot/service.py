@@ -80,7 +80,7 @@ from storage import JSON, StorageError
 if TYPE_CHECKING:
     from bot.command_permissions import CommandPermissions
     from bot.settings import Settings
-    from storage import Admission, JobRecord, Storage
+    from storage import Admission, JobRecord, Quota, Storage
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +197,17 @@ def translation_shown(
     if (prompt_used, negative_used) == (request.prompt, request.negative_prompt):
         return None
     return prompt_used, negative_used
+
+
+def without_job(quota: Quota, images: int) -> Quota:
+    """`quota` as it reads once a job of `images` pictures, the newest counted, is refunded
+    (the oldest counted job, which `reset_at` is about, stays; none is left when it was
+    the only one)."""
+    used = max(quota.used - images, 0)
+    remaining = None if quota.remaining is None else quota.remaining + (quota.used - used)
+    if quota.limit is not None and remaining is not None:
+        remaining = min(remaining, quota.limit)
+    return replace(quota, used=used, remaining=remaining, reset_at=quota.reset_at if used else None)
 
 
 def untranslated(request: GenerationRequest, prompt_used: str, negative_used: str) -> bool:
@@ -775,6 +786,11 @@ class JobService:
             except StorageError as exc:  # the picture matters more than the quota line
                 log.warning("job=%s: quota not shown: %s", active.job_id, exc)
         request, first = active.request, result.first
+        # English asked to be translated reached the model as typed (the translation model
+        # is not available): delivered with a note, and not counted.
+        refund = untranslated(request, first.prompt_used, first.negative_used)
+        if refund and quota is not None:
+            quota = without_job(quota, request.count)
         seeds = [image.seed for image in result.images]
         # Several pictures: one attachment each, named by its seed, shown as a gallery.
         files = (
@@ -795,7 +811,7 @@ class JobService:
             parent_job_id=active.parent_job_id,
             # The text the model was given, when translation changed it (or could not).
             used=translation_shown(request, first.prompt_used, first.negative_used),
-            untranslated=untranslated(request, first.prompt_used, first.negative_used),
+            untranslated=refund,
             strength=request.strength if request.is_img2img else None,
             withheld=request.count - len(result.images),
             guidance=request.guidance,
@@ -843,20 +859,22 @@ class JobService:
                 log.warning("job=%s: the upload landed although its answer was lost", active.job_id)
                 message = landed
             active.delivered = True
-        await self._finish_delivered(active.job_id, message, outcome)
+        await self._finish_delivered(active.job_id, message, outcome, refund=refund)
 
     async def _finish_delivered(
         self,
         job_id: int,
         message: discord.Message | discord.PartialMessage,
         outcome: dict[str, JSON] | None = None,
+        *,
+        refund: bool = False,
     ) -> None:
         """A picture is on Discord in `message`: record it (with what generation reported, when
-        known), add 🔁, log."""
+        known; `refund`: not counted), add 🔁, log."""
         await self._record(
             job_id,
             lambda: self.store.jobs.mark_done(
-                job_id, result_message_id=message.id, outcome=outcome
+                job_id, result_message_id=message.id, outcome=outcome, refund=refund
             ),
         )
         try:

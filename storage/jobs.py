@@ -125,16 +125,20 @@ class JobRepository:
         *,
         result_message_id: int | None = None,
         outcome: Mapping[str, JSON] | None = None,
+        refund: bool = False,
     ) -> bool:
         """queued/running → done, with the message that shows the pictures if known, and what
-        generation reported (`outcome`: seeds, the text actually used, ...) if given."""
+        generation reported (`outcome`: seeds, the text actually used, ...) if given.
+        `refund`: delivered worse than asked through our fault (fault `ours`): not counted
+        against the quota (storage/limits.py)."""
         encoded = None if outcome is None else encode_object(outcome, "outcome")
         now = to_db(self._clock())
         return await self._change(
             "UPDATE jobs SET state = 'done', started_at = COALESCE(started_at, ?), "
             "finished_at = ?, result_message_id = COALESCE(?, result_message_id), "
-            "outcome = COALESCE(?, outcome) WHERE id = ? AND state IN ('queued', 'running')",
-            (now, now, result_message_id, encoded, job_id),
+            "outcome = COALESCE(?, outcome), fault = ? "
+            "WHERE id = ? AND state IN ('queued', 'running')",
+            (now, now, result_message_id, encoded, "ours" if refund else None, job_id),
         )
 
     async def mark_failed(self, job_id: int, error_code: str, *, fault: str) -> bool:

@@ -3,7 +3,8 @@
 A limit counts pictures: a job of four pictures (`jobs.images`) uses four. Which jobs count
 (one definition, used by quotas and by admission): those created inside the sliding period
 that are queued, running or done, or failed by the user's fault. Failures that were ours,
-input rejected before running, and cancelled jobs (queued or running) are refunded by
+input rejected before running, cancelled jobs (queued or running), and done jobs marked as
+our fault (delivered worse than asked, e.g. English drawn untranslated) are refunded by
 simply not counting.
 """
 
@@ -26,7 +27,8 @@ _WINDOW = (
     "WITH counted AS (SELECT created_at, SUM(images) OVER "
     "(ORDER BY created_at, id ROWS UNBOUNDED PRECEDING) AS freed FROM jobs "
     "WHERE user_id = ? AND guild_id IS ? AND created_at > ? "
-    "AND (state IN ('queued', 'running', 'done') OR (state = 'failed' AND fault = 'user'))), "
+    "AND (state IN ('queued', 'running') OR (state = 'done' AND fault IS NULL) "
+    "OR (state = 'failed' AND fault = 'user'))), "
     "total AS (SELECT COALESCE(MAX(freed), 0) AS used FROM counted) "
     "SELECT used, (SELECT created_at FROM counted "
     "WHERE freed >= MAX(1, used - ? + ?) ORDER BY freed LIMIT 1) AS oldest FROM total"

@@ -15,7 +15,7 @@ from PIL import Image
 
 from bot.buttons import custom_id
 from bot.i18n import t
-from bot.messaging import REGENERATE_EMOJI
+from bot.messaging import REGENERATE_EMOJI, quota_text
 from bot.moderation import blocked_word
 from bot.validation import SIZES, size_dimensions
 from generation.pipeline import Engine
@@ -282,7 +282,7 @@ async def test_translate_off_passes_english_through_without_a_note(
         assert job.outcome["prompt_used"] == ENGLISH
 
 
-async def test_without_a_translation_model_english_is_drawn_as_typed_and_the_result_says_so(
+async def test_without_a_translation_model_english_is_drawn_as_typed_says_so_and_is_not_counted(
     bot_rig: BotRig, fake_discord: FakeDiscord, tmp_path: Path
 ) -> None:
     # The rig's engine has no translator: what a model that failed to load leaves behind.
@@ -291,9 +291,15 @@ async def test_without_a_translation_model_english_is_drawn_as_typed_and_the_res
         result = await delivered(bot_rig, record)
         assert field(result, "⚠️") == t("pokemon.untranslated", "ja")
         (job,) = await bot.store.jobs.recent_for_user(fake_discord.alice.id)
-        assert job.state == "done"
+        assert (job.state, job.fault) == ("done", "ours")
         quota = await bot.store.limits.quota(fake_discord.guild.id, fake_discord.alice.id)
-        assert quota.used == 1  # a picture was made: it counts
+        assert quota.used == 0  # our failure to translate is not the user's to pay for
+        # The result's quota line already says so.
+        assert field(result, t("pokemon.field_quota", "ja")) == quota_text(quota, "ja")
+        # Japanese needs no translation: it counts as always.
+        await delivered(bot_rig, await fake_discord.invoke("pokemon", {"prompt": "ピカチュウ"}))
+        quota = await bot.store.limits.quota(fake_discord.guild.id, fake_discord.alice.id)
+        assert quota.used == 1
 
 
 OPTION = re.compile(r" (?=(?:prompt|negative|seed|steps|guidance|size|count|translate):)")

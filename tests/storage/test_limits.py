@@ -134,6 +134,8 @@ async def test_refunded_jobs_do_not_count_and_charged_ones_do(
     started = await new()
     await store.jobs.mark_running(started)
     await store.jobs.mark_cancelled(started, by=USER)
+    # Delivered worse than asked through our fault (English drawn untranslated).
+    await store.jobs.mark_done(await new(), refund=True)
     # Counted: the user's fault, done.
     await store.jobs.mark_failed(await new(), "nsfw", fault="user")
     await store.jobs.mark_done(await new())
