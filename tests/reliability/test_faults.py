@@ -300,6 +300,47 @@ async def test_5xx_on_the_final_edit_of_a_channel_message_is_retried_by_us_not_p
 # -- the gateway -----------------------------------------------------------------------------
 
 
+async def test_a_burst_of_variations_over_the_channels_post_limit_delivers_each_once(
+    bot_rig: BotRig, fake_discord: FakeDiscord
+) -> None:
+    fake = fake_discord
+    # Discord's per-channel post limit, tightened (2 per 2 s, not 5 per 5 s) so that this
+    # burst meets it.
+    limit = fake.limit_channel_messages(limit=2, window=2.0)
+    fans = [fake.add_user(f"fan{n}") for n in range(7)]
+    for fan in fans:
+        fake.add_member(fake.guild, fan)
+    async with bot_rig.run() as bot:
+        record = await fake.invoke("pokemon", {"prompt": "ピカチュウ"})
+        first = await bot_rig.wait_result(record)
+        await fake.wait_until(lambda: first.reaction_users(REGENERATE_EMOJI))
+        burst = fake.now()
+        for fan in fans:  # seven variations at once: seven channel posts
+            await fake.react(fan, first.channel_id, first.id, REGENERATE_EMOJI)
+
+        def variations() -> list[FakeMessage]:
+            return [
+                m
+                for m in image_messages(fake)
+                if m.message_reference and int(m.message_reference["message_id"]) == first.id
+            ]
+
+        await fake.wait_until(lambda: len(variations()) == len(fans), 60)
+        await wait_settled(fake, bot_rig)
+        # The limit was in force: discord.py reads the bucket headers and waits (or meets a
+        # 429 and retries), so seven posts at two per window span at least three windows ...
+        posts = [r for r in fake.requests_to("POST", "/channels/*/messages") if r.at >= burst]
+        assert len(posts) >= len(fans)
+        assert posts[-1].at - posts[0].at >= 3 * limit.window
+        # ... and each variation still came out once, in its own message.
+        assert len(variations()) == len(fans)
+        assert len(image_messages(fake)) == len(fans) + 1
+        for fan in fans:
+            (job,) = await bot.store.jobs.recent_for_user(fan.id)
+            assert job.state == "done"
+            assert job.result_message_id in {m.id for m in variations()}
+
+
 async def test_gateway_drop_mid_job_resumes_the_session_and_the_job_is_delivered_once(
     bot_rig: BotRig, fake_discord: FakeDiscord
 ) -> None:
