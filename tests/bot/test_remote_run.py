@@ -32,10 +32,21 @@ def redis_server() -> Iterator[RedisServer]:
     server.cleanup()
 
 
+async def stats_text(fake: FakeDiscord) -> str:
+    """The text of `/stats`, as the server's moderator sees it."""
+    record = await fake.invoke("stats", {}, user=fake.moderator)
+    await record.wait_until(
+        lambda r: r.original_message is not None and bool(r.original_message.attachments), 60
+    )
+    assert record.original_message is not None
+    return record.original_message.content
+
+
 async def test_run_with_redis_loads_no_model_and_delivers_a_workers_picture(
     fake_discord: FakeDiscord, redis_server: RedisServer, tmp_path: Path
 ) -> None:
     fake = fake_discord
+    no_worker_line = t("stats.no_workers", "en", detail="").split("(")[0]
     db = tmp_path / "bot.sqlite3"
     log = (tmp_path / "bot.log").open("wb")
     proc = await asyncio.create_subprocess_exec(
@@ -61,6 +72,8 @@ async def test_run_with_redis_loads_no_model_and_delivers_a_workers_picture(
         early = await fake.invoke("pokemon", {"prompt": "まだ"}, user=fake.bob)
         await fake.wait_until(lambda: early.followups, 30)
         assert early.followups[0].content == t("error.generation_unavailable", "en")
+        # An admin's /stats says why.
+        assert no_worker_line in await stats_text(fake)
 
         workers.start(
             "gpu-0",
@@ -85,6 +98,9 @@ async def test_run_with_redis_loads_no_model_and_delivers_a_workers_picture(
         message = record.original_message
         assert message is not None
         assert png_of(message).size == (64, 64)
+        stats = await stats_text(fake)
+        assert no_worker_line not in stats
+        assert "Generation: 1 worker online" in stats
     finally:
         if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)
