@@ -135,6 +135,41 @@ def pip(python: Path, *args: str, quiet: bool = True) -> None:
         raise SetupError(f"`pip install {' '.join(args)}` failed (its output is above)")
 
 
+def pip_works(python: Path) -> bool:
+    """Whether the environment's python runs and has pip (a creation that failed half-way
+    leaves a python without pip)."""
+    try:
+        done = subprocess.run(
+            [str(python), "-m", "pip", "--version"], capture_output=True, timeout=60, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0
+
+
+def make_venv(env: Path) -> None:
+    """Create `env` with pip, replacing a broken one; on failure, remove what was made.
+
+    On Debian and Ubuntu, venv's pip comes from the separate python3.X-venv package: without
+    it `ensurepip` fails after the folder and its python were made, which must not be reused.
+    """
+    broken = (env / "pyvenv.cfg").is_file()
+    ours = broken or not env.exists()  # a folder that is not a venv is never cleared or removed
+    say(f"{'making again' if broken else 'creating'} the virtual environment {env}")
+    try:
+        venv.EnvBuilder(with_pip=True, clear=broken).create(env)
+    except (OSError, subprocess.SubprocessError) as exc:
+        if ours:
+            shutil.rmtree(env, ignore_errors=True)
+        if isinstance(exc, subprocess.CalledProcessError):  # ensurepip, run in the new python
+            package = f"python{sys.version_info.major}.{sys.version_info.minor}-venv"
+            raise SetupError(
+                f"cannot create a virtual environment: install {package} "
+                f"(Debian/Ubuntu: sudo apt-get install {package})"
+            ) from None
+        raise SetupError(f"cannot create a virtual environment in {env}: {exc}") from None
+
+
 def installed_version(python: Path, name: str) -> str | None:
     code = (
         "import importlib.metadata as m, sys\n"
@@ -173,9 +208,8 @@ def set_up(env: Path, *, test: bool) -> Path:
     python = venv_python(env)
     if previous.get("digest") == digest and python.exists():
         return python
-    if not python.exists():
-        say(f"creating the virtual environment {env}")
-        venv.EnvBuilder(with_pip=True).create(env)
+    if not pip_works(python):
+        make_venv(env)
     constraints = ("-c", str(LOCK))
     present = installed_version(python, "torch")
     if plan.satisfied_by(present):
