@@ -109,7 +109,7 @@ def clean_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return copy
 
 
-def launch(copy: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def launch(copy: Path, *args: str, path: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {
         k: v
         for k, v in os.environ.items()
@@ -124,6 +124,8 @@ def launch(copy: Path, *args: str) -> subprocess.CompletedProcess[str]:
         POKEMON_TORCH="default",
         POKEMON_PYTHON=sys.executable,
     )
+    if path is not None:
+        env["PATH"] = path
     return subprocess.run(
         [str(copy / "pokemon-bot"), *args],
         cwd=copy,
@@ -173,6 +175,26 @@ def test_readme_run_command_without_a_terminal_makes_env_and_says_what_to_set(
         "(DISCORD_TOKEN=...) or the environment"
     )
     assert "Traceback" not in done.stderr
+
+
+def test_readme_test_command_without_redis_and_openssl_says_what_to_install(
+    clean_copy: Path, tmp_path: Path
+) -> None:
+    # A machine with only Python: the launcher's own tools, no redis-server, no openssl.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("dirname",):
+        found = shutil.which(tool)
+        assert found is not None
+        (bin_dir / tool).symlink_to(found)
+    done = launch(clean_copy, "test", "tests/test_readme.py", path=str(bin_dir))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "pokemon-bot test: the tests need redis-server, redis-cli and openssl, not found on PATH "
+        "(the bot itself needs none of them): sudo apt-get install redis-server openssl "
+        "(Debian/Ubuntu) or brew install redis openssl (macOS)"
+    ]
+    assert done.stdout == ""  # neither set-up nor the tests ran
 
 
 # -- a Python that cannot make a virtual environment --------------------------------------------
