@@ -13,10 +13,11 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import aiohttp
 import discord
@@ -122,6 +123,19 @@ def log_device_sizing(settings: Settings, device: str) -> Any:
     return sizing
 
 
+class _StoppedWhileLoading(Exception):
+    """A signal came while the model was loading: cleaned up, the load thread left running."""
+
+
+def _exit_now(code: int) -> NoReturn:
+    """Flush the log and stdio and leave at once, without joining any thread."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
 async def run_bot(
     settings: Settings,
     *,
@@ -133,7 +147,30 @@ async def run_bot(
 
     `crash_guard` (default: a record next to the database) delays the login after repeated
     crashed starts, so a crash loop cannot burn Discord's daily login allowance.
+
+    A stop while the model loads ends the process here, once the database is closed: the load
+    cannot be interrupted, and a first download runs on huggingface_hub's ThreadPoolExecutor,
+    whose threads the interpreter joins at exit after they have drained every queued file
+    (minutes). `os._exit` leaves without them.
     """
+    try:
+        return await _run_bot(
+            settings,
+            engine_factory=engine_factory,
+            bot_factory=bot_factory,
+            crash_guard=crash_guard,
+        )
+    except _StoppedWhileLoading:
+        _exit_now(EXIT_OK)
+
+
+async def _run_bot(
+    settings: Settings,
+    *,
+    engine_factory: Callable[[Settings], Any],
+    bot_factory: Callable[..., PokemonBot],
+    crash_guard: CrashLoopGuard | None,
+) -> int:
     from generation.errors import ModelLoadError
     from storage import Storage, StorageError
 
@@ -152,8 +189,7 @@ async def run_bot(
         if signame == "SIGINT" and stop_requested.is_set():
             # A second Ctrl-C: the operator does not want to wait for a graceful stop.
             log.warning("SIGINT again: exiting at once")
-            logging.shutdown()
-            os._exit(EXIT_INTERRUPTED)
+            _exit_now(EXIT_INTERRUPTED)
         log.info("%s received", signame)
         stop_requested.set()
         if bot is not None:
@@ -192,7 +228,7 @@ async def run_bot(
                     raise StartupError(f"model {settings.pokemon_model}: {exc}") from None
                 if engine is None:
                     log.info("stopped while the model was loading")
-                    return EXIT_OK
+                    raise _StoppedWhileLoading
                 log.info(
                     "loading model… %.1f s (device=%s dtype=%s)",
                     time.perf_counter() - started,
@@ -240,8 +276,9 @@ async def _until_stopped(
     """`load(settings)` in a daemon thread; None as soon as a signal asks to stop meanwhile.
 
     A model load (or first download) can take minutes and cannot be interrupted from outside,
-    so it is not awaited to the end: a daemon thread is abandoned when the process exits, and
-    Ctrl-C stops within a moment instead of after the load.
+    so it is not awaited to the end: the thread (and any download pool it started) is left
+    behind, `run_bot` leaves with `os._exit`, and Ctrl-C stops within a moment instead of
+    after the load.
     """
     loop = asyncio.get_running_loop()
     loaded: asyncio.Future[Any] = loop.create_future()

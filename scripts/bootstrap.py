@@ -7,6 +7,8 @@ left alone otherwise, so later starts cost nothing.
 
     ./pokemon-bot [COMMAND ARGS...]   pokemon-bot COMMAND (default: run) in the environment
     ./pokemon-bot test [PYTEST ARGS]  also the test tools; then `python -m pytest -q ARGS`
+                                      (first checks for redis-server and openssl, which the
+                                      tests run and pip cannot install)
     ./pokemon-bot setup [--test]      only set up
     ./pokemon-bot lock                rewrite requirements.lock from the environment
 
@@ -38,6 +40,9 @@ MARKER = ".pokemon-bot-setup.json"
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 TORCH_MODES = ("auto", "cpu", "cuda", "default")
 SETUP_ONLY, TEST, LOCK_COMMAND = "setup", "test", "lock"
+# Programs the tests run that pip cannot install: the remote-generation tests start their own
+# redis-server (and ping it with redis-cli), and make a TLS certificate with openssl.
+TEST_PROGRAMS = ("redis-server", "redis-cli", "openssl")
 
 
 class SetupError(Exception):
@@ -135,6 +140,41 @@ def pip(python: Path, *args: str, quiet: bool = True) -> None:
         raise SetupError(f"`pip install {' '.join(args)}` failed (its output is above)")
 
 
+def pip_works(python: Path) -> bool:
+    """Whether the environment's python runs and has pip (a creation that failed half-way
+    leaves a python without pip)."""
+    try:
+        done = subprocess.run(
+            [str(python), "-m", "pip", "--version"], capture_output=True, timeout=60, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0
+
+
+def make_venv(env: Path) -> None:
+    """Create `env` with pip, replacing a broken one; on failure, remove what was made.
+
+    On Debian and Ubuntu, venv's pip comes from the separate python3.X-venv package: without
+    it `ensurepip` fails after the folder and its python were made, which must not be reused.
+    """
+    broken = (env / "pyvenv.cfg").is_file()
+    ours = broken or not env.exists()  # a folder that is not a venv is never cleared or removed
+    say(f"{'making again' if broken else 'creating'} the virtual environment {env}")
+    try:
+        venv.EnvBuilder(with_pip=True, clear=broken).create(env)
+    except (OSError, subprocess.SubprocessError) as exc:
+        if ours:
+            shutil.rmtree(env, ignore_errors=True)
+        if isinstance(exc, subprocess.CalledProcessError):  # ensurepip, run in the new python
+            package = f"python{sys.version_info.major}.{sys.version_info.minor}-venv"
+            raise SetupError(
+                f"cannot create a virtual environment: install {package} "
+                f"(Debian/Ubuntu: sudo apt-get install {package})"
+            ) from None
+        raise SetupError(f"cannot create a virtual environment in {env}: {exc}") from None
+
+
 def installed_version(python: Path, name: str) -> str | None:
     code = (
         "import importlib.metadata as m, sys\n"
@@ -173,9 +213,8 @@ def set_up(env: Path, *, test: bool) -> Path:
     python = venv_python(env)
     if previous.get("digest") == digest and python.exists():
         return python
-    if not python.exists():
-        say(f"creating the virtual environment {env}")
-        venv.EnvBuilder(with_pip=True).create(env)
+    if not pip_works(python):
+        make_venv(env)
     constraints = ("-c", str(LOCK))
     present = installed_version(python, "torch")
     if plan.satisfied_by(present):
@@ -224,9 +263,26 @@ def write_lock(python: Path) -> None:
     say(f"wrote {LOCK.name} ({len(lines)} packages)")
 
 
+def missing_test_programs() -> str | None:
+    """One line saying what to install when a program the tests need is not on PATH."""
+    missing = [name for name in TEST_PROGRAMS if shutil.which(name) is None]
+    if not missing:
+        return None
+    names = ", ".join(missing[:-1]) + " and " + missing[-1] if len(missing) > 1 else missing[0]
+    return (
+        f"the tests need {names}, not found on PATH (the bot itself needs none of them): "
+        "sudo apt-get install redis-server openssl (Debian/Ubuntu) "
+        "or brew install redis openssl (macOS)"
+    )
+
+
 def main(argv: list[str]) -> int:
     env = Path(os.environ.get("POKEMON_VENV") or ROOT / ".venv").absolute()
     command = argv[0] if argv else "run"
+    if command == TEST and (missing := missing_test_programs()):
+        # Before the set-up: say it now rather than after a download and a red suite.
+        print(f"pokemon-bot test: {missing}", file=sys.stderr, flush=True)
+        return 2
     try:
         if command == LOCK_COMMAND:
             write_lock(venv_python(env))

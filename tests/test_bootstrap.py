@@ -19,7 +19,7 @@ import sys
 import sysconfig
 import venv
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 
 import pytest
 
@@ -109,7 +109,7 @@ def clean_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return copy
 
 
-def launch(copy: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def launch(copy: Path, *args: str, path: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {
         k: v
         for k, v in os.environ.items()
@@ -124,6 +124,8 @@ def launch(copy: Path, *args: str) -> subprocess.CompletedProcess[str]:
         POKEMON_TORCH="default",
         POKEMON_PYTHON=sys.executable,
     )
+    if path is not None:
+        env["PATH"] = path
     return subprocess.run(
         [str(copy / "pokemon-bot"), *args],
         cwd=copy,
@@ -173,3 +175,79 @@ def test_readme_run_command_without_a_terminal_makes_env_and_says_what_to_set(
         "(DISCORD_TOKEN=...) or the environment"
     )
     assert "Traceback" not in done.stderr
+
+
+def test_readme_test_command_without_redis_and_openssl_says_what_to_install(
+    clean_copy: Path, tmp_path: Path
+) -> None:
+    # A machine with only Python: the launcher's own tools, no redis-server, no openssl.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("dirname",):
+        found = shutil.which(tool)
+        assert found is not None
+        (bin_dir / tool).symlink_to(found)
+    done = launch(clean_copy, "test", "tests/test_readme.py", path=str(bin_dir))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "pokemon-bot test: the tests need redis-server, redis-cli and openssl, not found on PATH "
+        "(the bot itself needs none of them): sudo apt-get install redis-server openssl "
+        "(Debian/Ubuntu) or brew install redis openssl (macOS)"
+    ]
+    assert done.stdout == ""  # neither set-up nor the tests ran
+
+
+# -- a Python that cannot make a virtual environment --------------------------------------------
+
+VENV_PACKAGE_LINE = (
+    "cannot create a virtual environment: install python{v}-venv "
+    "(Debian/Ubuntu: sudo apt-get install python{v}-venv)"
+).format(v=f"{sys.version_info.major}.{sys.version_info.minor}")
+
+
+@pytest.fixture
+def no_ensurepip(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """venv as on Debian without python3.X-venv: the folder and its python are made, then
+    `python -m ensurepip` fails. Returns the folders venv was asked to make."""
+    made: list[Path] = []
+
+    def fail(self: venv.EnvBuilder, context: SimpleNamespace) -> None:
+        made.append(Path(context.env_dir))
+        raise subprocess.CalledProcessError(1, [context.env_exe, "-Im", "ensurepip"])
+
+    monkeypatch.setattr(bootstrap.venv.EnvBuilder, "_setup_pip", fail)
+    monkeypatch.setenv("POKEMON_TORCH", "default")
+    return made
+
+
+def test_a_venv_that_cannot_get_pip_is_one_line_and_leaves_no_venv(
+    tmp_path: Path,
+    no_ensurepip: list[Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    env = tmp_path / ".venv"
+    monkeypatch.setenv("POKEMON_VENV", str(env))
+    assert bootstrap.main(["setup"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == f"pokemon-bot setup: {VENV_PACKAGE_LINE}"
+    assert "Traceback" not in err
+    assert no_ensurepip == [env]
+    assert not env.exists()  # the next start tries again instead of reusing a broken one
+
+
+def test_a_venv_left_without_pip_is_made_again(
+    tmp_path: Path,
+    no_ensurepip: list[Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # What a failed creation left before: a python, no pip, no set-up marker.
+    env = tmp_path / ".venv"
+    venv.EnvBuilder(with_pip=False).create(env)
+    monkeypatch.setenv("POKEMON_VENV", str(env))
+    assert bootstrap.main(["setup"]) == 2
+    err = capsys.readouterr().err
+    assert no_ensurepip == [env]  # made again, rather than `pip install … failed`
+    assert err.strip().splitlines()[-1] == f"pokemon-bot setup: {VENV_PACKAGE_LINE}"
+    assert not env.exists()

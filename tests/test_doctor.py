@@ -102,6 +102,32 @@ def test_good_setup_exits_0_with_a_check_mark_for_each_area(tmp_path: Path) -> N
     assert "all checks passed" in result.stdout
 
 
+def test_with_remote_workers_model_and_device_are_left_to_the_workers(tmp_path: Path) -> None:
+    # A bot that generates through Redis has no model and no GPU by design: a Hub model that
+    # is not cached and a CUDA device that is not there are no ✗ here. Redis is down (port 1).
+    result = doctor(
+        tmp_path,
+        POKEMON_REDIS_URL="redis://127.0.0.1:1/0",
+        POKEMON_MODEL=HUB_ID,
+        POKEMON_DEVICE="cuda",
+    )
+    assert line(result, "✓ generation:").startswith(
+        "✓ generation: on remote workers (POKEMON_REDIS_URL): model, safety checker and GPU are "
+        "theirs, not checked here; on each worker machine, `pokemon-bot generate"
+    )
+    for area in ("model", "safety checker", "device"):
+        assert not any(
+            text.split(":")[0].endswith(f" {area}") for text in result.stdout.splitlines()
+        )
+    assert line(result, "✓ DISCORD_TOKEN:")
+    assert line(result, "✓ database:")
+    assert line(result, "✗ redis:").startswith("✗ redis: cannot reach redis://127.0.0.1:1/0")
+    assert result.returncode == 1  # only Redis failed
+    assert [text for text in result.stdout.splitlines() if text.startswith("✗")] == [
+        line(result, "✗ redis:").splitlines()[0]
+    ]
+
+
 def test_good_setup_does_not_create_the_database(tmp_path: Path) -> None:
     result = doctor(tmp_path)
     assert "will be created at start" in line(result, "✓ database:")

@@ -1,5 +1,8 @@
 """`pokemon-bot doctor`: check settings, token, model, device and database; say how to fix each ✗.
 
+With POKEMON_REDIS_URL the model, safety checker and device are not checked: remote workers
+hold them (one line says how to check a worker machine); Redis and its workers are checked.
+
 `pokemon-bot doctor --quick` checks only the worker's heartbeat file: the Docker healthcheck.
 Everything here is read-only for the real deployment: the database is checked on a copy, the
 model only in the local cache (the Hub is asked only when online and the model is not cached).
@@ -425,6 +428,16 @@ def check_redis(url: str, prefix: str = "pokemon") -> Check:
     return Check(OK, "redis", f"{where}: {count} online: {listed}")
 
 
+# `doctor` has no worker mode: `generate` is what loads a worker's model on its device.
+REMOTE_GENERATION = Check(
+    OK,
+    "generation",
+    "on remote workers (POKEMON_REDIS_URL): model, safety checker and GPU are theirs, not "
+    'checked here; on each worker machine, `pokemon-bot generate "テスト" -o test.png` with '
+    "that worker's settings checks them",
+)
+
+
 def _guarded(name: str, check: Callable[[], Check]) -> Check:
     """Run one check; an unexpected error is that check's ✗, not a traceback for the operator."""
     try:
@@ -479,14 +492,19 @@ def main(args: argparse.Namespace) -> int:
     report.show(_check_token(token))
     if settings is not None:
         components: dict[str, Any] | None = None
-        if "pokemon_model" not in bad:
+        # With Redis the workers hold the model: this machine has none and needs no GPU.
+        remote = settings.pokemon_redis_url is not None
+        if remote:
+            report.show(REMOTE_GENERATION)
+        if not remote and "pokemon_model" not in bad:
             try:
                 model_check, components = _check_model(settings.pokemon_model)
             except Exception as exc:
                 model_check = Check(FAIL, "model", f"check failed unexpectedly: {one_line(exc)}")
             report.show(model_check)
-        report.show(_guarded("safety checker", lambda: _check_safety(settings, components)))
-        if "pokemon_device" not in bad:
+        if not remote:
+            report.show(_guarded("safety checker", lambda: _check_safety(settings, components)))
+        if not remote and "pokemon_device" not in bad:
             report.show(_guarded("device", lambda: _check_device(settings)))
         if "pokemon_db" not in bad:
             report.show(_guarded("database", lambda: _check_database(settings)))
