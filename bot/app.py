@@ -27,7 +27,7 @@ import yarl
 
 from bot.client import EXIT_OK, PokemonBot
 from bot.crashloop import CrashLoopGuard, starts_file_for
-from bot.generators import make_remote_generator, start_metrics
+from bot.generators import load_prompt_translator, make_remote_generator, start_metrics
 from bot.settings import Settings
 
 if TYPE_CHECKING:
@@ -67,20 +67,13 @@ def load_model(settings: Settings) -> Any:
     Raises `ModelLoadError` (one line) for the model; a translator that will not load leaves
     generation working and English prompts untranslated (said once in the log)."""
     from generation.loader import load_engine
-    from generation.translate import NullTranslator, load_translator_or_null
 
-    if settings.pokemon_translate == "auto":
-        translator = load_translator_or_null(
-            settings.pokemon_translate_model, device=settings.pokemon_translate_device
-        )
-    else:
-        translator = NullTranslator("POKEMON_TRANSLATE is off")
     return load_engine(
         settings.pokemon_model,
         device=settings.pokemon_device,
         safety_checker=settings.pokemon_safety_checker == "on",
         compile=settings.pokemon_compile == "on",
-        translator=translator,
+        translator=load_prompt_translator(settings),
     )
 
 

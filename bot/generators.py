@@ -3,7 +3,9 @@
 `make_remote_generator(settings)` is the one place that decides: with `POKEMON_REDIS_URL` it
 returns a `RemoteGenerator` (not started) that submits to `pokemon-bot worker` processes, and
 the bot loads no model; without it, None, and the bot builds its in-process `ThreadGenerator`
-as before (`bot.app.make_generator`). `start_metrics` serves the Prometheus endpoint.
+as before (`bot.app.make_generator`). `load_prompt_translator(settings)` is the translator for
+wherever generation runs: the bot's own engine and each `pokemon-bot worker` load it through
+this one function. `start_metrics` serves the Prometheus endpoint.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from bot.settings import Settings
 
 if TYPE_CHECKING:
     from generation.remote import RemoteGenerator
+    from generation.translate import Translator
 
 
 def is_remote(settings: Settings) -> bool:
@@ -30,6 +33,22 @@ def make_remote_generator(settings: Settings) -> RemoteGenerator | None:
         settings.pokemon_redis_url.get_secret_value(),
         queue_size=settings.pokemon_queue_size,
         prefix=settings.pokemon_redis_prefix,
+    )
+
+
+def load_prompt_translator(settings: Settings) -> Translator:
+    """The English→Japanese translator per the settings (POKEMON_TRANSLATE, _MODEL, _DEVICE),
+    for the engine wherever generation runs: the bot's worker thread or `pokemon-bot worker`.
+
+    Off gives a `NullTranslator`; a model that will not load gives one too, saying why in one
+    warning line, and generation goes on with English prompts passed through untranslated.
+    """
+    from generation.translate import NullTranslator, load_translator_or_null
+
+    if settings.pokemon_translate == "off":
+        return NullTranslator("POKEMON_TRANSLATE is off")
+    return load_translator_or_null(
+        settings.pokemon_translate_model, device=settings.pokemon_translate_device
     )
 
 

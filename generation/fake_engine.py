@@ -28,10 +28,13 @@ import time
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from generation.errors import GenerationError, JobCancelledError, ModelLoadError
 from generation.types import GeneratedImage, GenerationRequest, TokenizedPrompt
+
+if TYPE_CHECKING:
+    from generation.translate import Translator
 
 PREFIX = "fake:"
 CRASH_EXIT = 70
@@ -159,11 +162,26 @@ def tiny_png(seed: int, side: int = 8) -> bytes:
 
 
 def open_engine(
-    model: str, *, device: str, safety_checker: bool = True, compile: bool = False
+    model: str,
+    *,
+    device: str,
+    safety_checker: bool = True,
+    compile: bool = False,
+    translator: Translator | None = None,
 ) -> Any:
-    """The engine for `model`: a `FakeEngine` for `fake:...`, else the real loader's Engine."""
+    """The engine for `model`: a `FakeEngine` for `fake:...`, else the real loader's Engine.
+
+    `translator` serves the real Engine's `translate` requests (see `load_engine`); the fake
+    engine has no text model and draws every prompt as given, so it takes none.
+    """
     if is_fake(model):
         return FakeEngine(parse(model), device=device if device != "auto" else "fake")
     from generation.loader import load_engine
 
-    return load_engine(model, device=device, safety_checker=safety_checker, compile=compile)
+    return load_engine(
+        model,
+        device=device,
+        safety_checker=safety_checker,
+        compile=compile,
+        translator=translator,
+    )

@@ -222,23 +222,39 @@ def load_translator_or_null(source: str | Path, *, device: str = "cpu") -> Trans
         return null
 
 
+class TranslatorNotCachedError(ModelLoadError):
+    """A Hub id not in the local cache, when downloading was not allowed (`download=False`)."""
+
+
 def describe_translator(source: str | Path, *, device: str = "cpu") -> str:
     """One line for `pokemon-bot doctor`: the model loads and translates a probe phrase.
 
+    Never downloads: a Hub id is looked for in the cache only, and one that is not there raises
+    `TranslatorNotCachedError` (the caller may ask the Hub whether the first start can get it).
     Raises `ModelLoadError` when it cannot load (the bot would then pass English through).
     """
-    translator = load_translator(source, device=device)
+    folder = resolve_translator(source, download=False)
+    translator = load_translator(folder, device=device)
     started = time.monotonic()
     probe = "a fire dragon"
     translated = translator.translate(probe)
+    where = str(source)
+    if not Path(where.strip()).expanduser().exists():
+        from huggingface_hub import constants
+
+        where = f"{where.strip()} (cached in {constants.HF_HUB_CACHE})"
     return (
-        f"{source} on {translator.device}: {probe!r} -> {translated!r} "
+        f"{where} on {translator.device}: {probe!r} -> {translated!r} "
         f"({time.monotonic() - started:.2f}s)"
     )
 
 
-def resolve_translator(source: str | Path) -> Path:
-    """A local MarianMT folder, or a Hub id downloaded (or found in the cache) → the folder."""
+def resolve_translator(source: str | Path, *, download: bool = True) -> Path:
+    """A local MarianMT folder, or a Hub id downloaded (or found in the cache) → the folder.
+
+    With `download=False` a Hub id is looked for in the cache only, without asking the Hub;
+    not finding it raises `TranslatorNotCachedError`.
+    """
     text = str(source).strip()
     if not text:
         raise ModelLoadError(
@@ -249,7 +265,7 @@ def resolve_translator(source: str | Path) -> Path:
         return _check_folder(path)
     if text.startswith((".", "/", "~")) or "\\" in text or not _HUB_ID.match(text):
         raise ModelLoadError(f"translation model folder {text} does not exist")
-    return _check_folder(_from_hub(text))
+    return _check_folder(_from_hub(text, download=download))
 
 
 def _check_folder(path: Path) -> Path:
@@ -265,19 +281,27 @@ def _check_folder(path: Path) -> Path:
     return path.resolve()
 
 
-def _from_hub(repo_id: str) -> Path:
+def _from_hub(repo_id: str, *, download: bool = True) -> Path:
     """The Hub files the translator needs: configs, sentencepiece models, one weight format.
 
     `snapshot_download` itself falls back to the cache when offline or when the Hub cannot be
     reached; safetensors weights are taken when the repository has them, else the .bin ones.
+    With `download=False` only the cache is read (`TranslatorNotCachedError` when it lacks them).
     """
     from huggingface_hub import constants, snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
-    def download(patterns: list[str]) -> Path:
+    def fetch(patterns: list[str]) -> Path:
         try:
-            return Path(snapshot_download(repo_id, allow_patterns=patterns))
+            return Path(
+                snapshot_download(repo_id, allow_patterns=patterns, local_files_only=not download)
+            )
         except LocalEntryNotFoundError as exc:
+            if not download:
+                raise TranslatorNotCachedError(
+                    f"translation model {repo_id} is not in the Hugging Face cache "
+                    f"({constants.HF_HUB_CACHE})"
+                ) from exc
             where = (
                 "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else "the Hub is unreachable"
             )
@@ -291,9 +315,9 @@ def _from_hub(repo_id: str) -> Path:
                 f"cannot get translation model {repo_id} from the Hugging Face Hub: {_hub_why(exc)}"
             ) from exc
 
-    folder = download(["*.json", "*.spm", "model.safetensors"])
+    folder = fetch(["*.json", "*.spm", "model.safetensors"])
     if not (folder / "model.safetensors").is_file():
-        folder = download(["*.json", "*.spm", "pytorch_model.bin"])
+        folder = fetch(["*.json", "*.spm", "pytorch_model.bin"])
     return folder
 
 

@@ -1,4 +1,5 @@
-"""Shared fixtures: the tiny reference checkpoint, and one Engine loaded from it for the session."""
+"""Shared fixtures: the tiny reference checkpoint, one Engine loaded from it for the session, and
+a tiny English→Japanese MarianMT folder (`tests/generation/tinymarian.py`)."""
 
 from __future__ import annotations
 
@@ -32,3 +33,11 @@ def tiny_engine(tiny_model: Path) -> Engine:
     from generation.loader import load_engine
 
     return load_engine(tiny_model, device="cpu", safety_checker=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_marian(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight MarianMT translation model folder, built once for the session."""
+    from tests.generation.tinymarian import build_tiny_marian
+
+    return build_tiny_marian(tmp_path_factory.mktemp("tiny-marian"))

@@ -16,6 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from bot.commands_cli.doctor import Check
+from tests.generation.fakehub import FakeHub
+from tests.generation.test_hub_download import hf_home, hub  # noqa: F401 (fixtures)
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "reference" / "tiny-pokemon-ja"
 HUB_ID = "svjack/Stable-Diffusion-Pokemon-ja"
@@ -42,6 +46,9 @@ def doctor(tmp_path: Path, *args: str, **overrides: str | None) -> subprocess.Co
         POKEMON_MODEL=str(TINY),
         POKEMON_DEVICE="cpu",
         POKEMON_DB=str(tmp_path / "db" / "pokemon-bot.sqlite3"),
+        # The translation model has its own tests below (and the good setup): loading it in
+        # every run would only cost seconds.
+        POKEMON_TRANSLATE="off",
     )
     for key, value in overrides.items():
         if value is None:
@@ -92,10 +99,13 @@ def digest(path: Path) -> str:
 # --- the good setup ----------------------------------------------------------------------------
 
 
-def test_good_setup_exits_0_with_a_check_mark_for_each_area(tmp_path: Path) -> None:
-    result = doctor(tmp_path)
+def test_good_setup_exits_0_with_a_check_mark_for_each_area(
+    tmp_path: Path, tiny_marian: Path
+) -> None:
+    result = doctor(tmp_path, POKEMON_TRANSLATE="auto", POKEMON_TRANSLATE_MODEL=str(tiny_marian))
     assert result.returncode == 0, result.stdout
-    for area in ("settings", "DISCORD_TOKEN", "model", "safety checker", "device", "database"):
+    areas = ("settings", "DISCORD_TOKEN", "model", "safety checker", "translation", "device")
+    for area in (*areas, "database"):
         assert line(result, f"✓ {area}:")
     assert "✗" not in result.stdout
     assert f"application id {APP_ID}" in result.stdout
@@ -110,12 +120,13 @@ def test_with_remote_workers_model_and_device_are_left_to_the_workers(tmp_path: 
         POKEMON_REDIS_URL="redis://127.0.0.1:1/0",
         POKEMON_MODEL=HUB_ID,
         POKEMON_DEVICE="cuda",
+        POKEMON_TRANSLATE="auto",  # the default translation model, not cached here either
     )
     assert line(result, "✓ generation:").startswith(
-        "✓ generation: on remote workers (POKEMON_REDIS_URL): model, safety checker and GPU are "
-        "theirs, not checked here; on each worker machine, `pokemon-bot generate"
+        "✓ generation: on remote workers (POKEMON_REDIS_URL): model, safety checker, translation "
+        "model and GPU are theirs, not checked here; on each worker machine, `pokemon-bot generate"
     )
-    for area in ("model", "safety checker", "device"):
+    for area in ("model", "safety checker", "translation", "device"):
         assert not any(
             text.split(":")[0].endswith(f" {area}") for text in result.stdout.splitlines()
         )
@@ -255,6 +266,104 @@ def test_hub_id_not_cached_offline_is_a_cross_with_the_fix(tmp_path: Path) -> No
     assert f"{HUB_ID} is not in the Hugging Face cache" in report
     assert str(tmp_path / "hf") in report
     assert "fix: run once with network access (unset HF_HUB_OFFLINE)" in report
+
+
+# --- the translation model ------------------------------------------------------------------
+
+
+def test_translation_folder_that_loads_is_a_check_mark_with_a_probe_translation(
+    tmp_path: Path, tiny_marian: Path
+) -> None:
+    from generation.translate import load_translator
+
+    result = doctor(tmp_path, POKEMON_TRANSLATE="auto", POKEMON_TRANSLATE_MODEL=str(tiny_marian))
+    assert result.returncode == 0, result.stdout
+    report = line(result, "✓ translation:")
+    probe = load_translator(tiny_marian).translate("a fire dragon")
+    assert report.startswith(f"✓ translation: {tiny_marian} on cpu: 'a fire dragon' -> {probe!r}")
+
+
+def test_translation_model_cached_from_the_hub_passes_offline(
+    tmp_path: Path, tiny_marian: Path
+) -> None:
+    repo = tmp_path / "hf" / "hub" / "models--someone--tiny-marian"
+    commit = "1" * 40
+    shutil.copytree(tiny_marian, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    result = doctor(
+        tmp_path, POKEMON_TRANSLATE="auto", POKEMON_TRANSLATE_MODEL="someone/tiny-marian"
+    )
+    assert result.returncode == 0, result.stdout
+    cache = tmp_path / "hf" / "hub"
+    assert f"someone/tiny-marian (cached in {cache}) on cpu:" in line(result, "✓ translation:")
+
+
+def test_broken_translation_folder_is_one_cross_line_with_the_fix(
+    tmp_path: Path, tiny_marian: Path
+) -> None:
+    broken = Path(shutil.copytree(tiny_marian, tmp_path / "broken-marian"))
+    (broken / "model.safetensors").write_bytes(b"\x00" * 64)
+    result = doctor(tmp_path, POKEMON_TRANSLATE="auto", POKEMON_TRANSLATE_MODEL=str(broken))
+    assert result.returncode == 1
+    report, fix = line(result, "✗ translation:").split("\n")
+    assert report.startswith(f"✗ translation: cannot load the translation model from {broken}: ")
+    assert fix.startswith("    fix: point POKEMON_TRANSLATE_MODEL at a whole MarianMT folder")
+    assert "POKEMON_TRANSLATE=off" in fix
+    assert "passed through untranslated" in fix
+    # Only translation failed: the rest of the setup is fine.
+    assert [text for text in result.stdout.splitlines() if text.startswith("✗")] == [report]
+    assert line(result, "✓ model:")
+
+
+def test_translation_hub_id_not_cached_offline_is_a_cross_at_once(tmp_path: Path) -> None:
+    started = time.monotonic()
+    result = doctor(tmp_path, POKEMON_TRANSLATE="auto", POKEMON_TRANSLATE_MODEL=None)
+    assert time.monotonic() - started < 60  # no Hub retries: the cache only (a bound, not a speed)
+    assert result.returncode == 1
+    report = line(result, "✗ translation:")
+    assert "staka/fugumt-en-ja is not in the Hugging Face cache" in report
+    assert str(tmp_path / "hf") in report
+    assert "HF_HUB_OFFLINE=1 forbids downloading it" in report
+    assert "fix: run once with network access (unset HF_HUB_OFFLINE)" in report
+
+
+def test_translate_off_loads_no_translation_model(tmp_path: Path) -> None:
+    result = doctor(
+        tmp_path, POKEMON_TRANSLATE="off", POKEMON_TRANSLATE_MODEL=str(tmp_path / "nowhere")
+    )
+    assert result.returncode == 0, result.stdout
+    assert line(result, "✓ translation:") == (
+        "✓ translation: off (POKEMON_TRANSLATE=off): English prompts are drawn as typed\n"
+    )
+
+
+def test_translation_hub_id_online_is_asked_about_but_never_downloaded(
+    hub: FakeHub,  # noqa: F811
+    tiny_marian: Path,
+) -> None:
+    from bot.commands_cli.doctor import FAIL, OK, _check_translator  # pyright: ignore[reportPrivateUsage]
+    from bot.settings import Settings
+
+    hub.add_repo("someone/tiny-marian", tiny_marian)
+
+    def check(source: str) -> Check:
+        return _check_translator(
+            Settings(_env_file=None, pokemon_translate="auto", pokemon_translate_model=source)
+        )
+
+    reachable = check("someone/tiny-marian")
+    assert reachable.status == OK
+    assert "someone/tiny-marian is not cached yet but reachable" in reachable.detail
+    assert hub.downloaded("someone/tiny-marian") == []
+    unknown = check("someone/no-such-model")
+    assert unknown.status == FAIL
+    assert "someone/no-such-model is not in the Hugging Face cache" in unknown.detail
+    assert "unknown Hub model id" in unknown.detail
+    hub.close()
+    gone = check("someone/another-model")
+    assert gone.status == FAIL
+    assert "the Hub cannot be reached" in gone.detail
 
 
 def test_unwritable_database_path_is_a_cross_with_the_fix(tmp_path: Path) -> None:

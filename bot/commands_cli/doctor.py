@@ -1,11 +1,13 @@
-"""`pokemon-bot doctor`: check settings, token, model, device and database; say how to fix each ✗.
+"""`pokemon-bot doctor`: check settings, token, model, translation model, device and database;
+say how to fix each ✗.
 
-With POKEMON_REDIS_URL the model, safety checker and device are not checked: remote workers
-hold them (one line says how to check a worker machine); Redis and its workers are checked.
+With POKEMON_REDIS_URL the model, safety checker, translation model and device are not
+checked: remote workers hold them (one line says how to check a worker machine); Redis and its workers are checked.
 
 `pokemon-bot doctor --quick` checks only the worker's heartbeat file: the Docker healthcheck.
 Everything here is read-only for the real deployment: the database is checked on a copy, the
-model only in the local cache (the Hub is asked only when online and the model is not cached).
+model and the translation model only in the local cache (the Hub is asked only when online and
+the model is not cached; nothing is downloaded).
 The token is never printed: every line goes through `_Report.line`, which redacts it.
 """
 
@@ -253,6 +255,84 @@ def _check_safety(settings: Settings, components: dict[str, Any] | None) -> Chec
     return Check(OK, "safety checker", "off (the model has none)")
 
 
+# --- translation model ----------------------------------------------------------------------
+
+_TRANSLATE_FIX = (
+    "point POKEMON_TRANSLATE_MODEL at a whole MarianMT folder or Hub id (default {default}) and "
+    "POKEMON_TRANSLATE_DEVICE at cpu, cuda or cuda:N, or set POKEMON_TRANSLATE=off to draw "
+    "English prompts as typed; until then English prompts are passed through untranslated"
+)
+
+
+def _check_translator(settings: Settings) -> Check:
+    """The translator loads (local folder or cached Hub id) and translates a probe phrase.
+
+    Never downloads, and asks the Hub (once, bounded by `hub_timeout`) only when online and the
+    Hub id is not cached: whether the first start can download it.
+    """
+    from generation.errors import ModelLoadError
+    from generation.translate import (
+        DEFAULT_TRANSLATE_MODEL,
+        TranslatorNotCachedError,
+        describe_translator,
+    )
+
+    name = "translation"
+    if settings.pokemon_translate == "off":
+        return Check(OK, name, "off (POKEMON_TRANSLATE=off): English prompts are drawn as typed")
+    source = settings.pokemon_translate_model.strip()
+    fix = _TRANSLATE_FIX.format(default=DEFAULT_TRANSLATE_MODEL)
+    try:
+        return Check(
+            OK, name, describe_translator(source, device=settings.pokemon_translate_device)
+        )
+    except TranslatorNotCachedError as exc:
+        return _translator_not_cached(source, str(exc))
+    except ModelLoadError as exc:
+        return Check(FAIL, name, str(exc), fix)
+
+
+def _translator_not_cached(source: str, not_cached: str) -> Check:
+    """A Hub id not in the cache: ✗ offline or when the Hub refuses or cannot be reached."""
+    from huggingface_hub import constants
+
+    from generation.loader import HubError, hub_files
+
+    name = "translation"
+    if constants.HF_HUB_OFFLINE:
+        return Check(
+            FAIL,
+            name,
+            f"{not_cached} and HF_HUB_OFFLINE=1 forbids downloading it: English prompts would "
+            "be passed through untranslated",
+            "run once with network access (unset HF_HUB_OFFLINE) to download it, set HF_HOME "
+            "to the cache that has it, or point POKEMON_TRANSLATE_MODEL at a local folder",
+        )
+    try:
+        hub_files(source)
+    except HubError as exc:
+        if exc.reason == "unreachable":
+            return Check(
+                FAIL,
+                name,
+                f"{not_cached} and the Hub cannot be reached: {exc}",
+                "check the network (or proxy), copy a cache into HF_HOME, or point "
+                "POKEMON_TRANSLATE_MODEL at a local folder",
+            )
+        return Check(
+            FAIL,
+            name,
+            f"{not_cached}: {exc}",
+            "check POKEMON_TRANSLATE_MODEL for typos; a local folder must exist on this machine",
+        )
+    return Check(
+        OK,
+        name,
+        f"{source} is not cached yet but reachable; the first start downloads it "
+        f"(a few hundred MB) into {constants.HF_HUB_CACHE}",
+    )
+
+
 # --- device ---------------------------------------------------------------------------------
 
 
@@ -432,9 +512,10 @@ def check_redis(url: str, prefix: str = "pokemon") -> Check:
 REMOTE_GENERATION = Check(
     OK,
     "generation",
-    "on remote workers (POKEMON_REDIS_URL): model, safety checker and GPU are theirs, not "
-    'checked here; on each worker machine, `pokemon-bot generate "テスト" -o test.png` with '
-    "that worker's settings checks them",
+    "on remote workers (POKEMON_REDIS_URL): model, safety checker, translation model and GPU "
+    'are theirs, not checked here; on each worker machine, `pokemon-bot generate "テスト" -o '
+    'test.png` and `pokemon-bot translate "a fire dragon"` with that worker\'s settings '
+    "check them",
 )
 
 
@@ -504,6 +585,9 @@ def main(args: argparse.Namespace) -> int:
             report.show(model_check)
         if not remote:
             report.show(_guarded("safety checker", lambda: _check_safety(settings, components)))
+        translation = {"pokemon_translate", "pokemon_translate_model", "pokemon_translate_device"}
+        if not remote and not bad & translation:
+            report.show(_guarded("translation", lambda: _check_translator(settings)))
         if not remote and "pokemon_device" not in bad:
             report.show(_guarded("device", lambda: _check_device(settings)))
         if "pokemon_db" not in bad:

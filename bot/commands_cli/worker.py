@@ -1,12 +1,15 @@
 """`pokemon-bot worker`: serve generation jobs from Redis on this machine's GPU (or CPU).
 
 Run one per GPU, on any machine that can reach Redis (`POKEMON_REDIS_URL`; workers only dial
-out). It loads the model like the bot does (`POKEMON_MODEL`, `POKEMON_DEVICE`), batches up to
-`POKEMON_MAX_BATCH` compatible jobs, and announces itself as `POKEMON_WORKER_NAME`. The logic
-lives in `generation/remote_worker.py`; this module only reads settings and handles signals.
+out). It loads the model like the bot does (`POKEMON_MODEL`, `POKEMON_DEVICE`), and the
+English→Japanese translator through the bot's own `load_prompt_translator` (`POKEMON_TRANSLATE`,
+`POKEMON_TRANSLATE_MODEL`, `POKEMON_TRANSLATE_DEVICE`): translation runs where generation runs.
+It batches up to `POKEMON_MAX_BATCH` compatible jobs and announces itself as
+`POKEMON_WORKER_NAME`. The logic lives in `generation/remote_worker.py`; this module only reads
+settings and handles signals.
 
 `POKEMON_MODEL=fake:step=0.05` runs the fake engine of `generation/fake_engine.py` (tests and
-benchmarks only: no model, steps that only take time).
+benchmarks only: no model, no translator, steps that only take time).
 """
 
 from __future__ import annotations
@@ -63,11 +66,11 @@ def default_name() -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    from bot.generators import start_metrics
+    from bot.generators import load_prompt_translator, start_metrics
     from bot.logging_setup import setup_logging
     from bot.settings import Settings
     from generation.errors import ModelLoadError
-    from generation.fake_engine import open_engine
+    from generation.fake_engine import is_fake, open_engine
     from generation.remote_worker import RemoteWorker, WorkerConfig
 
     try:
@@ -102,6 +105,9 @@ def main(args: argparse.Namespace) -> int:
         start_metrics(settings)
     except OSError as exc:
         raise CliError(f"POKEMON_METRICS_PORT {settings.pokemon_metrics_port}: {exc}") from None
+    # As the bot's in-process path does: a translator that will not load leaves generation
+    # working and English passed through (one warning line). The fake engine has no use for one.
+    translator = None if is_fake(model) else load_prompt_translator(settings)
     log.info("loading model %s on %s…", model, device)
     started = time.perf_counter()
     try:
@@ -110,6 +116,7 @@ def main(args: argparse.Namespace) -> int:
             device=device,
             safety_checker=settings.pokemon_safety_checker == "on",
             compile=settings.pokemon_compile == "on",
+            translator=translator,
         )
     except ModelLoadError as exc:
         raise CliError(f"model {model}: {exc}") from None

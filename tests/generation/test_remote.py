@@ -20,6 +20,7 @@ from generation.errors import GeneratorUnavailableError
 from generation.generator import Done, Failed, JobHandle, Started
 from generation.remote import RemoteGenerator
 from generation.streams import BOT_GROUP, WORKERS_GROUP, Keys, connect
+from generation.translate import translate_prompt
 from generation.types import GenerationRequest
 from tests.redisprocs import RedisServer, Workers
 
@@ -317,6 +318,58 @@ async def test_a_worker_on_the_tiny_checkpoint_makes_a_real_picture(
         assert done.result.first.seed == handle.job_id
     assert (await generator.status()).workers == 1
     assert [w.model for w in generator.workers] == [str(tiny_model)]
+
+
+async def test_a_worker_translates_english_prompts_as_the_bot_would(
+    remote: Remote, workers: Workers, tiny_model: Path, tiny_marian: Path
+) -> None:
+    """Translation runs where generation runs: a `pokemon-bot worker` loads the translator from
+    POKEMON_TRANSLATE_MODEL as the bot's in-process path does, and POKEMON_TRANSLATE=off turns
+    it off. Two workers on the tiny checkpoint, each under its own prefix, load side by side."""
+    from bot.generators import load_prompt_translator
+    from bot.settings import Settings
+
+    translating = {"POKEMON_TRANSLATE_MODEL": str(tiny_marian), "POKEMON_TRANSLATE_DEVICE": "cpu"}
+    for name, translate in (("auto", "auto"), ("off", "off")):
+        workers.start(
+            name,
+            model=str(tiny_model),
+            max_batch=1,
+            extra_env={
+                **translating,
+                "POKEMON_TRANSLATE": translate,
+                "POKEMON_REDIS_PREFIX": name,
+                "OMP_NUM_THREADS": "1",
+            },
+        )
+    prompt, negative = "a fire dragon with blue wings", "blurry, low quality"
+    request = GenerationRequest(
+        prompt, negative_prompt=negative, seed=1, steps=2, height=64, width=64, translate=True
+    )
+    # What the bot's own engine would be given: the same helper, the same settings.
+    settings = Settings(
+        _env_file=None,
+        pokemon_translate="auto",
+        pokemon_translate_model=str(tiny_marian),
+        pokemon_translate_device="cpu",
+    )
+    in_process = load_prompt_translator(settings)
+    assert in_process.available
+    expected = (translate_prompt(in_process, prompt), translate_prompt(in_process, negative))
+    assert expected[0] != prompt
+    assert expected[1] != negative
+
+    used: dict[str, tuple[str, str]] = {}
+    for name in ("auto", "off"):
+        generator = await remote(prefix=name)
+        await generator.wait_for_workers(1, 180)  # torch, the model and the translator first
+        done = await outcome(await generator.submit(1, 1, request))
+        assert isinstance(done, Done), (done, workers.logs())
+        used[name] = (done.result.first.prompt_used, done.result.first.negative_used)
+    assert used["auto"] == expected
+    assert used["off"] == (prompt, negative)
+    assert f"translation model {tiny_marian} loaded on cpu" in workers.log("auto")
+    assert "translation model" not in workers.log("off")
 
 
 async def test_only_runs_that_started_count_towards_poison(
