@@ -164,15 +164,16 @@ def parse_command_line(line: str) -> dict[str, object]:
     """`/pokemon prompt:… negative:… seed:…` as the Discord client would fill the options."""
     assert line.startswith("/pokemon ")
     parts = re.split(
-        r" (?=(?:prompt|negative|seed|steps|guidance):)", line.removeprefix("/pokemon ")
+        r" (?=(?:prompt|negative|seed|steps|guidance|size|count|strength|translate):)",
+        line.removeprefix("/pokemon "),
     )
     options: dict[str, object] = {}
     for part in parts:
         name, value = part.split(":", 1)
         options[name] = (
             int(value)
-            if name in ("seed", "steps")
-            else (float(value) if name == "guidance" else value)
+            if name in ("seed", "steps", "count")
+            else (float(value) if name in ("guidance", "strength") else value)
         )
     return options
 
