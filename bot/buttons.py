@@ -19,6 +19,8 @@ Who may press what is checked on each press, never by hiding the button: 🔁 an
 `bot.command_permissions`); 🗑️ and ✖ the requester, a configured owner or Manage Server.
 A refusal is an ephemeral, localized message. Every press is first acknowledged without a
 visible change (DEFERRED_UPDATE_MESSAGE), well inside Discord's 3 s; answers are followups.
+A handler that fails (a database busy or full, a bug) is answered as a command would be
+(`bot.tree.answer_error`: "storage unavailable", or an error id that the log also has).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from bot.i18n import language_of, t
 from bot.jobs import request_as_drawn, request_from_job
 from bot.messaging import escape_user_text, send_ephemeral
 from bot.permissions import is_admin
+from bot.tree import answer_error
 from bot.validation import VARY_STRONG, VARY_SUBTLE
 from generation.pnginfo import sampler_name
 from generation.translate import needs_translation
@@ -127,11 +130,16 @@ class JobButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=TEMPLAT
             log.info("a button with unknown action %r was pressed", self.press.action)
             await interaction.response.defer()
             return
+        where = f"button {self.press.action} on job={self.press.job_id}"
         try:
             await interaction.response.defer()  # no visible change; answers are followups
             await handler(interaction, self.press)
         except discord.HTTPException as exc:
-            log.warning("button %s on job=%s: %s", self.press.action, self.press.job_id, exc)
+            log.warning("%s: %s", where, exc)
+        except Exception as exc:
+            # The database busy or full, or a bug: the presser gets the same private answer a
+            # command would (`bot.tree.answer_error`), never silence.
+            await answer_error(interaction, exc, where)
 
 
 def _view(*buttons: JobButton) -> discord.ui.View:
