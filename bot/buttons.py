@@ -6,7 +6,8 @@ still works: `PokemonBot.setup_hook` registers the class once with `add_dynamic_
 press finds its job by id in the database. No view is kept in memory per message.
 
 - Under a result: 🔁 new variation, ℹ️ details (ephemeral, with a `/pokemon` line that draws
-  the same picture), 🗑️ delete, 🎨 Vary (subtle) and 🎨 Vary (strong) (a new picture from that
+  the same picture; for a picture drawn from a picture, its strength and a note that the line
+  needs that picture attached as `image:`), 🗑️ delete, 🎨 Vary (subtle) and 🎨 Vary (strong) (a new picture from that
   picture at strength 0.35 or 0.65: `pkmn:vary:<job>:subtle|strong`). Under a set of several
   pictures the 🎨 buttons name the picture they start from, one row per strength
   (`pkmn:vary:<job>:subtle2` is picture 2). `result_buttons()` builds the rows (a row holds
@@ -18,6 +19,8 @@ Who may press what is checked on each press, never by hiding the button: 🔁 an
 `bot.command_permissions`); 🗑️ and ✖ the requester, a configured owner or Manage Server.
 A refusal is an ephemeral, localized message. Every press is first acknowledged without a
 visible change (DEFERRED_UPDATE_MESSAGE), well inside Discord's 3 s; answers are followups.
+A handler that fails (a database busy or full, a bug) is answered as a command would be
+(`bot.tree.answer_error`: "storage unavailable", or an error id that the log also has).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from bot.i18n import language_of, t
 from bot.jobs import request_as_drawn, request_from_job
 from bot.messaging import escape_user_text, send_ephemeral
 from bot.permissions import is_admin
+from bot.tree import answer_error
 from bot.validation import VARY_STRONG, VARY_SUBTLE
 from generation.pnginfo import sampler_name
 from generation.translate import needs_translation
@@ -126,11 +130,16 @@ class JobButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=TEMPLAT
             log.info("a button with unknown action %r was pressed", self.press.action)
             await interaction.response.defer()
             return
+        where = f"button {self.press.action} on job={self.press.job_id}"
         try:
             await interaction.response.defer()  # no visible change; answers are followups
             await handler(interaction, self.press)
         except discord.HTTPException as exc:
-            log.warning("button %s on job=%s: %s", self.press.action, self.press.job_id, exc)
+            log.warning("%s: %s", where, exc)
+        except Exception as exc:
+            # The database busy or full, or a bug: the presser gets the same private answer a
+            # command would (`bot.tree.answer_error`), never silence.
+            await answer_error(interaction, exc, where)
 
 
 def _view(*buttons: JobButton) -> discord.ui.View:
@@ -294,12 +303,19 @@ ACTIONS: dict[str, Handler] = {
 # ---- ℹ️ details ----------------------------------------------------------------------------
 
 
+def drawn_from_picture(job: JobRecord) -> bool:
+    """Whether the job drew over a source picture (🎨, `/pokemon image:`): its request keeps the
+    strength, never the picture."""
+    return request_from_job(job).strength > 0
+
+
 def command_line(job: JobRecord) -> str:
     """The `/pokemon …` line that draws this job's picture again (same prompt, seed, steps,
     guidance, shape and count; the sampler and POKEMON_SIZE are the server's). A translated
     prompt is given as the Japanese the model got, so no translation is needed to redraw it;
     English the model got as typed carries `translate:off`. A picture drawn from a picture
-    (🎨, `image:`) needs that picture again: the line cannot carry it."""
+    (🎨, `image:`) carries its `strength:`, but the line cannot carry the picture: it draws
+    the same picture only with that picture attached as `image:` (ℹ️ says so)."""
     request = request_as_drawn(job)
     parts = [f"/pokemon prompt:{_one_line(request.prompt)}"]
     if request.negative_prompt:
@@ -309,6 +325,8 @@ def command_line(job: JobRecord) -> str:
         parts.append("size:portrait" if request.height > request.width else "size:landscape")
     if request.count > 1:
         parts.append(f"count:{request.count}")
+    if request.strength > 0:
+        parts.append(f"strength:{request.strength:g}")
     if not request.translate and any(
         needs_translation(text) for text in (request.prompt, request.negative_prompt)
     ):
@@ -321,12 +339,16 @@ def _one_line(text: str) -> str:
 
 
 def details_text(job: JobRecord, model: str, locale: str) -> str:
-    """ℹ️: every parameter of the picture, and the command line that redraws it."""
+    """ℹ️: every parameter of the picture, and the command line that redraws it. A picture
+    drawn from a picture shows its strength, and its command line comes with a note that the
+    source picture must be attached (the bot never keeps it): without it, the line would
+    draw a different picture from the text alone."""
     request = request_from_job(job)
     texts = [t("details.prompt", locale, prompt=escape_user_text(request.prompt, 900))]
     if request.negative_prompt:
         negative = escape_user_text(request.negative_prompt, 500)
         texts.append(t("details.negative", locale, negative=negative))
+    from_picture = drawn_from_picture(job)
     rest = [
         t(
             "details.parameters",
@@ -338,8 +360,13 @@ def details_text(job: JobRecord, model: str, locale: str) -> str:
             width=request.width,
             height=request.height,
         ),
+        *(
+            [t("details.strength", locale, strength=f"{request.strength:g}")]
+            if from_picture
+            else []
+        ),
         t("details.model", locale, model=escape_user_text(model, 200)),
-        t("details.command", locale),
+        t("details.command_from_picture" if from_picture else "details.command", locale),
         f"```\n{command_line(job)}\n```",
     ]
     header = t("details.header", locale, job=job.id)

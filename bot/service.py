@@ -86,6 +86,9 @@ log = logging.getLogger(__name__)
 
 REFUSAL_SECONDS = 10  # a refusal posted in the channel (for a reaction) deletes itself
 CANCEL_WAIT_SECONDS = 30.0  # how long forgetting a user waits for their running job to stop
+# While jobs are in hand, how often the database is asked whether another process (such as
+# `pokemon-bot forget-user`) changed it; a job whose row went is then taken from the generator.
+ROW_WATCH_SECONDS = 1.0
 
 # Reads a job's source picture (image-to-image), checked; raises UserFacingError (bot.sources).
 SourceReader = Callable[[], Awaitable[bytes]]
@@ -290,6 +293,9 @@ class JobService:
         # /pokemon's Integrations settings (channels, roles), obeyed by 🔁 (set by the bot;
         # None: not checked).
         self.command_permissions: CommandPermissions | None = None
+        # Notices jobs cancelled or deleted by another process (`_watch_rows`), while any run.
+        self.row_watch_interval = ROW_WATCH_SECONDS
+        self._row_watch: asyncio.Task[None] | None = None
 
     # ---- the one way in -----------------------------------------------------------------
 
@@ -575,6 +581,8 @@ class JobService:
         active.handle = handle
         self.active[job.id] = active
         self.tasks.spawn(self._follow(active), name=f"job-{job.id}")
+        if self._row_watch is None or self._row_watch.done():
+            self._row_watch = self.tasks.spawn(self._watch_rows(), name="row-watch")
         return active
 
     # ---- following a job ----------------------------------------------------------------
@@ -1213,31 +1221,68 @@ class JobService:
         return QueuePlaces(places, queued=status.queued, running=status.running)
 
     async def forget_user(self, user_id: int) -> tuple[list[int], int]:
-        """`/privacy`'s delete: cancel the user's jobs, then delete their data. Returns the
-        job ids cancelled and the rows deleted; other users' data is untouched."""
-        cancelled = await self.cancel_user_jobs(user_id)
-        deleted = await self.store.privacy.delete_user(user_id)
-        return cancelled, deleted
+        """`/privacy`'s delete: stop the user's jobs this process runs (`cancel_user_jobs`),
+        then cancel and delete their data in one storage operation
+        (`PrivacyRepository.forget_user`, as `pokemon-bot forget-user` does). Returns the job
+        ids cancelled and the rows deleted; other users' data is untouched."""
+        stopped = await self.cancel_user_jobs(user_id)
+        forgotten = await self.store.privacy.forget_user(user_id)
+        return sorted({*stopped, *forgotten.cancelled}), forgotten.deleted
 
     async def cancel_user_jobs(self, user_id: int) -> list[int]:
-        """Cancel every queued or running job of `user_id` (before deleting their data).
-        Returns the ids cancelled; each ends as cancelled and nothing of it is posted."""
-        ids: list[int] = []
-        for job in await self.store.jobs.pending():
-            if job.user_id != user_id:
+        """The generator's side of forgetting a user: cancel every job of `user_id` this
+        process follows (a queued one leaves the queue, never drawn; a running one stops within
+        a step, never posted) and wait for them to end. Their rows are the storage's
+        (`PrivacyRepository.forget_user`). Returns the ids cancelled."""
+        mine = [
+            active
+            for active in self.active.values()
+            if active.user_id == user_id and active.handle is not None and not active.finished
+        ]
+        for active in mine:
+            assert active.handle is not None
+            active.handle.cancel()
+        for active in mine:
+            assert active.handle is not None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(active.handle.wait(), CANCEL_WAIT_SECONDS)
+        return [active.job_id for active in mine]
+
+    async def _watch_rows(self) -> None:
+        """While jobs are in hand: when another process changed the database (`pokemon-bot
+        forget-user` cancels and deletes a user's jobs), cancel each job whose row is no longer
+        queued or running, so a queued one leaves the generator's queue and is never drawn. A
+        job already drawing stops within a step; one that finishes first is never posted
+        (`_deliver` reads the row). Costs one `PRAGMA data_version` a second, a query only
+        when something changed. Ends when no job is left; `_submit` starts it again."""
+        seen: int | None = None
+        while self.active and not self.stopping:
+            await asyncio.sleep(self.row_watch_interval)
+            try:
+                version = await self.store.data_version()
+                if version == seen:
+                    continue
+                live = [
+                    active
+                    for active in self.active.values()
+                    if active.handle is not None and not active.finished and not active.handle.done
+                ]
+                pending: set[int] = (
+                    {job.id for job in await self.store.jobs.pending()} if live else set()
+                )
+            except StorageError as exc:
+                log.warning("could not check for jobs cancelled elsewhere: %s", exc)
                 continue
-            active = self.active.get(job.id)
-            if active is not None and active.handle is not None:
-                active.handle.cancel()
-            else:
-                await self.store.jobs.mark_cancelled(job.id)
-            ids.append(job.id)
-        for job_id in ids:
-            active = self.active.get(job_id)
-            if active is not None and active.handle is not None:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(active.handle.wait(), CANCEL_WAIT_SECONDS)
-        return ids
+            seen = version
+            for active in live:
+                handle = active.handle
+                if active.job_id in pending or handle is None or handle.done or active.finished:
+                    continue
+                log.info(
+                    "job=%s was cancelled or deleted by another process; stopping it",
+                    active.job_id,
+                )
+                handle.cancel()
 
     def stop_intake(self) -> None:
         """New commands and 🔁 are refused from now on; running work carries on."""

@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 
 class PokemonTree(app_commands.CommandTree["PokemonBot"]):
     """`on_error` maps `UserFacingError` to its text (refunding quota when asked),
-    permission failures to "not allowed", and anything else to an error id plus a logged traceback."""
+    permission failures to "not allowed", and anything else to an error id plus a logged
+    traceback (`error_text`, shared with the buttons)."""
 
     async def interaction_check(self, interaction: discord.Interaction[PokemonBot], /) -> bool:
         """Refuse an option whose JSON value does not fit its type before discord.py converts
@@ -43,60 +44,55 @@ class PokemonTree(app_commands.CommandTree["PokemonBot"]):
         original: BaseException = error
         if isinstance(error, app_commands.CommandInvokeError):
             original = error.original
-        locale = interaction.locale
-        if isinstance(original, UserFacingError):
-            text = original.localized(locale)
-            log.info(
-                "refused %s for user=%s: %s",
-                _command_name(interaction),
-                interaction.user.id,
-                original.key,
-            )
-        elif isinstance(original, app_commands.CheckFailure):
-            text = t("error.not_allowed", locale)
-        elif isinstance(original, app_commands.TransformerError | MistypedOption):
-            log.info(
-                "invalid option in %s for user=%s: %s",
-                _command_name(interaction),
-                interaction.user.id,
-                original,
-            )
-            text = t("error.invalid_option", locale, value=shown(original.value))
-        elif isinstance(original, StorageError):
-            # The disk is full, the file is locked for too long, ...: the operator must act,
-            # the user can only wait. One line in the log says which (no traceback needed).
-            log.error(
-                "storage failed in %s for user=%s: %s",
-                _command_name(interaction),
-                interaction.user.id,
-                original,
-            )
-            text = t("error.storage_unavailable", locale)
-        elif isinstance(original, app_commands.CommandSignatureMismatch):
-            # A client that skips a required option (or an outdated command) is bad input,
-            # not our bug: one clear answer, no error id, no traceback in the log.
-            log.info(
-                "options of %s did not match for user=%s",
-                _command_name(interaction),
-                interaction.user.id,
-            )
-            text = t("error.command_mismatch", locale)
-        else:
-            error_id = new_error_id()
-            log.error(
-                "error id=%s in %s by user=%s guild=%s channel=%s",
-                error_id,
-                _command_name(interaction),
-                interaction.user.id,
-                interaction.guild_id,
-                interaction.channel_id,
-                exc_info=original,
-            )
-            text = t("error.unexpected", locale, error_id=error_id)
-        try:
-            await send_ephemeral(interaction, text)
-        except discord.HTTPException:
-            log.warning("could not tell user=%s about an error", interaction.user.id, exc_info=True)
+        await answer_error(interaction, original, _command_name(interaction))
+
+
+def error_text(interaction: discord.Interaction[Any], error: BaseException, where: str) -> str:
+    """The one localized answer to `error`, raised while handling `where` (a command such as
+    `/pokemon`, or a button press), logged as it deserves: a refusal or bad input in one info
+    line, storage trouble in one error line, anything else with an error id and its traceback."""
+    locale = interaction.locale
+    if isinstance(error, UserFacingError):
+        log.info("refused %s for user=%s: %s", where, interaction.user.id, error.key)
+        return error.localized(locale)
+    if isinstance(error, app_commands.CheckFailure):
+        return t("error.not_allowed", locale)
+    if isinstance(error, app_commands.TransformerError | MistypedOption):
+        log.info("invalid option in %s for user=%s: %s", where, interaction.user.id, error)
+        return t("error.invalid_option", locale, value=shown(error.value))
+    if isinstance(error, StorageError):
+        # The disk is full, the file is locked for too long, ...: the operator must act,
+        # the user can only wait. One line in the log says which (no traceback needed).
+        log.error("storage failed in %s for user=%s: %s", where, interaction.user.id, error)
+        return t("error.storage_unavailable", locale)
+    if isinstance(error, app_commands.CommandSignatureMismatch):
+        # A client that skips a required option (or an outdated command) is bad input,
+        # not our bug: one clear answer, no error id, no traceback in the log.
+        log.info("options of %s did not match for user=%s", where, interaction.user.id)
+        return t("error.command_mismatch", locale)
+    error_id = new_error_id()
+    log.error(
+        "error id=%s in %s by user=%s guild=%s channel=%s",
+        error_id,
+        where,
+        interaction.user.id,
+        interaction.guild_id,
+        interaction.channel_id,
+        exc_info=error,
+    )
+    return t("error.unexpected", locale, error_id=error_id)
+
+
+async def answer_error(
+    interaction: discord.Interaction[Any], error: BaseException, where: str
+) -> None:
+    """Tell the user who invoked `where` what went wrong, privately (`error_text`): the one
+    answer to a failed command (`PokemonTree.on_error`) or button press (`bot.buttons`)."""
+    text = error_text(interaction, error, where)
+    try:
+        await send_ephemeral(interaction, text)
+    except discord.HTTPException:
+        log.warning("could not tell user=%s about an error", interaction.user.id, exc_info=True)
 
 
 def _command_name(interaction: discord.Interaction[Any]) -> str:

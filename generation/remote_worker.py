@@ -9,7 +9,8 @@ same fair queue, same batching of compatible jobs) and feeds it from the `P:jobs
   without counting a delivery), so a long job is never taken from a live worker;
 - takes over entries idle longer than `reclaim_idle` from dead workers (XAUTOCLAIM), and fails
   a job that was started `max_attempts` times without finishing (it crashed or hung every worker
-  that ran it) with `PoisonJobError`, copying its entry to the dead-letter stream `P:dead`.
+  that ran it) with `PoisonJobError`, noting it in the dead-letter stream `P:dead` (ids,
+  counts, reason and the request's numbers; never its prompts or source picture).
   Attempts count runs that started (`P:job:ID` field `attempts`), not deliveries, so jobs that
   only waited in a killed worker's prefetch are not blamed; as a backstop, an entry delivered
   more than `DELIVERY_FACTOR × max_attempts` times is poison too;
@@ -53,6 +54,7 @@ from generation.streams import (
     WorkerInfo,
     by_stream,
     connect,
+    dead_letter,
     decode_request,
     encode_error,
     encode_result,
@@ -380,12 +382,13 @@ class RemoteWorker:
                     deliveries[i],
                     keys.dead,
                 )
-                dead = {
-                    **fields,
-                    b"reason": error.code,
-                    b"attempts": str(attempts),
-                    b"deliveries": str(deliveries[i]),
-                }
+                dead = dead_letter(
+                    fields,
+                    reason=error.code,
+                    attempts=attempts,
+                    deliveries=deliveries[i],
+                    worker=config.name,
+                )
                 await client.xadd(keys.dead, dead, maxlen=DEAD_MAXLEN)
                 self._out.put_nowait(("complete", job_id, encode_error(error), "poison"))
                 continue

@@ -18,7 +18,10 @@ The layout (every key under one prefix, `pokemon` by default):
 - `P:cancel:ID` (a key with a TTL) and `P:cancels` (a stream): a cancel reaches a job still in
   the stream (the worker checks the key when it reads the entry) and a running one (workers
   follow the stream and stop it within a step).
-- `P:dead`: the dead-letter stream: entries delivered more than the limit (poison jobs).
+- `P:dead`: the dead-letter stream: entries delivered more than the limit (poison jobs), kept
+  up to `DEAD_MAXLEN`. An entry there is `dead_letter(...)`: ids, counts, the reason and the
+  request's numbers only, never its prompts or source picture (they would outlive the bot's
+  retention and `forget-user`).
 - `P:worker:NAME` (a hash with a TTL, refreshed by the heartbeat) and the set `P:workers`:
   the registry of live workers.
 """
@@ -163,6 +166,67 @@ def decode_request(data: str) -> GenerationRequest:
     if unknown:
         raise GenerationError(f"this worker does not know the request fields {unknown}")
     return GenerationRequest(**values)
+
+
+# What a dead-letter entry keeps of its request: enough to see why it failed (its size,
+# steps, pictures, sampler, strength), named one by one so that a new field, which may hold
+# user text, is left out until it is added here.
+DEAD_REQUEST_FIELDS = (
+    "seed",
+    "steps",
+    "guidance",
+    "width",
+    "height",
+    "scheduler",
+    "translate",
+    "strength",
+    "count",
+)
+
+
+def dead_letter(
+    fields: Mapping[bytes, bytes], *, reason: str, attempts: int, deliveries: int, worker: str
+) -> dict[str, str]:
+    """The `P:dead` entry for a jobs-stream entry set aside as poison: the job and user ids,
+    when it was submitted, why and by which worker, and the request's numbers (with the size
+    of its source picture, if any). Prompts and the picture itself are left out: the stream is
+    outside the bot's retention and `forget-user`."""
+    entry = {
+        "job": field(fields, "job"),
+        "reason": reason,
+        "attempts": str(attempts),
+        "deliveries": str(deliveries),
+        "worker": worker,
+    }
+    for name in ("user", "submitted"):
+        if field(fields, name):
+            entry[name] = field(fields, name)
+    summary: dict[str, object] = {}
+    try:
+        request: object = json.loads(field(fields, "request"))
+    except ValueError:
+        request = None
+    if isinstance(request, dict):
+        values = cast("dict[str, object]", request)
+        summary = {
+            name: values[name]
+            for name in DEAD_REQUEST_FIELDS
+            if isinstance(values.get(name), bool | int | float | str)
+        }
+        image = values.get("init_image")
+        if image is not None:
+            summary["init_image_bytes"] = _encoded_size(image)
+    entry["request"] = json.dumps(summary, ensure_ascii=False)
+    return entry
+
+
+def _encoded_size(value: object) -> int | None:
+    """How many bytes a `{"__bytes__": base64}` value holds (None if it is not one)."""
+    if isinstance(value, dict):
+        encoded = cast("dict[str, object]", value).get(_BYTES)
+        if isinstance(encoded, str):
+            return len(encoded) * 3 // 4 - encoded[-2:].count("=")
+    return None
 
 
 def encode_result(result: GenerationResult) -> dict[str, str | bytes]:

@@ -11,6 +11,11 @@ Choices:
 - Retention blanks the user text of finished jobs older than the retention period; the rows
   stay, so counts, quotas and statistics are unchanged. Unfinished jobs keep their text
   because it is needed to run them.
+- Forgetting a user (`forget_user`: `/privacy`'s button and `pokemon-bot forget-user`) is one
+  transaction: their queued and running jobs are listed as cancelled and deleted with the
+  rest, so no process sees them pending afterwards. A bot that runs one of them finds its row
+  gone, which it treats as cancelled: it never posts the picture, and takes a job still
+  waiting out of its generator's queue (`bot.service`).
 - Deleting a user removes their jobs and the per-user limits where they are the subject. The
   audit logs (limits and blocklist) are admin records of the guild, so their rows stay, but
   the user's id is replaced by NULL wherever it appears (as the actor, the target, the one who
@@ -28,7 +33,7 @@ from typing import cast
 
 from storage.database import Database, Tx
 from storage.timeutil import Clock, to_db
-from storage.types import JSON
+from storage.types import JSON, ForgottenUser
 
 log = logging.getLogger(__name__)
 
@@ -112,33 +117,56 @@ class PrivacyRepository:
 
         Returns the number of rows deleted or anonymised.
         """
-
-        async def work(tx: Tx) -> int:
-            # Others' regenerations copied this user's prompt, and so did regenerations of
-            # those: blank every descendant before the parent goes (ON DELETE SET NULL then
-            # clears the direct links).
-            # (The CTE sits in a subquery: sqlite3 reports no rowcount for a statement that
-            # starts with WITH.)
-            total = await tx.execute(
-                "UPDATE jobs SET request = blank_texts(request), outcome = blank_texts(outcome) "
-                "WHERE user_id != ? "
-                "AND EXISTS (SELECT 1 FROM json_tree(json_array(json(request), json(outcome))) "
-                "WHERE (key GLOB '*prompt' OR key GLOB '*_used') AND type != 'null' "
-                "AND NOT (type = 'text' AND atom = '')) "
-                "AND id IN (WITH RECURSIVE copies (id) AS (SELECT id FROM jobs WHERE user_id = ? "
-                "UNION SELECT jobs.id FROM jobs JOIN copies ON jobs.parent_job_id = copies.id) "
-                "SELECT id FROM copies)",
-                (user_id, user_id),
-            )
-            total += await tx.execute("DELETE FROM jobs WHERE user_id = ?", (user_id,))
-            total += await tx.execute("DELETE FROM user_limits WHERE user_id = ?", (user_id,))
-            for sql in _ANONYMISE:
-                total += await tx.execute(sql, (user_id,))
-            return total
-
-        total = await self._db.write(work)
+        total = await self._db.write(lambda tx: _delete_user(tx, user_id))
         log.info("deleted the data of one user (%s rows)", total)
         return total
+
+    async def forget_user(self, user_id: int) -> ForgottenUser:
+        """Cancel the user's queued and running jobs, then delete their data (`delete_user`),
+        in one transaction: no moment exists where their jobs are pending but their data half
+        gone, and nobody can admit or start one in between. Deleting a pending row is its
+        cancellation: every process that runs jobs treats a row that went as cancelled."""
+
+        async def work(tx: Tx) -> ForgottenUser:
+            rows = await tx.fetchall(
+                "SELECT id FROM jobs WHERE user_id = ? AND state IN ('queued', 'running') "
+                "ORDER BY created_at, id",
+                (user_id,),
+            )
+            cancelled = tuple(int(row["id"]) for row in rows)
+            return ForgottenUser(cancelled, await _delete_user(tx, user_id))
+
+        forgotten = await self._db.write(work)
+        log.info(
+            "forgot one user: %s pending jobs cancelled, %s rows deleted",
+            len(forgotten.cancelled),
+            forgotten.deleted,
+        )
+        return forgotten
+
+
+async def _delete_user(tx: Tx, user_id: int) -> int:
+    """`delete_user`'s statements, inside the caller's transaction."""
+    # Others' regenerations copied this user's prompt, and so did regenerations of those:
+    # blank every descendant before the parent goes (ON DELETE SET NULL then clears the direct
+    # links). (The CTE sits in a subquery: sqlite3 reports no rowcount for a statement that
+    # starts with WITH.)
+    total = await tx.execute(
+        "UPDATE jobs SET request = blank_texts(request), outcome = blank_texts(outcome) "
+        "WHERE user_id != ? "
+        "AND EXISTS (SELECT 1 FROM json_tree(json_array(json(request), json(outcome))) "
+        "WHERE (key GLOB '*prompt' OR key GLOB '*_used') AND type != 'null' "
+        "AND NOT (type = 'text' AND atom = '')) "
+        "AND id IN (WITH RECURSIVE copies (id) AS (SELECT id FROM jobs WHERE user_id = ? "
+        "UNION SELECT jobs.id FROM jobs JOIN copies ON jobs.parent_job_id = copies.id) "
+        "SELECT id FROM copies)",
+        (user_id, user_id),
+    )
+    total += await tx.execute("DELETE FROM jobs WHERE user_id = ?", (user_id,))
+    total += await tx.execute("DELETE FROM user_limits WHERE user_id = ?", (user_id,))
+    for sql in _ANONYMISE:
+        total += await tx.execute(sql, (user_id,))
+    return total
 
 
 # Where a user's id appears in rows that are not theirs to delete.

@@ -103,6 +103,12 @@ class Storage:
             max_pending=self.max_pending,
         )
 
+    async def data_version(self) -> int:
+        """A number that changes when another connection (another process, such as
+        `pokemon-bot forget-user`) commits a change to the file; this one's own commits leave
+        it as it is. A cheap way to notice changes made from outside (`PRAGMA data_version`)."""
+        return int(await self.db.read(lambda tx: tx.scalar("PRAGMA data_version")))
+
     async def close(self) -> None:
         """Close the connection (idempotent)."""
         await self.db.close()

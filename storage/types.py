@@ -201,3 +201,12 @@ class BlocklistAuditEntry:
     action: BlocklistAction
     word: str
     at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ForgottenUser:
+    """What `PrivacyRepository.forget_user` did: the user's queued or running jobs it cancelled
+    (oldest first) and the rows it deleted or anonymised (those jobs included)."""
+
+    cancelled: tuple[int, ...]
+    deleted: int

@@ -1,8 +1,11 @@
 """`pokemon-bot forget-user USER_ID`: delete one user's data, as `/privacy` does, for operators.
 
-Their queued and running jobs are cancelled first (a running bot checks a job's row before it
-posts a picture, so a job cancelled here is not delivered), then their jobs and limits are
-deleted and their id is removed from the audit logs. Exits 0, or 2 on bad input.
+One storage operation, the one `/privacy` uses too (`PrivacyRepository.forget_user`): their
+queued and running jobs are cancelled, their jobs and limits deleted and their id removed from
+the audit logs, in one transaction. A bot running meanwhile notices within a second or two: a
+job of theirs still waiting leaves its queue, never drawn; one its generator is already
+drawing may be drawn, but it is never posted (the bot reads the job's row before it posts).
+Exits 0, or 2 on bad input.
 """
 
 from __future__ import annotations
@@ -36,11 +39,8 @@ async def forget(db: Path, user_id: int) -> tuple[int, int]:
     from storage import Storage
 
     async with await Storage.open(db) as store:
-        pending = await store.jobs.by_user_pending(user_id)
-        for job in pending:
-            await store.jobs.mark_cancelled(job.id)
-        deleted = await store.privacy.delete_user(user_id)
-    return len(pending), deleted
+        forgotten = await store.privacy.forget_user(user_id)
+    return len(forgotten.cancelled), forgotten.deleted
 
 
 def main(args: argparse.Namespace) -> int:

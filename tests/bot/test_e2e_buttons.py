@@ -5,15 +5,20 @@ obeyed by 🔁, and `/blocklist`."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 
-from bot.buttons import custom_id, result_buttons
+import pytest
+
+from bot.buttons import cancel_buttons, custom_id, result_buttons
+from bot.client import PokemonBot
 from bot.i18n import t
 from bot.jobs import new_job
 from bot.messaging import REGENERATE_EMOJI
 from generation.types import GenerationRequest
 from tests.bot.conftest import BotRig, only_notice_for, png_of
 from tests.fakediscord import FakeDiscord, FakeMessage, InteractionRecord
+from tests.reliability.test_faults import WriteLock
 
 CHANNEL_TYPE = 3
 
@@ -164,15 +169,16 @@ def parse_command_line(line: str) -> dict[str, object]:
     """`/pokemon prompt:… negative:… seed:…` as the Discord client would fill the options."""
     assert line.startswith("/pokemon ")
     parts = re.split(
-        r" (?=(?:prompt|negative|seed|steps|guidance):)", line.removeprefix("/pokemon ")
+        r" (?=(?:prompt|negative|seed|steps|guidance|size|count|strength|translate):)",
+        line.removeprefix("/pokemon "),
     )
     options: dict[str, object] = {}
     for part in parts:
         name, value = part.split(":", 1)
         options[name] = (
             int(value)
-            if name in ("seed", "steps")
-            else (float(value) if name == "guidance" else value)
+            if name in ("seed", "steps", "count")
+            else (float(value) if name in ("guidance", "strength") else value)
         )
     return options
 
@@ -444,6 +450,77 @@ async def test_cancel_of_a_job_no_generator_holds_marks_it_cancelled_on_disk(
         assert row is not None
         assert (row.state, row.cancelled_by) == ("cancelled", fake.owner.id)
         assert not await bot.service.cancel(admission.job.id, fake.owner.id)  # once
+
+
+async def _job_with_a_cancel_button(bot: PokemonBot, fake: FakeDiscord) -> tuple[int, FakeMessage]:
+    """A queued row no generator holds (as after a restart that did not resume it) and a
+    message of the bot carrying its ✖, so a press has to write the row itself."""
+    admission = await bot.store.admit(
+        new_job(
+            GenerationRequest(prompt="のこり"),
+            user_id=fake.alice.id,
+            guild_id=fake.guild.id,
+            channel_id=fake.channel.id,
+            locale="en",
+        )
+    )
+    assert admission.job is not None
+    channel = bot.get_partial_messageable(fake.channel.id, guild_id=fake.guild.id)
+    posted = await channel.send("…", view=cancel_buttons(admission.job.id, "en"))
+    return admission.job.id, fake.messages[posted.id]
+
+
+async def test_a_press_the_busy_database_refuses_is_answered_privately_and_works_later(
+    bot_rig: BotRig, fake_discord: FakeDiscord
+) -> None:
+    fake = fake_discord
+    async with bot_rig.run() as bot:
+        job_id, message = await _job_with_a_cancel_button(bot, fake)
+        # Another process holds the write lock past every retry: the press's write fails.
+        await bot.store.db.connection.execute("PRAGMA busy_timeout = 0")
+        lock = WriteLock(bot.store.path)
+        await lock.hold()
+        try:
+            press = await fake.press(message, custom_id("cancel", job_id), user=fake.alice)
+            assert await private_answer(press) == t("error.storage_unavailable", "en")
+            assert bot.store.db.busy_retries >= 1
+        finally:
+            await lock.release()
+        row = await bot.store.jobs.get(job_id)
+        assert row is not None
+        assert row.state == "queued"
+        # The database is free again: the same button works, and the bot never stopped.
+        await fake.press(message, custom_id("cancel", job_id), user=fake.alice)
+        async with asyncio.timeout(30):
+            while True:  # a row on disk: poll it
+                row = await bot.store.jobs.get(job_id)
+                if row is not None and row.state == "cancelled":
+                    break
+                await asyncio.sleep(0.05)
+
+
+async def test_a_press_whose_handler_fails_unexpectedly_gets_an_error_id_the_log_has(
+    bot_rig: BotRig, fake_discord: FakeDiscord, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake = fake_discord
+    async with bot_rig.run() as bot:
+        job_id, message = await _job_with_a_cancel_button(bot, fake)
+
+        async def broken(job_id: int, by_user_id: int) -> bool:
+            raise RuntimeError("a bug in cancel")
+
+        bot.service.cancel = broken  # a bug: nothing the handler expects
+        press = await fake.press(message, custom_id("cancel", job_id), user=fake.alice)
+        answer = await private_answer(press)
+        found = re.fullmatch(
+            re.escape(t("error.unexpected", "en", error_id="ID")).replace("ID", "([0-9a-f]+)"),
+            answer,
+        )
+        assert found is not None, answer
+        (logged,) = [r for r in caplog.records if found[1] in r.getMessage()]
+        assert f"button cancel on job={job_id}" in logged.getMessage()
+        assert logged.exc_info is not None
+        assert "a bug in cancel" in str(logged.exc_info[1])
 
 
 async def test_a_job_resumed_after_a_restart_obeys_a_word_blocked_meanwhile(

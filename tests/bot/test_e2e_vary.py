@@ -5,6 +5,7 @@ charged, and drawn over at the job's size by the real worker on the tiny checkpo
 from __future__ import annotations
 
 import io
+import re
 import zlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,6 +19,7 @@ from bot.messaging import REGENERATE_EMOJI, VARY_EMOJI
 from bot.validation import VARY_STRONG
 from storage import NewJob, Storage
 from tests.bot.conftest import BotRig, only_notice_for, png_of
+from tests.bot.test_e2e_buttons import parse_command_line
 from tests.fakediscord import FakeDiscord, FakeMessage, WireValue
 
 
@@ -84,6 +86,14 @@ async def test_vary_reaction_draws_a_new_picture_from_that_picture_for_the_react
         assert "init_image" not in child.request  # the picture is never stored
         assert child.state == "done"
         assert (await bot.store.limits.quota(fake_discord.guild.id, bob.id)).used == 1
+        # ℹ️ on the varied picture, in Japanese: its strength, and that the line needs the source.
+        press = await fake_discord.press(
+            varied, custom_id("info", child.id), user=fake_discord.alice, locale="ja"
+        )
+        (answer,) = await press.wait_followups(1)
+        assert t("details.strength", "ja", strength=f"{VARY_STRONG:g}") in answer.content
+        assert t("details.command_from_picture", "ja") in answer.content
+        assert f"strength:{VARY_STRONG:g}" in answer.content
         # Bob's 🎨 was taken back, so a later one is a fresh event.
         await fake_discord.wait_until(lambda: first.reaction_users(VARY_EMOJI) == [])
 
@@ -113,13 +123,40 @@ async def test_pokemon_image_starts_from_the_upload_at_the_jobs_size(
             await bot.store.limits.quota(fake_discord.guild.id, fake_discord.alice.id)
         ).used == 1
 
+        # ℹ️ shows the strength and says the line needs the picture: with it, the same PNG.
+        press = await fake_discord.press(result, custom_id("info", job.id), user=fake_discord.bob)
+        (answer,) = await press.wait_followups(1)
+        assert answer.ephemeral
+        details = answer.content
+        assert t("details.strength", "en", strength="0.5") in details
+        assert t("details.command_from_picture", "en") in details
+        assert t("details.command", "en") not in details  # not "draws the same picture"
+        line = re.search(r"```\n(/pokemon .*)\n```", details)
+        assert line is not None
+        options = parse_command_line(line[1])
+        assert options == {
+            "prompt": "ピカチュウ",
+            "seed": job.request["seed"],
+            "steps": job.request["steps"],
+            "guidance": 7.5,
+            "size": "landscape",
+            "strength": 0.5,
+        }
+        again = await fake_discord.invoke(
+            "pokemon",
+            {**options, "image": fake_discord.upload("mine.jpg", picture(200, 120, "JPEG"))},
+            user=fake_discord.bob,
+        )
+        redrawn = await delivered(bot_rig, again)
+        assert redrawn.attachments[0].data == result.attachments[0].data
+
         # 🔁 on it cannot draw from the upload again: it was never stored.
         bob = fake_discord.bob
         await fake_discord.react(bob, result.channel_id, result.id, REGENERATE_EMOJI)
 
         notice = await only_notice_for(fake_discord, bob, result.channel_id)
         assert t("error.source_gone", "en") in notice.content
-        assert await bot.store.jobs.recent_for_user(bob.id) == []
+        assert len(await bot.store.jobs.recent_for_user(bob.id)) == 1  # only the redraw
 
 
 BAD_UPLOADS = {

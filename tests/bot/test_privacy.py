@@ -8,17 +8,30 @@ file and loopback Discord; the CLI runs as a real subprocess against the bot's d
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 
 from bot.i18n import t
 from storage import Storage
 from tests.bot.conftest import BotRig
-from tests.fakediscord import FakeDiscord
+from tests.fakediscord import FakeDiscord, InteractionRecord
 
 
 async def make_picture(bot_rig: BotRig, fake: FakeDiscord, user: object, prompt: str) -> None:
     record = await fake.invoke("pokemon", {"prompt": prompt}, user=user)
     await bot_rig.wait_result(record)
+
+
+def job_id_in(record: InteractionRecord) -> int:
+    """The job a command's response belongs to (from its ✖ button's custom_id)."""
+    message = record.original_message
+    assert message is not None
+    for row in message.components:
+        for component in row.get("components", []):
+            found = re.fullmatch(r"pkmn:cancel:([0-9]+)", component.get("custom_id", ""))
+            if found:
+                return int(found[1])
+    raise AssertionError("no ✖ under the response")
 
 
 async def set_limits(store: Storage, fake: FakeDiscord) -> None:
@@ -93,7 +106,7 @@ async def test_only_the_user_who_asked_can_press_their_delete_button(
         assert len(await bot.store.jobs.recent_for_user(fake.alice.id)) == 1  # kept
 
 
-async def test_forget_user_cli_cancels_the_queued_job_so_the_running_bot_never_posts_it(
+async def test_forget_user_cli_cancels_the_users_jobs_so_the_running_bot_never_posts_them(
     bot_rig: BotRig, fake_discord: FakeDiscord
 ) -> None:
     fake = fake_discord
@@ -101,9 +114,17 @@ async def test_forget_user_cli_cancels_the_queued_job_so_the_running_bot_never_p
         await make_picture(bot_rig, fake, fake.alice, "アリス")
         await make_picture(bot_rig, fake, fake.bob, "ボブ")
         await set_limits(bot.store, fake)
+        assert await bot.store.usage.user_images(fake.guild.id, fake.alice.id) == 1
         bot_rig.engine.close_gate()
-        queued = await fake.invoke("pokemon", {"prompt": "まつ"}, user=fake.alice)
+        # Alice's job is drawing; the moderator's waits behind it, and alice's second behind
+        # that one (the fair queue serves the moderator first).
+        running = await fake.invoke("pokemon", {"prompt": "はしる"}, user=fake.alice)
         await fake.wait_until(lambda: bot.generator.worker.running == 1)
+        others = await fake.invoke("pokemon", {"prompt": "ほか"}, user=fake.moderator)
+        await others.wait_edits(1)  # "Queued: position 1"
+        queued = await fake.invoke("pokemon", {"prompt": "まつ"}, user=fake.alice)
+        await queued.wait_edits(1)  # "Queued: position 2"
+        calls = bot_rig.engine.calls
 
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -118,16 +139,27 @@ async def test_forget_user_cli_cancels_the_queued_job_so_the_running_bot_never_p
         )
         out, err = await asyncio.wait_for(proc.communicate(), 60)
         assert proc.returncode == 0, err.decode()
-        assert "1 queued jobs cancelled" in out.decode()
+        assert "2 queued jobs cancelled" in out.decode()
 
-        bot_rig.engine.open_gate()  # the bot's picture for alice is drawn, but not posted
+        # The running bot takes alice's queued job out of its queue (it watches the database).
+        queued_id = job_id_in(queued)
+        await fake.wait_until(lambda: queued_id not in bot.service.active, 30)
+        # Alice's running picture is drawn, but not posted; the moderator's is drawn and posted;
+        # alice's queued one is never drawn.
+        bot_rig.engine.open_gate()
+        await bot_rig.wait_result(others)
         await fake.wait_until(lambda: not bot.service.active, 30)
-        assert queued.original_message is None or not queued.original_message.attachments
+        assert bot_rig.engine.calls == calls + 1  # the moderator's only
+        for record in (running, queued):
+            assert record.original_message is None or not record.original_message.attachments
         assert await bot.store.jobs.recent_for_user(fake.alice.id) == []
+        assert await bot.store.usage.user_images(fake.guild.id, fake.alice.id) == 0
         limits = {u.user_id for u in await bot.store.limits.list_user_limits(fake.guild.id)}
         assert limits == {fake.bob.id}
         (bobs,) = await bot.store.jobs.recent_for_user(fake.bob.id)
         assert bobs.state == "done"
+        (mods,) = await bot.store.jobs.recent_for_user(fake.moderator.id)
+        assert mods.state == "done"
 
 
 async def test_forget_user_cli_refuses_a_user_id_that_is_not_a_number(tmp_path: object) -> None:

@@ -5,8 +5,11 @@ duplicate results, fairness and the in-flight bound, the worker registry and its
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import dataclasses
 import io
+import json
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -32,6 +35,12 @@ KEYS = Keys()
 
 def req(prompt: str, *, steps: int = 3) -> GenerationRequest:
     return GenerationRequest(prompt=prompt, steps=steps, height=64, width=64)
+
+
+def tiny_png_bytes() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(out, format="PNG")
+    return out.getvalue()
 
 
 async def outcome(handle: JobHandle) -> Any:
@@ -101,7 +110,15 @@ async def test_a_poison_job_fails_after_its_deliveries_and_is_set_aside(
     generator = await remote()
     workers.start("p0", model=model, max_attempts=2, reclaim_idle=0.5)
     await generator.wait_for_workers(1, WAIT)
-    handle = await generator.submit(1, 10, req("boom", steps=10))
+    # A picture drawn from a picture: the dead-letter entry must keep neither its texts nor it.
+    source = tiny_png_bytes()
+    request = dataclasses.replace(
+        req("boom secret-prompt", steps=10),
+        negative_prompt="secret-negative",
+        init_image=source,
+        strength=0.5,
+    )
+    handle = await generator.submit(1, 10, request)
     # Each worker that takes the job dies of it; a supervisor starts the next one.
     crashes = 0
     async with asyncio.timeout(WAIT):
@@ -121,9 +138,31 @@ async def test_a_poison_job_fails_after_its_deliveries_and_is_set_aside(
     try:
         dead = await client.xrange(KEYS.dead)
         assert len(dead) == 1
-        assert dead[0][1][b"job"] == b"1"
-        assert dead[0][1][b"attempts"] == b"2"
-        assert dead[0][1][b"deliveries"] == b"3"
+        entry = dead[0][1]
+        assert entry[b"job"] == b"1"
+        assert entry[b"user"] == b"10"
+        assert entry[b"attempts"] == b"2"
+        assert entry[b"deliveries"] == b"3"
+        assert entry[b"reason"] == b"poison"
+        assert entry[b"worker"] == b"p2"
+        # What an operator needs to see why, and nothing the user typed or uploaded.
+        assert json.loads(entry[b"request"]) == {
+            "seed": 0,
+            "steps": 10,
+            "guidance": 7.5,
+            "width": 64,
+            "height": 64,
+            "scheduler": "dpmpp-2m",
+            "translate": False,
+            "strength": 0.5,
+            "count": 1,
+            "init_image_bytes": len(source),
+        }
+        everything = b" ".join(entry.values())
+        for secret in (b"secret-prompt", b"secret-negative", b"boom"):
+            assert secret not in everything
+        assert base64.b64encode(source)[:40] not in everything
+        assert source[:40] not in everything
         assert (await client.xpending(KEYS.jobs, WORKERS_GROUP))["pending"] == 0
     finally:
         await client.aclose()

@@ -85,6 +85,39 @@ async def test_deleting_a_user_removes_their_jobs_and_limits_and_anonymises_the_
     assert [(e.actor_id, e.target_user_id) for e in audit] == [(None, OTHER), (ADMIN, None)]
 
 
+async def test_forgetting_a_user_cancels_their_pending_jobs_and_deletes_all_in_one_go(
+    open_store: object,
+) -> None:
+    store = await open_store(default_limit=(100, "day"), max_pending=100)  # type: ignore[operator]
+    done = await admit(store)
+    await store.jobs.mark_done(done)
+    running = await admit(store)
+    await store.jobs.mark_running(running)
+    queued = await admit(store)
+    others = await admit(store, user_id=OTHER)
+    await store.limits.set_user(GUILD, USER, 3, "day", actor_id=ADMIN)
+    version = await store.data_version()
+
+    forgotten = await store.privacy.forget_user(USER)
+
+    assert forgotten.cancelled == (running, queued)  # oldest first; the done one is not
+    assert forgotten.deleted == 5  # three jobs, a limit, and an audit row anonymised
+    assert await store.jobs.recent_for_user(USER) == []
+    assert await store.usage.user_images(GUILD, USER) == 0
+    assert [job.id for job in await store.jobs.pending()] == [others]
+    assert await store.data_version() == version  # only another connection's commit moves it
+    again = await store.privacy.forget_user(USER)
+    assert (again.cancelled, again.deleted) == ((), 0)
+
+
+async def test_data_version_moves_when_another_connection_commits(store: Storage) -> None:
+    version = await store.data_version()
+    async with await Storage.open(store.path) as elsewhere:
+        await elsewhere.privacy.forget_user(USER)
+        await elsewhere.admit(make_job(user_id=OTHER))
+    assert await store.data_version() != version
+
+
 async def test_deleting_an_unknown_user_changes_nothing(store: Storage) -> None:
     job = await admit(store)
     assert await store.privacy.delete_user(424242) == 0
