@@ -36,6 +36,7 @@ import discord
 from bot.i18n import language_of, t
 from bot.jobs import request_as_drawn, request_from_job
 from bot.messaging import escape_user_text, send_ephemeral
+from bot.origins import ButtonOrigin
 from bot.permissions import is_admin
 from bot.tree import answer_error
 from bot.validation import VARY_STRONG, VARY_SUBTLE
@@ -223,8 +224,6 @@ async def may_draw(interaction: discord.Interaction[PokemonBot]) -> bool:
 
 
 async def _regen(interaction: discord.Interaction[PokemonBot], press: Press) -> None:
-    from bot.service import ButtonOrigin  # the service builds these buttons: import at use
-
     job = await _job(interaction, press)
     if job is None:
         return
@@ -234,8 +233,6 @@ async def _regen(interaction: discord.Interaction[PokemonBot], press: Press) -> 
 
 async def _vary(interaction: discord.Interaction[PokemonBot], press: Press) -> None:
     """🎨 Vary (subtle / strong): a new picture from the pressed result's picture."""
-    from bot.service import ButtonOrigin  # the service builds these buttons: import at use
-
     arg = VARY_ARG.fullmatch(press.arg or "")
     strength = VARY_STRENGTHS.get(arg["kind"]) if arg is not None else None
     if arg is None or strength is None:

@@ -67,10 +67,15 @@ def test_layering_check_sees_lazy_and_dynamic_imports(tmp_path: Path) -> None:
     assert imported_top_levels("generation"), "no generation modules were scanned"
 
 
-def imported_modules(path: Path, root: Path = ROOT) -> set[str]:
-    """Full dotted names a module imports (relative imports resolved from its package)."""
+def imported_modules(path: Path, root: Path = ROOT, *, runtime_only: bool = False) -> set[str]:
+    """Full dotted names a module imports (relative imports resolved from its package);
+    `runtime_only` leaves out those under `if TYPE_CHECKING:` (for annotations only)."""
     package = ".".join(path.relative_to(root).with_suffix("").parts[:-1])
     tree = ast.parse(path.read_text("utf-8"), filename=str(path))
+    if runtime_only:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                node.body = []
     names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -116,3 +121,54 @@ def test_the_cog_import_check_sees_absolute_relative_and_from_package_imports(
         "bot.cogs.reactions",
         "bot.quota_text",
     } <= found
+
+
+def import_cycles(package: str, root: Path = ROOT) -> list[list[str]]:
+    """Groups of `package`'s modules that import each other at run time (lazily or not)."""
+    modules: dict[str, Path] = {}
+    for path in sorted((root / package).rglob("*.py")):
+        name = ".".join(path.relative_to(root).with_suffix("").parts).removesuffix(".__init__")
+        modules[name] = path
+    graph = {
+        name: sorted(found & modules.keys() - {name})
+        for name, path in modules.items()
+        for found in [imported_modules(path, root, runtime_only=True)]
+    }
+    cycles: list[list[str]] = []
+    for start in graph:
+        # Depth-first from `start`, looking for a way back to it.
+        seen: set[str] = set()
+        todo = [(start, [start])]
+        while todo:
+            node, trail = todo.pop()
+            for nxt in graph[node]:
+                if nxt == start:
+                    cycle = sorted(trail)
+                    if cycle not in cycles:
+                        cycles.append(cycle)
+                elif nxt not in seen:
+                    seen.add(nxt)
+                    todo.append((nxt, [*trail, nxt]))
+    return cycles
+
+
+def test_no_two_bot_modules_import_each_other() -> None:
+    """The job service puts buttons under its messages and buttons start jobs: what both need
+    (where a job comes from) lives in bot/origins.py, so neither imports the other, not even
+    inside a function."""
+    assert import_cycles("bot") == []
+
+
+def test_the_cycle_check_sees_an_import_inside_a_function(tmp_path: Path) -> None:
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "a.py").write_text("from pkg import b\n")
+    (tmp_path / "pkg" / "b.py").write_text(
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n"
+        "    from pkg import c\n"
+        "def f():\n"
+        "    from pkg.a import x\n"
+    )
+    (tmp_path / "pkg" / "c.py").write_text("import pkg.b\n")
+    assert import_cycles("pkg", tmp_path) == [["pkg.a", "pkg.b"]]

@@ -9,7 +9,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.service import CommandOrigin
+from bot.origins import CommandOrigin
 from bot.sources import read_attachment
 from bot.translator import described
 from bot.validation import (

@@ -14,7 +14,7 @@ from discord.ext import commands
 
 from bot.i18n import language_of
 from bot.messaging import DELETE_EMOJIS, REGENERATE_EMOJIS, VARY_EMOJIS
-from bot.service import ReactionOrigin
+from bot.origins import ReactionOrigin
 from bot.validation import VARY_STRONG
 
 if TYPE_CHECKING:
