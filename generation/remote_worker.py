@@ -408,6 +408,9 @@ class RemoteWorker:
                 request,
                 on_progress=self._on_progress,
                 on_start=lambda job_id=job_id, steps=request.steps: self._on_start(job_id, steps),
+                # Started before and never finished: it may be the one that crashed its batch,
+                # so it runs alone and only the real culprit reaches `max_attempts`.
+                alone=attempts >= 1,
             )
             inner.future.add_done_callback(lambda fut, job_id=job_id: self._on_done(job_id, fut))
 

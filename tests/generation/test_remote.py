@@ -96,11 +96,25 @@ async def test_a_worker_killed_mid_job_loses_nothing(remote: Remote, workers: Wo
 async def test_a_poison_job_fails_after_its_deliveries_and_is_set_aside(
     remote: Remote, workers: Workers
 ) -> None:
+    """...and a harmless job that shared its batch is not failed with it."""
     model = "fake:step=0.02,crash=boom"
     generator = await remote()
     workers.start("p0", model=model, max_attempts=2, reclaim_idle=0.5)
     await generator.wait_for_workers(1, WAIT)
+    # A blocker holds the worker until both jobs wait in it, so they start as one batch.
+    blocker = await generator.submit(3, 12, req("blocker", steps=400))
+    async with asyncio.timeout(WAIT):
+        async for event in blocker.events():
+            if isinstance(event, Started):
+                break
     handle = await generator.submit(1, 10, req("boom", steps=10))
+    innocent = await generator.submit(2, 11, req("innocent", steps=10))
+    client = connect(workers.url)
+    try:
+        await until(lambda: _equals(_pending_of(client), (3, [b"p0"])), "all three held by p0")
+    finally:
+        await client.aclose()
+    blocker.cancel()
     # Each worker that takes the job dies of it; a supervisor starts the next one.
     crashes = 0
     async with asyncio.timeout(WAIT):
@@ -116,6 +130,8 @@ async def test_a_poison_job_fails_after_its_deliveries_and_is_set_aside(
     assert failed.error.code == "poison"
     assert "set aside" in str(failed.error)
     assert crashes == 2  # started, crashed, started again, crashed; the third says poison
+    # The batch-mate ran alone once it was suspect: it finished instead of reaching the limit.
+    assert isinstance(await outcome(innocent), Done)
     client = connect(workers.url)
     try:
         dead = await client.xrange(KEYS.dead)
