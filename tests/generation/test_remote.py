@@ -215,6 +215,36 @@ async def test_a_redis_restart_loses_no_accepted_job(
     assert (await generator.status()).healthy
 
 
+async def test_jobs_in_flight_when_redis_loses_its_data_are_sent_again(
+    remote: Remote, workers: Workers
+) -> None:
+    """FLUSHALL (or a crash that lost the last writes) while jobs are in flight: the bot sends
+    them again, keeps releasing new ones, and each job still runs and is reported once."""
+    workers.start("w1", model="fake:step=0.05", max_batch=1)
+    generator = await remote()
+    await generator.wait_for_workers(1, WAIT)
+    # One worker of batch 1: jobs 1 and 2 go to Redis, job 3 waits in the bot.
+    handles = [await generator.submit(i, 10 + i, req(f"job{i}", steps=40)) for i in (1, 2, 3)]
+    async with asyncio.timeout(WAIT):
+        async for event in handles[0].events():
+            if isinstance(event, Started):
+                break
+    workers.kill("w1")
+    client = connect(workers.url)
+    try:
+        await client.flushall()
+        workers.start("w2", model="fake:step=0.01", max_batch=1)
+        for handle in handles:
+            done = await outcome(handle)
+            assert isinstance(done, Done), done
+        await assert_done_lines(workers, "w2", [1, 2, 3])
+        await until(lambda: _equals(client.xlen(KEYS.results), 0), "results acknowledged")
+        assert (await client.xpending(KEYS.jobs, WORKERS_GROUP))["pending"] == 0
+        assert (await generator.status()).healthy
+    finally:
+        await client.aclose()
+
+
 async def test_jobs_are_released_fairly_and_only_while_workers_have_room(
     remote: Remote, workers: Workers
 ) -> None:
