@@ -20,7 +20,7 @@ from generation.errors import GeneratorUnavailableError
 from generation.generator import Done, Failed, JobHandle, Started
 from generation.remote import RemoteGenerator
 from generation.streams import BOT_GROUP, WORKERS_GROUP, Keys, connect
-from generation.types import GenerationRequest
+from generation.types import GenerationRequest, Progress
 from tests.redisprocs import RedisServer, Workers
 
 WAIT = 60.0  # a bound on waits (several worker processes share 2 CPUs); never a speed check
@@ -243,6 +243,39 @@ async def test_jobs_in_flight_when_redis_loses_its_data_are_sent_again(
         assert (await generator.status()).healthy
     finally:
         await client.aclose()
+
+
+async def test_writes_redis_refuses_are_retried_until_they_land(
+    remote: Remote, workers: Workers
+) -> None:
+    """Redis answers the worker's writes with an error (out of memory here; READONLY after a
+    failover is alike): the worker keeps retrying, and the result lands once Redis takes it."""
+    workers.start("w1", model="fake:step=0.02", max_batch=1)
+    generator = await remote()
+    await generator.wait_for_workers(1, WAIT)
+    handle = await generator.submit(1, 10, req("squeezed", steps=150))
+    async with asyncio.timeout(WAIT):
+        async for event in handle.events():
+            if isinstance(event, Progress):
+                break
+    client = connect(workers.url)
+    try:
+        await client.config_set("maxmemory-policy", "noeviction")
+        await client.config_set("maxmemory", "1")  # every write that needs memory: OOM
+        try:
+            await until(lambda: _contains(workers, "w1", "maxmemory"), "a write refused")
+            await asyncio.sleep(0.3)  # progress is written every step: some are refused
+        finally:
+            await client.config_set("maxmemory", "0")
+        done = await outcome(handle)
+        assert isinstance(done, Done), done
+        await assert_done_lines(workers, "w1", [1])
+    finally:
+        await client.aclose()
+
+
+async def _contains(workers: Workers, name: str, text: str) -> bool:
+    return text in workers.log(name)
 
 
 async def test_jobs_are_released_fairly_and_only_while_workers_have_room(
