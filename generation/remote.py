@@ -326,7 +326,8 @@ class RemoteGenerator:
         ahead = 1 if released_waiting else 0
         places = {i: p + ahead for i, p in self._queue.positions(max(1, self._capacity())).items()}
         for job in self._retry:
-            places[job.job_id] = 1
+            if job.started_at is None:  # one sent again after it started stays started
+                places[job.job_id] = 1
         for job_id in self._in_flight:
             job = self._jobs.get(job_id)
             if job is not None and job.started_at is None:
@@ -501,6 +502,7 @@ class RemoteGenerator:
                     await self._prepare()
                 if time.monotonic() - last_refresh >= self._refresh_interval:
                     await self._refresh_workers()
+                    await self._resend_lost()
                     last_refresh = time.monotonic()
                 await self._send_cancels()
                 await self._release()
@@ -525,6 +527,33 @@ class RemoteGenerator:
         metrics.WORKERS_ONLINE.set(len(workers))
         metrics.WORKER_CAPACITY.set(self._capacity())
         self._workers_seen.set()
+
+    async def _resend_lost(self) -> None:
+        """Jobs in flight whose `P:job:ID` hash is gone: Redis lost its data (FLUSHALL, or a
+        crash that lost the last writes), so their entries are gone too and nothing would ever
+        finish them. They go back to the front, in their order, to be sent again; a worker that
+        still runs one finds it finished by its hash and does not run it twice."""
+        job_ids = sorted(self._in_flight)
+        if not job_ids:
+            return
+        async with self._client.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.exists(self._keys.job(job_id))
+            found = await pipe.execute()
+        lost = [
+            job
+            for job_id, there in zip(job_ids, found, strict=True)
+            if not there and job_id in self._in_flight and (job := self._jobs.get(job_id))
+        ]
+        if not lost:
+            return
+        log.warning("Redis lost %s jobs in flight; sending them again", len(lost))
+        for job in sorted(lost, key=lambda job: job.submitted_at, reverse=True):
+            self._in_flight.discard(job.job_id)
+            if job.job_id in self._cancels:  # cancelled meanwhile: nothing left to stop
+                self._finish(job.job_id, Cancelled())
+            else:
+                self._retry.appendleft(job)
 
     async def _send_cancels(self) -> None:
         """Write the cancels asked for, in their order, in one transaction."""

@@ -304,7 +304,11 @@ class RemoteWorker:
                         log.info("job=%s: cancel received", job_id)
 
     async def _writer_loop(self) -> None:
-        """Write events and results in order; a result is retried until Redis takes it."""
+        """Write events and results in order; a result is retried until Redis takes it, whatever
+        the error (unreachable, out of memory, READONLY after a failover): were this loop to
+        end, no result would be written while the heartbeat keeps the jobs on this worker."""
+        import redis.exceptions
+
         backoff = 0.1
         while True:
             action = await self._out.get()
@@ -313,10 +317,18 @@ class RemoteWorker:
                     await self._write(action)
                     backoff = 0.1
                     break
-                except redis_errors() as exc:
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
                     if action[0] == "progress":
                         break  # a newer step follows
-                    log.warning("Redis: %s; retrying a write in %.1f s", one_line(exc), backoff)
+                    log.warning(
+                        "writing %s failed: %s; retrying in %.1f s",
+                        action[0],
+                        one_line(exc),
+                        backoff,
+                        exc_info=not isinstance(exc, redis.exceptions.RedisError | OSError),
+                    )
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, self.config.max_backoff)
             self._out.task_done()
@@ -411,6 +423,9 @@ class RemoteWorker:
                 request,
                 on_progress=self._on_progress,
                 on_start=lambda job_id=job_id, steps=request.steps: self._on_start(job_id, steps),
+                # Started before and never finished: it may be the one that crashed its batch,
+                # so it runs alone and only the real culprit reaches `max_attempts`.
+                alone=attempts >= 1,
             )
             inner.future.add_done_callback(lambda fut, job_id=job_id: self._on_done(job_id, fut))
 

@@ -14,7 +14,8 @@ The layout (every key under one prefix, `pokemon` by default):
   its result.
 - `P:job:ID`: a hash per released job (`state`: queued, running, done, delivered) that makes a
   second submit of the same job attach instead of running it twice, and a second completion
-  change nothing.
+  change nothing. While the bot has the job in flight, a missing hash means Redis lost its
+  data: the bot sends the job again.
 - `P:cancel:ID` (a key with a TTL) and `P:cancels` (a stream): a cancel reaches a job still in
   the stream (the worker checks the key when it reads the entry) and a running one (workers
   follow the stream and stop it within a step).

@@ -167,8 +167,11 @@ class GenerationWorker:
         *,
         on_progress: Callable[[Progress], None] | None = None,
         on_start: Callable[[], None] | None = None,
+        alone: bool = False,
     ) -> JobHandle:
-        """Queue a job (loop thread only). Raises `QueueFullError` at once when full."""
+        """Queue a job (loop thread only). Raises `QueueFullError` at once when full.
+
+        `alone`: run it in a batch of its own (a job suspected of crashing its batch)."""
         loop = self._loop
         if loop is None:
             raise RuntimeError("start() the generation worker before submitting jobs")
@@ -192,7 +195,7 @@ class GenerationWorker:
                 job,
                 job_id=job_id,
                 user_id=user_id,
-                key=request.batch_key(),
+                key=("alone", job_id) if alone else request.batch_key(),
                 weight=request.count,  # `max_batch` counts pictures
             )
             self._cond.notify()

@@ -136,6 +136,22 @@ async def test_one_failing_member_fails_alone(make: Make) -> None:
     assert "fail" in str(failed.error)
 
 
+async def test_compatible_jobs_run_as_one_batch(make: Make) -> None:
+    generator = await make(max_batch=2)
+    blocker = await generator.submit(1, 10, req("blocker", steps=LONG))
+    await first(blocker, Progress, step=1)
+    # While the device is busy both wait together (for Redis: in the worker, which holds
+    # twice its batch), so the next engine call takes them as one batch.
+    pair = [await generator.submit(job_id, job_id, req(f"pair{job_id}")) for job_id in (2, 3)]
+    await asyncio.sleep(1.0)  # a bound, not a speed check: reading them takes milliseconds
+    assert blocker.cancel() is True
+    assert isinstance(await outcome(blocker), Cancelled)
+    for handle in pair:
+        done = await outcome(handle)
+        assert isinstance(done, Done), done
+        assert done.result.batch_size == 2
+
+
 async def test_cancelling_queued_jobs_means_they_never_run(make: Make) -> None:
     generator = await make()
     blocker = await generator.submit(1, 10, req("blocker", steps=LONG))

@@ -24,7 +24,7 @@ from generation.generator import Done, Failed, JobHandle, Started
 from generation.remote import RemoteGenerator
 from generation.streams import BOT_GROUP, WORKERS_GROUP, Keys, connect
 from generation.translate import translate_prompt
-from generation.types import GenerationRequest
+from generation.types import GenerationRequest, Progress
 from tests.redisprocs import RedisServer, Workers
 
 WAIT = 60.0  # a bound on waits (several worker processes share 2 CPUs); never a speed check
@@ -106,19 +106,36 @@ async def test_a_worker_killed_mid_job_loses_nothing(remote: Remote, workers: Wo
 async def test_a_poison_job_fails_after_its_deliveries_and_is_set_aside(
     remote: Remote, workers: Workers
 ) -> None:
+    """...and a harmless job that shared its batch is not failed with it."""
     model = "fake:step=0.02,crash=boom"
     generator = await remote()
     workers.start("p0", model=model, max_attempts=2, reclaim_idle=0.5)
     await generator.wait_for_workers(1, WAIT)
-    # A picture drawn from a picture: the dead-letter entry must keep neither its texts nor it.
+    # A blocker holds the worker until both jobs wait in it, so they start as one batch.
+    blocker = await generator.submit(3, 12, req("blocker", steps=400))
+    async with asyncio.timeout(WAIT):
+        async for event in blocker.events():
+            if isinstance(event, Started):
+                break
+    # Pictures drawn from a picture: the dead-letter entry must keep neither texts nor it.
     source = tiny_png_bytes()
-    request = dataclasses.replace(
-        req("boom secret-prompt", steps=10),
-        negative_prompt="secret-negative",
-        init_image=source,
-        strength=0.5,
-    )
-    handle = await generator.submit(1, 10, request)
+
+    def from_picture(prompt: str) -> GenerationRequest:
+        return dataclasses.replace(
+            req(prompt, steps=10),
+            negative_prompt="secret-negative",
+            init_image=source,
+            strength=0.5,
+        )
+
+    handle = await generator.submit(1, 10, from_picture("boom secret-prompt"))
+    innocent = await generator.submit(2, 11, from_picture("innocent"))
+    client = connect(workers.url)
+    try:
+        await until(lambda: _equals(_pending_of(client), (3, [b"p0"])), "all three held by p0")
+    finally:
+        await client.aclose()
+    blocker.cancel()
     # Each worker that takes the job dies of it; a supervisor starts the next one.
     crashes = 0
     async with asyncio.timeout(WAIT):
@@ -134,6 +151,8 @@ async def test_a_poison_job_fails_after_its_deliveries_and_is_set_aside(
     assert failed.error.code == "poison"
     assert "set aside" in str(failed.error)
     assert crashes == 2  # started, crashed, started again, crashed; the third says poison
+    # The batch-mate ran alone once it was suspect: it finished instead of reaching the limit.
+    assert isinstance(await outcome(innocent), Done)
     client = connect(workers.url)
     try:
         dead = await client.xrange(KEYS.dead)
@@ -237,6 +256,69 @@ async def test_a_redis_restart_loses_no_accepted_job(
         assert isinstance(done, Done), done
     await assert_done_lines(workers, "w1", list(range(1, 7)))
     assert (await generator.status()).healthy
+
+
+async def test_jobs_in_flight_when_redis_loses_its_data_are_sent_again(
+    remote: Remote, workers: Workers
+) -> None:
+    """FLUSHALL (or a crash that lost the last writes) while jobs are in flight: the bot sends
+    them again, keeps releasing new ones, and each job still runs and is reported once."""
+    workers.start("w1", model="fake:step=0.05", max_batch=1)
+    generator = await remote()
+    await generator.wait_for_workers(1, WAIT)
+    # One worker of batch 1: jobs 1 and 2 go to Redis, job 3 waits in the bot.
+    handles = [await generator.submit(i, 10 + i, req(f"job{i}", steps=40)) for i in (1, 2, 3)]
+    async with asyncio.timeout(WAIT):
+        async for event in handles[0].events():
+            if isinstance(event, Started):
+                break
+    workers.kill("w1")
+    client = connect(workers.url)
+    try:
+        await client.flushall()
+        workers.start("w2", model="fake:step=0.01", max_batch=1)
+        for handle in handles:
+            done = await outcome(handle)
+            assert isinstance(done, Done), done
+        await assert_done_lines(workers, "w2", [1, 2, 3])
+        await until(lambda: _equals(client.xlen(KEYS.results), 0), "results acknowledged")
+        assert (await client.xpending(KEYS.jobs, WORKERS_GROUP))["pending"] == 0
+        assert (await generator.status()).healthy
+    finally:
+        await client.aclose()
+
+
+async def test_writes_redis_refuses_are_retried_until_they_land(
+    remote: Remote, workers: Workers
+) -> None:
+    """Redis answers the worker's writes with an error (out of memory here; READONLY after a
+    failover is alike): the worker keeps retrying, and the result lands once Redis takes it."""
+    workers.start("w1", model="fake:step=0.02", max_batch=1)
+    generator = await remote()
+    await generator.wait_for_workers(1, WAIT)
+    handle = await generator.submit(1, 10, req("squeezed", steps=150))
+    async with asyncio.timeout(WAIT):
+        async for event in handle.events():
+            if isinstance(event, Progress):
+                break
+    client = connect(workers.url)
+    try:
+        await client.config_set("maxmemory-policy", "noeviction")
+        await client.config_set("maxmemory", "1")  # every write that needs memory: OOM
+        try:
+            await until(lambda: _contains(workers, "w1", "maxmemory"), "a write refused")
+            await asyncio.sleep(0.3)  # progress is written every step: some are refused
+        finally:
+            await client.config_set("maxmemory", "0")
+        done = await outcome(handle)
+        assert isinstance(done, Done), done
+        await assert_done_lines(workers, "w1", [1])
+    finally:
+        await client.aclose()
+
+
+async def _contains(workers: Workers, name: str, text: str) -> bool:
+    return text in workers.log(name)
 
 
 async def test_jobs_are_released_fairly_and_only_while_workers_have_room(
