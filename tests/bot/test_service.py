@@ -175,6 +175,32 @@ async def test_a_running_job_whose_picture_landed_before_the_crash_is_done_not_d
         assert {m.id for m in fake_discord.bot_messages()} == posted_before
 
 
+async def test_a_queued_job_whose_picture_landed_before_the_crash_is_done_not_drawn_again(
+    bot_rig: BotRig, fake_discord: FakeDiscord
+) -> None:
+    async with bot_rig.run() as bot:
+        result = await first_result(bot_rig, fake_discord)
+        (job,) = await bot.store.jobs.recent_for_user(fake_discord.alice.id)
+    # The `running` write is bookkeeping only (a full disk may refuse it), so a row can still
+    # say `queued` while its picture is delivered; the `done` write refused too, then a crash.
+    with sqlite3.connect(bot_rig.settings.pokemon_db) as db:
+        db.execute(
+            "UPDATE jobs SET state = 'queued', started_at = NULL, finished_at = NULL, "
+            "result_message_id = NULL, progress_message_id = ? WHERE id = ?",
+            (result.id, job.id),
+        )
+    result.reactions.pop(REGENERATE_EMOJI, None)
+    calls = bot_rig.engine.calls
+    posted_before = {m.id for m in fake_discord.bot_messages()}
+    async with bot_rig.run() as bot:
+        await fake_discord.wait_until(lambda: result.reaction_users(REGENERATE_EMOJI), 30)
+        row = await bot.store.jobs.get(job.id)
+        assert row is not None
+        assert (row.state, row.result_message_id) == ("done", result.id)
+        assert bot_rig.engine.calls == calls
+        assert {m.id for m in fake_discord.bot_messages()} == posted_before
+
+
 async def test_a_late_picture_posted_in_the_channel_is_read_back_after_a_crash_not_drawn_again(
     bot_rig: BotRig, fake_discord: FakeDiscord, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -308,7 +334,9 @@ async def test_resuming_a_full_queue_makes_no_discord_call_before_the_gateway_co
             r for r in fake.requests_to("*", "/channels/*") if started <= r.at <= identified
         ]
         assert message_calls == []  # resume touched no message before IDENTIFY
-        assert len(bot.service.active) == 21  # yet every job is queued again
+        # Once it has, each message is read back (none carries a picture) and every job is
+        # queued again.
+        await fake.wait_until(lambda: len(bot.service.active) == 21, 30)
 
         # Afterwards each message is updated in the background, paced per channel.
         def queue_edits() -> list[float]:
