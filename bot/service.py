@@ -88,7 +88,7 @@ CANCEL_WAIT_SECONDS = 30.0  # how long forgetting a user waits for their running
 RESUME_READS_AT_ONCE = 5  # resumed jobs' messages read back at the same time
 
 # What became of a job from the last process offered to the generator again (`_resubmit`).
-ResumeOutcome = Literal["queued", "refused", "stopped"]
+ResumeOutcome = Literal["queued", "refused", "skipped", "stopped"]
 
 # Reads a job's source picture (image-to-image), checked; raises UserFacingError (bot.sources).
 SourceReader = Callable[[], Awaitable[bytes]]
@@ -1009,7 +1009,7 @@ class JobService:
                 break
             if outcome == "refused":
                 refused += 1
-            else:
+            elif outcome != "skipped":
                 resumed += 1
         if to_read:
             self.tasks.spawn(self._read_back_resumed(to_read), name="resume-read-back")
@@ -1066,11 +1066,15 @@ class JobService:
                 return None
 
     async def _resubmit(self, job: JobRecord) -> ResumeOutcome:
-        """Hand a job from the last process to the generator again. Too old, or no longer valid
-        under today's settings: refused and its user told."""
+        """Hand a job from the last process to the generator, as its row says now: a ✖ or
+        /privacy may have cancelled it while its message was read back.
+        Too old, or no longer valid under today's settings: refused and its user told."""
         if not self.accepting:
             return "stopped"  # shutting down: it stays on disk for the next start
-        row = job
+        row = await self.store.jobs.get(job.id)
+        if row is None or row.state not in ("queued", "running"):
+            log.info("job=%s was cancelled or deleted before it resumed; not drawn", job.id)
+            return "skipped"
         if self._expired(row):
             await self._refuse_resumed(row, "expired", t("pokemon.resume_expired", row.locale))
             return "refused"

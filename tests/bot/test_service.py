@@ -201,6 +201,63 @@ async def test_a_queued_job_whose_picture_landed_before_the_crash_is_done_not_dr
         assert {m.id for m in fake_discord.bot_messages()} == posted_before
 
 
+async def stored_job(
+    bot_rig: BotRig, fake: FakeDiscord, shown: str, *, state: str = "queued", age: float = 0.0
+) -> tuple[int, FakeMessage]:
+    """A job the last process left on disk (`state`, created `age` s ago), showing `shown` in
+    its own channel message; returns its id and that message."""
+    settings = bot_rig.settings
+    message = await fake.post_message(fake.bot_user, fake.channel, shown)
+    async with await Storage.open(
+        settings.pokemon_db,
+        default_limit=settings.default_limit,
+        max_pending=settings.pokemon_user_max_pending,
+    ) as store:
+        admission = await store.admit(
+            new_job(
+                validate_pokemon(settings, "のこり", seed=7),
+                user_id=fake.alice.id,
+                guild_id=fake.guild.id,
+                channel_id=fake.channel.id,
+                locale="en",
+            )
+        )
+        assert admission.job is not None
+        job_id = admission.job.id
+        await store.jobs.set_message(job_id, progress_message_id=message.id)
+        if state == "running":
+            await store.jobs.mark_running(job_id)
+    if age:
+        with sqlite3.connect(settings.pokemon_db) as db:
+            db.execute("UPDATE jobs SET created_at = created_at - ? WHERE id = ?", (age, job_id))
+    return job_id, message
+
+
+async def test_a_resumed_job_cancelled_while_its_message_is_read_back_is_not_drawn(
+    bot_rig: BotRig, fake_discord: FakeDiscord
+) -> None:
+    fake = fake_discord
+    job_id, shown = await stored_job(bot_rig, fake, "Drawing…", state="running")
+    # Discord answers the read-back with a 429: discord.py waits 3 s before asking again, and
+    # meanwhile alice presses ✖ (the row is on disk only: no generator holds it yet).
+    path = f"/channels/{fake.channel.id}/messages/{shown.id}"
+    held = fake.fail_next("GET", path, status=429, retry_after=3.0)
+    calls = bot_rig.engine.calls
+    async with bot_rig.run() as bot:
+        await fake.wait_until(lambda: held.hits, 30)
+        assert await bot.service.cancel(job_id, fake.alice.id)
+        await fake.wait_until(lambda: len(fake.requests_to("GET", path, status=200)) == 1, 30)
+        await asyncio.sleep(0.5)
+        await fake.wait_until(lambda: not bot.service.active, 30)
+        row = await bot.store.jobs.get(job_id)
+        assert row is not None
+        assert (row.state, row.cancelled_by) == ("cancelled", fake.alice.id)
+        assert bot_rig.engine.calls == calls  # never drawn
+        assert not shown.attachments
+        assert not shown.deleted
+        assert t("job.cancelled_by", "en", user=f"<@{fake.alice.id}>") in shown.content
+
+
 async def test_a_late_picture_posted_in_the_channel_is_read_back_after_a_crash_not_drawn_again(
     bot_rig: BotRig, fake_discord: FakeDiscord, monkeypatch: pytest.MonkeyPatch
 ) -> None:
