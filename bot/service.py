@@ -16,6 +16,7 @@ before anything is declared lost, and the original response is never deleted whi
 to it may have landed. Jobs resumed after a restart continue in the message the user already
 has: once the gateway is connected that message is read back (a picture already there is
 recorded, not drawn again), then the job is queued; its message is updated paced per channel.
+A resumed job the generator cannot take yet waits on disk and is offered again.
 """
 
 from __future__ import annotations
@@ -85,10 +86,13 @@ log = logging.getLogger(__name__)
 
 REFUSAL_SECONDS = 10  # a refusal posted in the channel (for a reaction) deletes itself
 CANCEL_WAIT_SECONDS = 30.0  # how long forgetting a user waits for their running job to stop
+# A resumed job the generator cannot take yet is offered again after 1 s, doubling to 30 s.
+RESUME_RETRY_FIRST = 1.0
+RESUME_RETRY_MAX = 30.0
 RESUME_READS_AT_ONCE = 5  # resumed jobs' messages read back at the same time
 
 # What became of a job from the last process offered to the generator again (`_resubmit`).
-ResumeOutcome = Literal["queued", "refused", "skipped", "stopped"]
+ResumeOutcome = Literal["queued", "waiting", "unavailable", "refused", "skipped", "stopped"]
 
 # Reads a job's source picture (image-to-image), checked; raises UserFacingError (bot.sources).
 SourceReader = Callable[[], Awaitable[bytes]]
@@ -276,7 +280,12 @@ class JobService:
         # Outcomes of delivered jobs the database refused, retried until it accepts them.
         self._unrecorded: dict[int, Callable[[], Awaitable[object]]] = {}
         self.record_retry_delay = 1.0
+        # Resumed jobs the generator could not take yet, oldest first, and the task that
+        # offers them again until it can (`_offer_waiting`); ended by `_ending`.
         self.resume_max_age = float("inf")
+        self._waiting: list[JobRecord] = []
+        self._offering: asyncio.Task[None] | None = None
+        self._ending = asyncio.Event()  # stop_intake() or drain(): nothing more is resumed
         # (user, parent job) pairs being admitted right now: two quick 🔁 from one user must
         # not both pass the pending check before either row exists.
         self._admitting: set[tuple[int, int]] = set()
@@ -995,7 +1004,8 @@ class JobService:
         already carry its picture, whatever its state says: the `running` write is
         bookkeeping only, and the process may have died before `done` was recorded. Those
         are read back once the gateway is up (`_read_back_resumed`), before anything is drawn
-        again. Jobs with no message are queued at once."""
+        again. Jobs with no message are queued at once. A job the generator cannot take yet
+        (no worker online, Redis down) stays on disk and is offered again (`_offer_waiting`)."""
         self.resume_max_age = max_age
         resumed = refused = 0
         to_read: list[JobRecord] = []
@@ -1066,8 +1076,18 @@ class JobService:
                 return None
 
     async def _resubmit(self, job: JobRecord) -> ResumeOutcome:
+        """Queue a job from the last process again, if it still may run; behind those already
+        waiting for the generator, to keep their order."""
+        if not self._waiting:
+            outcome = await self._offer(job)
+            if outcome != "unavailable":
+                return outcome
+        self._wait_for_generator(job)
+        return "waiting"
+
+    async def _offer(self, job: JobRecord) -> ResumeOutcome:
         """Hand a job from the last process to the generator, as its row says now: a ✖ or
-        /privacy may have cancelled it while its message was read back.
+        /privacy may have cancelled it while its message was read back or while it waited.
         Too old, or no longer valid under today's settings: refused and its user told."""
         if not self.accepting:
             return "stopped"  # shutting down: it stays on disk for the next start
@@ -1102,9 +1122,52 @@ class JobService:
             if exc.code == WorkerStoppedError.code:
                 log.info("generator stopped while resuming; job=%s and later ones left", job.id)
                 return "stopped"
+            if exc.code == GeneratorUnavailableError.code:
+                return "unavailable"
             await self._refuse_resumed(row, exc.code, exc.localized(row.locale))
             return "refused"
         return "queued"
+
+    def _wait_for_generator(self, job: JobRecord) -> None:
+        log.info("job=%s: generation is unavailable; it stays queued and is offered again", job.id)
+        self._waiting.append(job)
+        if self._offering is None or self._offering.done():
+            self._offering = self.tasks.spawn(self._offer_waiting(), name="resume-waiting")
+
+    async def _offer_waiting(self) -> None:
+        """Offer the resumed jobs the generator could not take (a bot and its workers started
+        together: none has announced itself yet; Redis down) again, oldest first, waiting 1 s
+        doubling to 30 s between rounds, until each is taken, refused (too old by now, no
+        longer valid), cancelled, or the service stops (they stay on disk for the next start).
+        Meanwhile their rows stay queued/running and their users are told nothing: a new
+        command is still refused at once, but these were accepted already."""
+        delay = RESUME_RETRY_FIRST
+        while self._waiting:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ending.wait(), delay)
+            if self._ending.is_set():
+                log.info("%d resumed jobs left on disk for the next start", len(self._waiting))
+                self._waiting.clear()
+                return
+            delay = min(delay * 2, RESUME_RETRY_MAX)
+            while self._waiting:
+                job = self._waiting[0]
+                try:
+                    outcome = await self._offer(job)
+                except StorageError as exc:  # a locked or full database: try again later
+                    log.warning("job=%s: could not resume it yet: %s", job.id, exc)
+                    outcome = "unavailable"
+                except Exception:
+                    log.exception("job=%s: could not resume it", job.id)
+                    outcome = "skipped"
+                if outcome == "unavailable":
+                    break
+                self._waiting.pop(0)
+                if outcome == "stopped":
+                    self._waiting.clear()
+                    return
+                if outcome == "queued":
+                    log.info("job=%s: taken by the generator after waiting", job.id)
 
     async def _refuse_resumed(self, job: JobRecord, code: str, text: str) -> None:
         """A job from the last process that will not run: record it (not counted), and say so
@@ -1232,11 +1295,13 @@ class JobService:
     def stop_intake(self) -> None:
         """New commands and 🔁 are refused from now on; running work carries on."""
         self.accepting = False
+        self._ending.set()
 
     async def drain(self, within: float | None = None) -> None:
         """Wait for deliveries in flight (after the generator stopped) so none is cut off, then
         try once more to record outcomes the database refused (see `_record`)."""
         self.stopping = True
+        self._ending.set()
         self.connected.set()  # a resumed job still waiting to show itself may leave now
         await self.tasks.wait(within)
         for job_id, write in list(self._unrecorded.items()):

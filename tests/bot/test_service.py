@@ -12,6 +12,7 @@ import datetime as dt
 import itertools
 import socket
 import sqlite3
+from typing import NoReturn
 
 import discord.http
 import pytest
@@ -23,6 +24,7 @@ from bot.jobs import new_job
 from bot.messaging import REGENERATE_EMOJI
 from bot.service import ReactionOrigin
 from bot.validation import validate_pokemon
+from generation.errors import GeneratorUnavailableError
 from generation.local import ThreadGenerator
 from generation.worker import GenerationWorker
 from storage import Storage
@@ -256,6 +258,36 @@ async def test_a_resumed_job_cancelled_while_its_message_is_read_back_is_not_dra
         assert not shown.attachments
         assert not shown.deleted
         assert t("job.cancelled_by", "en", user=f"<@{fake.alice.id}>") in shown.content
+
+
+async def test_a_resumed_job_the_generator_cannot_take_waits_on_disk_until_too_old(
+    bot_rig: BotRig, fake_discord: FakeDiscord, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = fake_discord
+    bot_rig.settings = bot_rig.settings.model_copy(update={"pokemon_resume_max_age": 60.0})
+    job_id, shown = await stored_job(bot_rig, fake, "Queued: position **1**.", age=54.0)
+
+    async def unavailable(*_: object) -> NoReturn:
+        # A remote generator before any worker announced itself (the real one is tested in
+        # tests/bot/test_remote_run.py): every submit is refused at once.
+        raise GeneratorUnavailableError("no generation worker is online")
+
+    monkeypatch.setattr(ThreadGenerator, "submit", unavailable)
+    calls = bot_rig.engine.calls
+    async with bot_rig.run() as bot:
+        await asyncio.sleep(2.0)
+        # Kept on disk, offered again with back-off; nobody is told it failed.
+        row = await bot.store.jobs.get(job_id)
+        assert row is not None
+        assert (row.state, row.error_code) == ("queued", None)
+        assert shown.content == "Queued: position **1**."
+        # Once older than POKEMON_RESUME_MAX_AGE it is refused as any job too old to resume.
+        expected = t("pokemon.resume_expired", "en")
+        await fake.wait_until(lambda: expected in shown.content, 30)
+        row = await bot.store.jobs.get(job_id)
+        assert row is not None
+        assert (row.state, row.error_code, row.fault) == ("failed", "expired", "ours")
+        assert bot_rig.engine.calls == calls
 
 
 async def test_a_late_picture_posted_in_the_channel_is_read_back_after_a_crash_not_drawn_again(
