@@ -13,9 +13,10 @@ the settings, and the Discord client it shows messages through.
 Delivery rules (docs/RELIABILITY.md): a failed upload is retried on the same route while
 Discord answers 5xx or the connection drops; when it finally fails, the message is read back
 before anything is declared lost, and the original response is never deleted while an upload
-to it may have landed. Jobs resumed after a restart are queued at once, continue in the message
-the user already has, and their messages are updated only once the gateway is connected,
-paced per channel.
+to it may have landed. Jobs resumed after a restart continue in the message the user already
+has: once the gateway is connected that message is read back (a picture already there is
+recorded, not drawn again), then the job is queued; its message is updated paced per channel.
+A resumed job the generator cannot take yet waits on disk and is offered again.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import discord
 
@@ -95,6 +96,13 @@ CANCEL_WAIT_SECONDS = 30.0  # how long forgetting a user waits for their running
 # While jobs are in hand, how often the database is asked whether another process (such as
 # `pokemon-bot forget-user`) changed it; a job whose row went is then taken from the generator.
 ROW_WATCH_SECONDS = 1.0
+# A resumed job the generator cannot take yet is offered again after 1 s, doubling to 30 s.
+RESUME_RETRY_FIRST = 1.0
+RESUME_RETRY_MAX = 30.0
+RESUME_READS_AT_ONCE = 5  # resumed jobs' messages read back at the same time
+
+# What became of a job from the last process offered to the generator again (`_resubmit`).
+ResumeOutcome = Literal["queued", "waiting", "unavailable", "refused", "skipped", "stopped"]
 
 # Reads a job's source picture (image-to-image), checked; raises UserFacingError (bot.sources).
 SourceReader = Callable[[], Awaitable[bytes]]
@@ -217,6 +225,12 @@ class JobService:
         # Outcomes of delivered jobs the database refused, retried until it accepts them.
         self._unrecorded: dict[int, Callable[[], Awaitable[object]]] = {}
         self.record_retry_delay = 1.0
+        # Resumed jobs the generator could not take yet, oldest first, and the task that
+        # offers them again until it can (`_offer_waiting`); ended by `_ending`.
+        self.resume_max_age = float("inf")
+        self._waiting: list[JobRecord] = []
+        self._offering: asyncio.Task[None] | None = None
+        self._ending = asyncio.Event()  # stop_intake() or drain(): nothing more is resumed
         # (user, parent job) pairs being admitted right now: two quick 🔁 from one user must
         # not both pass the pending check before either row exists.
         self._admitting: set[tuple[int, int]] = set()
@@ -660,7 +674,7 @@ class JobService:
         and a process that died before recording the answer would leave the row pointing at
         the handed-over original response (or at nothing, for a 🔁): the restart would find
         no picture there, draw the job again and post it a second time. An edit of a
-        recorded message is read back after a restart instead (`_resume_checked`).
+        recorded message is read back after a restart instead (`_read_back_resumed`).
         """
         try:
             message = await send_safely(
@@ -970,89 +984,178 @@ class JobService:
     # ---- resume after a restart ---------------------------------------------------------
 
     async def resume(self, *, max_age: float) -> tuple[int, int]:
-        """Queue again the jobs the last process left queued or running; returns (resumed,
-        not resumed). Fast and silent: no Discord call is made here, so the gateway connects
-        at once. Jobs that were running are first checked against their message (in the
-        background): one whose picture already landed is recorded as done, not drawn again.
-        Their messages are updated once the gateway is connected, paced per channel."""
-        now = discord.utils.utcnow()
+        """Queue again the jobs the last process left queued or running; returns (resumed or
+        being read back, refused now). Fast and silent: no Discord call is made here, so the
+        gateway connects at once; messages are updated once it is connected, paced per channel.
+
+        A job whose message is known (every slash job, and a 🔁 that showed its place) may
+        already carry its picture, whatever its state says: the `running` write is
+        bookkeeping only, and the process may have died before `done` was recorded. Those
+        are read back once the gateway is up (`_read_back_resumed`), before anything is drawn
+        again. Jobs with no message are queued at once. A job the generator cannot take yet
+        (no worker online, Redis down) stays on disk and is offered again (`_offer_waiting`)."""
+        self.resume_max_age = max_age
         resumed = refused = 0
+        to_read: list[JobRecord] = []
         for job in await self.store.jobs.pending():
-            created = (
-                job.created_at if job.created_at.tzinfo else job.created_at.replace(tzinfo=dt.UTC)
-            )
-            expired = (now - created).total_seconds() > max_age
-            if job.state == "running" and job.progress_message_id is not None:
-                self.tasks.spawn(self._resume_checked(job, expired), name=f"resume-{job.id}")
+            if job.progress_message_id is not None:
+                to_read.append(job)
                 resumed += 1
                 continue
-            if expired:
-                await self._refuse_resumed(job, "expired", t("pokemon.resume_expired", job.locale))
+            outcome = await self._resubmit(job)
+            if outcome == "stopped":
+                break
+            if outcome == "refused":
                 refused += 1
-                continue
-            try:
-                if not await self._resubmit(job):
-                    break
-            except UserFacingError as exc:
-                await self._refuse_resumed(job, exc.code, exc.localized(job.locale))
-                refused += 1
-                continue
-            resumed += 1
+            elif outcome != "skipped":
+                resumed += 1
+        if to_read:
+            self.tasks.spawn(self._read_back_resumed(to_read), name="resume-read-back")
         if resumed or refused:
-            log.info("resumed %d jobs, refused %d (too old or no longer valid)", resumed, refused)
+            log.info(
+                "resuming %d jobs (%d read back first), refused %d (too old or no longer valid)",
+                resumed,
+                len(to_read),
+                refused,
+            )
         return resumed, refused
 
-    async def _resubmit(self, job: JobRecord) -> bool:
-        """Validate a stored job against today's settings and queue it; False when the
-        generator is stopping (this job and the rest stay on disk for the next start)."""
-        request = check_request(self.settings, request_from_job(job))
-        await self.check_blocklist(request, job.guild_id)  # words blocked since are obeyed
+    def _expired(self, job: JobRecord) -> bool:
+        created = job.created_at if job.created_at.tzinfo else job.created_at.replace(tzinfo=dt.UTC)
+        return (discord.utils.utcnow() - created).total_seconds() > self.resume_max_age
+
+    async def _read_back_resumed(self, jobs: list[JobRecord]) -> None:
+        """Jobs from the last process whose message is known, oldest first: once the gateway
+        is up, read their messages (a few at a time), then, in order, record as done each one
+        whose picture had landed, and queue the others again."""
+        await self.connected.wait()
+        if self.stopping or not self.accepting:
+            return  # shutting down before the gateway came up: they stay on disk
+        limit = asyncio.Semaphore(RESUME_READS_AT_ONCE)
+        async with asyncio.TaskGroup() as group:
+            reads = [group.create_task(self._resumed_message(job, limit)) for job in jobs]
+            for n, (job, read) in enumerate(zip(jobs, reads, strict=True)):
+                message = await read
+                try:
+                    if message is not None and message.attachments:
+                        log.info("job=%s: its picture had landed before the restart", job.id)
+                        await self._finish_delivered(job.id, message)
+                        continue
+                    if await self._resubmit(job) == "stopped":
+                        for later in reads[n + 1 :]:
+                            later.cancel()
+                        return  # this job and the rest stay on disk for the next start
+                except Exception:  # one job's trouble (a locked database) stops no other
+                    log.exception("job=%s: could not resume it", job.id)
+
+    async def _resumed_message(
+        self, job: JobRecord, limit: asyncio.Semaphore
+    ) -> discord.Message | None:
+        """A resumed job's message as Discord has it now (None: gone, or unreadable now)."""
+        assert job.progress_message_id is not None
         channel = self.client.get_partial_messageable(job.channel_id or 0, guild_id=job.guild_id)
-        message = (
-            channel.get_partial_message(job.progress_message_id)
-            if job.progress_message_id is not None
-            else None
-        )
-        dest = Destination(
-            channel_id=job.channel_id or 0,
-            guild_id=job.guild_id,
-            message=message,
-            # A 🔁 variation replies to the picture reacted to; a slash job's fallback reply
-            # points at the message the user already had.
-            reply_to=job.reply_to_message_id or job.progress_message_id,
-        )
+        async with limit:
+            try:
+                return await channel.fetch_message(job.progress_message_id)
+            except discord.NotFound:
+                return None
+            except (discord.HTTPException, *TRANSIENT_ERRORS) as exc:
+                log.info("job=%s: could not read its message before resuming: %s", job.id, exc)
+                return None
+
+    async def _resubmit(self, job: JobRecord) -> ResumeOutcome:
+        """Queue a job from the last process again, if it still may run; behind those already
+        waiting for the generator, to keep their order."""
+        if not self._waiting:
+            outcome = await self._offer(job)
+            if outcome != "unavailable":
+                return outcome
+        self._wait_for_generator(job)
+        return "waiting"
+
+    async def _offer(self, job: JobRecord) -> ResumeOutcome:
+        """Hand a job from the last process to the generator, as its row says now: a ✖ or
+        /privacy may have cancelled it while its message was read back or while it waited.
+        Too old, or no longer valid under today's settings: refused and its user told."""
+        if not self.accepting:
+            return "stopped"  # shutting down: it stays on disk for the next start
+        row = await self.store.jobs.get(job.id)
+        if row is None or row.state not in ("queued", "running"):
+            log.info("job=%s was cancelled or deleted before it resumed; not drawn", job.id)
+            return "skipped"
+        if self._expired(row):
+            await self._refuse_resumed(row, "expired", t("pokemon.resume_expired", row.locale))
+            return "refused"
         try:
-            await self._submit(job, request, dest, job.locale, None, resumed=True)
+            request = check_request(self.settings, request_from_job(row))
+            await self.check_blocklist(request, row.guild_id)  # words blocked since are obeyed
+            channel = self.client.get_partial_messageable(
+                row.channel_id or 0, guild_id=row.guild_id
+            )
+            message = (
+                channel.get_partial_message(row.progress_message_id)
+                if row.progress_message_id is not None
+                else None
+            )
+            dest = Destination(
+                channel_id=row.channel_id or 0,
+                guild_id=row.guild_id,
+                message=message,
+                # A 🔁 variation replies to the picture reacted to; a slash job's fallback reply
+                # points at the message the user already had.
+                reply_to=row.reply_to_message_id or row.progress_message_id,
+            )
+            await self._submit(row, request, dest, row.locale, None, resumed=True)
         except UserFacingError as exc:
             if exc.code == WorkerStoppedError.code:
                 log.info("generator stopped while resuming; job=%s and later ones left", job.id)
-                return False
-            raise
-        return True
+                return "stopped"
+            if exc.code == GeneratorUnavailableError.code:
+                return "unavailable"
+            await self._refuse_resumed(row, exc.code, exc.localized(row.locale))
+            return "refused"
+        return "queued"
 
-    async def _resume_checked(self, job: JobRecord, expired: bool) -> None:
-        """A job that was running when the last process ended: if its message already carries
-        the picture (the upload landed, the answer was lost), it is done; else draw it again."""
-        assert job.progress_message_id is not None
-        channel = self.client.get_partial_messageable(job.channel_id or 0, guild_id=job.guild_id)
-        try:
-            message = await channel.fetch_message(job.progress_message_id)
-        except discord.NotFound:
-            message = None
-        except (discord.HTTPException, *TRANSIENT_ERRORS) as exc:
-            log.info("job=%s: could not read its message before resuming: %s", job.id, exc)
-            message = None
-        if message is not None and message.attachments:
-            log.info("job=%s: its picture had landed before the restart; recorded as done", job.id)
-            await self._finish_delivered(job.id, message)
-            return
-        if expired:
-            await self._refuse_resumed(job, "expired", t("pokemon.resume_expired", job.locale))
-            return
-        try:
-            await self._resubmit(job)
-        except UserFacingError as exc:
-            await self._refuse_resumed(job, exc.code, exc.localized(job.locale))
+    def _wait_for_generator(self, job: JobRecord) -> None:
+        log.info("job=%s: generation is unavailable; it stays queued and is offered again", job.id)
+        self._waiting.append(job)
+        if self._offering is None or self._offering.done():
+            self._offering = self.tasks.spawn(self._offer_waiting(), name="resume-waiting")
+
+    async def _offer_waiting(self) -> None:
+        """Offer the resumed jobs the generator could not take (a bot and its workers started
+        together: none has announced itself yet; Redis down) again, oldest first, waiting 1 s
+        doubling to 30 s between rounds, until each is taken, refused (too old by now, no
+        longer valid), cancelled, or the service stops (they stay on disk for the next start).
+        Meanwhile their rows stay queued/running and their users are told nothing: a new
+        command is still refused at once, but these were accepted already."""
+        delay = RESUME_RETRY_FIRST
+        while self._waiting:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ending.wait(), delay)
+            if self._ending.is_set():
+                log.info("%d resumed jobs left on disk for the next start", len(self._waiting))
+                self._waiting.clear()
+                return
+            delay = min(delay * 2, RESUME_RETRY_MAX)
+            while self._waiting:
+                job = self._waiting[0]
+                try:
+                    outcome = await self._offer(job)
+                except StorageError as exc:  # a locked or full database: try again later
+                    log.warning("job=%s: could not resume it yet: %s", job.id, exc)
+                    outcome = "unavailable"
+                except Exception:
+                    log.exception("job=%s: could not resume it", job.id)
+                    outcome = "skipped"
+                if outcome == "unavailable":
+                    break
+                self._waiting.pop(0)
+                if outcome == "stopped":
+                    self._waiting.clear()
+                    return
+                if outcome == "queued":
+                    log.info("job=%s: taken by the generator after waiting", job.id)
 
     async def _refuse_resumed(self, job: JobRecord, code: str, text: str) -> None:
         """A job from the last process that will not run: record it (not counted), and say so
@@ -1217,11 +1320,13 @@ class JobService:
     def stop_intake(self) -> None:
         """New commands and 🔁 are refused from now on; running work carries on."""
         self.accepting = False
+        self._ending.set()
 
     async def drain(self, within: float | None = None) -> None:
         """Wait for deliveries in flight (after the generator stopped) so none is cut off, then
         try once more to record outcomes the database refused (see `_record`)."""
         self.stopping = True
+        self._ending.set()
         self.connected.set()  # a resumed job still waiting to show itself may leave now
         await self.tasks.wait(within)
         for job_id, write in list(self._unrecorded.items()):

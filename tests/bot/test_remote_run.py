@@ -1,5 +1,6 @@
 """`pokemon-bot run` with `POKEMON_REDIS_URL`: the bot loads no model and its pictures come from
-a `pokemon-bot worker` process through Redis; with no worker online, users are told at once.
+a `pokemon-bot worker` process through Redis; with no worker online, users are told at once,
+while jobs resumed from the last process wait on disk for one.
 
 Everything real: a `redis-server` on a unix socket, the bot and the worker as subprocesses
 (the worker on the tiny checkpoint), the loopback fake Discord.
@@ -17,8 +18,11 @@ from pathlib import Path
 import pytest
 
 from bot.i18n import t
+from bot.jobs import new_job
+from bot.settings import Settings
+from bot.validation import validate_pokemon
 from storage import Storage
-from tests.bot.conftest import TINY_MODEL, png_of
+from tests.bot.conftest import TINY_MODEL, notices_for, png_of
 from tests.fakediscord import FakeDiscord
 from tests.redisprocs import RedisServer, Workers
 from tests.reliability.test_process import bot_env
@@ -118,3 +122,62 @@ async def test_run_with_redis_loads_no_model_and_delivers_a_workers_picture(
         refused = await store.jobs.recent_for_user(fake.bob.id)
         assert [(j.state, j.fault) for j in refused] in ([], [("failed", "rejected")])
         assert (await store.limits.quota(fake.guild.id, fake.bob.id)).used == 0
+
+
+async def test_jobs_resumed_before_any_worker_is_online_wait_on_disk_and_are_delivered(
+    fake_discord: FakeDiscord, redis_server: RedisServer, tmp_path: Path, bot_settings: Settings
+) -> None:
+    """`docker compose up` after a reboot: the bot restarts with a job on disk before its
+    workers have announced themselves. The job waits (still queued, nobody told anything)
+    and is drawn once a worker is online."""
+    fake = fake_discord
+    db = tmp_path / "bot.sqlite3"
+    env = bot_env(fake, db, POKEMON_REDIS_URL=redis_server.url)
+    settings = bot_settings
+    shown = await fake.post_message(fake.bot_user, fake.channel, "Queued: position **1**.")
+    async with await Storage.open(
+        db, default_limit=settings.default_limit, max_pending=settings.pokemon_user_max_pending
+    ) as store:
+        admission = await store.admit(
+            new_job(
+                # Not translated: the fake engine reports no prompt it was given.
+                validate_pokemon(settings, "まってて", seed=3, translate="off"),
+                user_id=fake.alice.id,
+                guild_id=fake.guild.id,
+                channel_id=fake.channel.id,
+                locale="en",
+            )
+        )
+        assert admission.job is not None
+        job_id = admission.job.id
+        await store.jobs.set_message(job_id, progress_message_id=shown.id)
+    log = (tmp_path / "bot.log").open("wb")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "run", cwd=tmp_path, env=env, stdout=log, stderr=log
+    )
+    workers = Workers(redis_server.url, tmp_path)
+    try:
+        await fake.wait_until(fake.gateway.live_sessions, 120)
+        await asyncio.sleep(4.0)  # read back (no picture yet), then offered again a few times
+        async with await Storage.open(db) as store:
+            row = await store.jobs.get(job_id)
+        assert row is not None
+        assert (row.state, row.error_code) == ("queued", None)
+        assert shown.content == "Queued: position **1**."  # nobody was told it failed
+        assert notices_for(fake, fake.alice) == []
+
+        workers.start("gpu-0", model="fake:step=0.01", max_batch=1)
+        await fake.wait_until(lambda: bool(shown.attachments), 120)
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(proc.wait(), 60)
+        workers.stop_all()
+    assert proc.returncode == 0
+    async with await Storage.open(db) as store:
+        row = await store.jobs.get(job_id)
+    assert row is not None
+    assert (row.state, row.result_message_id) == ("done", shown.id)
+    assert [m.id for m in fake.bot_messages()] == [shown.id]  # in its own message, nothing new
+    output = (tmp_path / "bot.log").read_text(errors="replace")
+    assert "Traceback" not in output

@@ -12,6 +12,7 @@ import datetime as dt
 import itertools
 import socket
 import sqlite3
+from typing import NoReturn
 
 import discord.http
 import pytest
@@ -23,6 +24,7 @@ from bot.jobs import new_job
 from bot.messaging import REGENERATE_EMOJI
 from bot.service import ReactionOrigin
 from bot.validation import validate_pokemon
+from generation.errors import GeneratorUnavailableError
 from generation.local import ThreadGenerator
 from generation.worker import GenerationWorker
 from storage import Storage
@@ -175,6 +177,119 @@ async def test_a_running_job_whose_picture_landed_before_the_crash_is_done_not_d
         assert {m.id for m in fake_discord.bot_messages()} == posted_before
 
 
+async def test_a_queued_job_whose_picture_landed_before_the_crash_is_done_not_drawn_again(
+    bot_rig: BotRig, fake_discord: FakeDiscord
+) -> None:
+    async with bot_rig.run() as bot:
+        result = await first_result(bot_rig, fake_discord)
+        (job,) = await bot.store.jobs.recent_for_user(fake_discord.alice.id)
+    # The `running` write is bookkeeping only (a full disk may refuse it), so a row can still
+    # say `queued` while its picture is delivered; the `done` write refused too, then a crash.
+    with sqlite3.connect(bot_rig.settings.pokemon_db) as db:
+        db.execute(
+            "UPDATE jobs SET state = 'queued', started_at = NULL, finished_at = NULL, "
+            "result_message_id = NULL, progress_message_id = ? WHERE id = ?",
+            (result.id, job.id),
+        )
+    result.reactions.pop(REGENERATE_EMOJI, None)
+    calls = bot_rig.engine.calls
+    posted_before = {m.id for m in fake_discord.bot_messages()}
+    async with bot_rig.run() as bot:
+        await fake_discord.wait_until(lambda: result.reaction_users(REGENERATE_EMOJI), 30)
+        row = await bot.store.jobs.get(job.id)
+        assert row is not None
+        assert (row.state, row.result_message_id) == ("done", result.id)
+        assert bot_rig.engine.calls == calls
+        assert {m.id for m in fake_discord.bot_messages()} == posted_before
+
+
+async def stored_job(
+    bot_rig: BotRig, fake: FakeDiscord, shown: str, *, state: str = "queued", age: float = 0.0
+) -> tuple[int, FakeMessage]:
+    """A job the last process left on disk (`state`, created `age` s ago), showing `shown` in
+    its own channel message; returns its id and that message."""
+    settings = bot_rig.settings
+    message = await fake.post_message(fake.bot_user, fake.channel, shown)
+    async with await Storage.open(
+        settings.pokemon_db,
+        default_limit=settings.default_limit,
+        max_pending=settings.pokemon_user_max_pending,
+    ) as store:
+        admission = await store.admit(
+            new_job(
+                validate_pokemon(settings, "のこり", seed=7),
+                user_id=fake.alice.id,
+                guild_id=fake.guild.id,
+                channel_id=fake.channel.id,
+                locale="en",
+            )
+        )
+        assert admission.job is not None
+        job_id = admission.job.id
+        await store.jobs.set_message(job_id, progress_message_id=message.id)
+        if state == "running":
+            await store.jobs.mark_running(job_id)
+    if age:
+        with sqlite3.connect(settings.pokemon_db) as db:
+            db.execute("UPDATE jobs SET created_at = created_at - ? WHERE id = ?", (age, job_id))
+    return job_id, message
+
+
+async def test_a_resumed_job_cancelled_while_its_message_is_read_back_is_not_drawn(
+    bot_rig: BotRig, fake_discord: FakeDiscord
+) -> None:
+    fake = fake_discord
+    job_id, shown = await stored_job(bot_rig, fake, "Drawing…", state="running")
+    # Discord answers the read-back with a 429: discord.py waits 3 s before asking again, and
+    # meanwhile alice presses ✖ (the row is on disk only: no generator holds it yet).
+    path = f"/channels/{fake.channel.id}/messages/{shown.id}"
+    held = fake.fail_next("GET", path, status=429, retry_after=3.0)
+    calls = bot_rig.engine.calls
+    async with bot_rig.run() as bot:
+        await fake.wait_until(lambda: held.hits, 30)
+        assert await bot.service.cancel(job_id, fake.alice.id)
+        await fake.wait_until(lambda: len(fake.requests_to("GET", path, status=200)) == 1, 30)
+        await asyncio.sleep(0.5)
+        await fake.wait_until(lambda: not bot.service.active, 30)
+        row = await bot.store.jobs.get(job_id)
+        assert row is not None
+        assert (row.state, row.cancelled_by) == ("cancelled", fake.alice.id)
+        assert bot_rig.engine.calls == calls  # never drawn
+        assert not shown.attachments
+        assert not shown.deleted
+        assert t("job.cancelled_by", "en", user=f"<@{fake.alice.id}>") in shown.content
+
+
+async def test_a_resumed_job_the_generator_cannot_take_waits_on_disk_until_too_old(
+    bot_rig: BotRig, fake_discord: FakeDiscord, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = fake_discord
+    bot_rig.settings = bot_rig.settings.model_copy(update={"pokemon_resume_max_age": 60.0})
+    job_id, shown = await stored_job(bot_rig, fake, "Queued: position **1**.", age=54.0)
+
+    async def unavailable(*_: object) -> NoReturn:
+        # A remote generator before any worker announced itself (the real one is tested in
+        # tests/bot/test_remote_run.py): every submit is refused at once.
+        raise GeneratorUnavailableError("no generation worker is online")
+
+    monkeypatch.setattr(ThreadGenerator, "submit", unavailable)
+    calls = bot_rig.engine.calls
+    async with bot_rig.run() as bot:
+        await asyncio.sleep(2.0)
+        # Kept on disk, offered again with back-off; nobody is told it failed.
+        row = await bot.store.jobs.get(job_id)
+        assert row is not None
+        assert (row.state, row.error_code) == ("queued", None)
+        assert shown.content == "Queued: position **1**."
+        # Once older than POKEMON_RESUME_MAX_AGE it is refused as any job too old to resume.
+        expected = t("pokemon.resume_expired", "en")
+        await fake.wait_until(lambda: expected in shown.content, 30)
+        row = await bot.store.jobs.get(job_id)
+        assert row is not None
+        assert (row.state, row.error_code, row.fault) == ("failed", "expired", "ours")
+        assert bot_rig.engine.calls == calls
+
+
 async def test_a_late_picture_posted_in_the_channel_is_read_back_after_a_crash_not_drawn_again(
     bot_rig: BotRig, fake_discord: FakeDiscord, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -308,7 +423,9 @@ async def test_resuming_a_full_queue_makes_no_discord_call_before_the_gateway_co
             r for r in fake.requests_to("*", "/channels/*") if started <= r.at <= identified
         ]
         assert message_calls == []  # resume touched no message before IDENTIFY
-        assert len(bot.service.active) == 21  # yet every job is queued again
+        # Once it has, each message is read back (none carries a picture) and every job is
+        # queued again.
+        await fake.wait_until(lambda: len(bot.service.active) == 21, 30)
 
         # Afterwards each message is updated in the background, paced per channel.
         def queue_edits() -> list[float]:

@@ -100,6 +100,11 @@ async def test_sigterm_with_a_full_queue_exits_0_and_every_job_is_delivered_or_k
         update={"pokemon_db": db, "pokemon_max_steps": 50}
     )
     async with bot_rig.run() as bot:
+        # Each job's message is read back after READY before it is queued again: wait for the
+        # pictures, not for an empty `active` (empty too before the read-back ends).
+        await fake.wait_until(
+            lambda: len([m for m in fake.bot_messages() if m.attachments]) == len(accepted), 60
+        )
         await fake.wait_until(lambda: not bot.service.active, 60)
         assert await bot.store.jobs.pending() == []
         for job in pending:
