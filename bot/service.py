@@ -132,8 +132,9 @@ class QueuePlaces:
 def translation_shown(
     request: GenerationRequest, prompt_used: str, negative_used: str
 ) -> tuple[str, str] | None:
-    """(prompt, negative) the model was given, when translation changed either; else None."""
-    if not request.translate:
+    """(prompt, negative) the model was given, when translation changed either; else None
+    (also when the generator did not report them: an empty `prompt_used`)."""
+    if not request.translate or not prompt_used:
         return None
     if (prompt_used, negative_used) == (request.prompt, request.negative_prompt):
         return None

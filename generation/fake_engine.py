@@ -139,6 +139,9 @@ class FakeEngine:
                             height=request.height,
                             token_count=self.tokenize(request.prompt).count,
                             truncated=False,
+                            # No translator here: the texts go to the "model" as given.
+                            prompt_used=request.prompt,
+                            negative_used=request.negative_prompt,
                         )
                     )
         return entries

@@ -22,7 +22,7 @@ from bot.client import PokemonBot
 from bot.i18n import t
 from bot.jobs import new_job
 from bot.messaging import REGENERATE_EMOJI
-from bot.service import ReactionOrigin
+from bot.origins import ReactionOrigin
 from bot.validation import validate_pokemon
 from generation.errors import GeneratorUnavailableError
 from generation.local import ThreadGenerator
@@ -520,3 +520,17 @@ async def test_queue_place_message_that_cannot_reach_discord_does_not_fail_the_j
             if m.id == row.result_message_id
         ]
         assert png_of(posted).size == (64, 64)
+
+
+def test_a_result_that_reports_no_text_used_shows_no_translation_and_no_warning() -> None:
+    from bot.service import translation_shown, untranslated
+    from generation.types import GenerationRequest
+
+    request = GenerationRequest(prompt="a fire dragon", negative_prompt="blurry", translate=True)
+    # A generator that does not report what it used: nothing to show (an empty embed field
+    # is refused by Discord), and no claim that English went through untranslated.
+    assert translation_shown(request, "", "") is None
+    assert not untranslated(request, "", "")
+    # One that did translate is shown; one that passed the English through is flagged.
+    assert translation_shown(request, "炎の竜", "ぼやけた") == ("炎の竜", "ぼやけた")
+    assert untranslated(request, "a fire dragon", "blurry")

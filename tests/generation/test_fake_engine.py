@@ -58,6 +58,9 @@ def test_a_batch_reports_steps_fails_one_member_and_cancels_another() -> None:
     good, bad, cancelled = out
     assert isinstance(good, GeneratedImage)
     assert (good.seed, good.steps, good.width, good.height) == (0x123456, 2, 64, 64)
+    # It translates nothing: it reports the texts it was given as the ones it used (empty
+    # ones made the bot show an empty "translated" field, which Discord refuses).
+    assert (good.prompt_used, good.negative_used) == ("good", "")
     assert isinstance(bad, GenerationError)
     assert "bad" in str(bad)
     assert isinstance(cancelled, JobCancelledError)
