@@ -95,6 +95,13 @@ class _Job:
     started_at: float | None = None
 
 
+def _owned_by(fields: Mapping[bytes, bytes], user_id: int) -> bool:
+    """Whether a result entry is of `user_id`'s job (entries from workers that do not say
+    whose it was are taken as they come)."""
+    owner = field(fields, "user")
+    return not owner or owner == str(user_id)
+
+
 class RemoteGenerator:
     """The bot side of the remote workers. `url` is `POKEMON_REDIS_URL`."""
 
@@ -152,6 +159,11 @@ class RemoteGenerator:
         if job_id in self._handles:
             raise ValueError(f"job {job_id} is already queued or running")
         orphan = self._orphans.pop(job_id, None)
+        if orphan is not None and not _owned_by(orphan[1], user_id):
+            # Another job that once had this id (the bot's database was restored or reset).
+            log.warning("job=%s: dropping a result of another user's job with this id", job_id)
+            await self._drop_result(orphan[0])
+            orphan = None
         if orphan is not None:  # finished while the bot was down: hand it over now
             handle = self._adopt(job_id, user_id, request, released=True)
             await self._settle(job_id, *orphan)
@@ -159,10 +171,16 @@ class RemoteGenerator:
         if not self._connected:
             raise GeneratorUnavailableError(f"generation is unavailable: {self._down_reason}")
         try:
-            state = text(await self._client.hget(self._keys.job(job_id), "state"))
+            state, owner = (
+                text(value)
+                for value in await self._client.hmget(self._keys.job(job_id), ["state", "user"])
+            )
         except redis_errors() as exc:
             self._went_down(exc)
             raise GeneratorUnavailableError(f"generation is unavailable: {one_line(exc)}") from exc
+        if owner and owner != str(user_id):  # another job's entry under this id: not ours
+            log.warning("job=%s: Redis holds another user's job with this id; sending anew", job_id)
+            state = None
         if state in {"queued", "running", "done"}:  # released before a restart: attach to it
             handle = self._adopt(job_id, user_id, request, released=True)
             self._in_flight.add(job_id)
@@ -445,6 +463,11 @@ class RemoteGenerator:
         elif field(fields, "type") == "progress" and job.started_at is not None:
             handle.publish(Progress(job_id, step, total, float(field(fields, "elapsed") or 0)))
 
+    async def _drop_result(self, entry_id: bytes) -> None:
+        keys = self._keys
+        await self._client.xack(keys.results, BOT_GROUP, entry_id)
+        await self._client.xdel(keys.results, entry_id)
+
     async def _settle(self, job_id: int, entry_id: bytes, fields: Mapping[bytes, bytes]) -> None:
         """A result entry: hand it to the job's handle and acknowledge it, keep it for a job
         not resubmitted yet, or drop a duplicate."""
@@ -461,13 +484,16 @@ class RemoteGenerator:
                     job_id,
                     "a duplicate" if duplicate else "an unclaimed old",
                 )
-                await self._client.xack(keys.results, BOT_GROUP, entry_id)
-                await self._client.xdel(keys.results, entry_id)
+                await self._drop_result(entry_id)
             else:  # finished while the bot was down: kept until its job is resubmitted
                 self._orphans[job_id] = (entry_id, fields)
             return
-        kind = field(fields, "type")
         job = self._jobs[job_id]
+        if not _owned_by(fields, job.user_id):  # another job's that once had this id
+            log.warning("job=%s: dropping a result of another user's job with this id", job_id)
+            await self._drop_result(entry_id)
+            return
+        kind = field(fields, "type")
         if kind == "done":
             result = decode_result(fields)
             queued = (job.started_at or time.monotonic()) - job.submitted_at

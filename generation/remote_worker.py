@@ -495,7 +495,10 @@ class RemoteWorker:
             if held is None:
                 return
             args: list[Any] = [WORKERS_GROUP, held.entry_id, JOB_TTL_SECONDS]
-            for name, value in {**fields, "job": str(job_id), "worker": self.config.name}.items():
+            # `user`: whose job this was, so a bot whose database reused the id (a restored
+            # backup) can tell this result from its own job's.
+            owner = {"job": str(job_id), "user": str(held.user_id), "worker": self.config.name}
+            for name, value in {**fields, **owner}.items():
                 args.extend((name, value))
             written = await self._complete(
                 keys=[keys.job(job_id), keys.jobs, keys.results], args=args

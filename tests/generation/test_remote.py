@@ -217,6 +217,34 @@ async def test_results_finished_while_the_bot_was_down_are_read_on_restart(
         await client.aclose()
 
 
+async def test_a_reused_job_id_never_gets_another_users_picture(
+    remote: Remote, workers: Workers
+) -> None:
+    """The bot's database was restored from a backup (or reset) while Redis kept the old
+    jobs: its new job 1 is someone else's, and must not be handed the old job 1's result."""
+    workers.start("w1", model="fake:step=0.02", max_batch=1)
+    first = await remote()
+    await first.wait_for_workers(1, WAIT)
+    old = await first.submit(1, 10, req("the old job one", steps=30))
+    async with asyncio.timeout(WAIT):
+        async for event in old.events():
+            if isinstance(event, Started):
+                break
+    await first.stop(timeout=0)  # the bot goes down while the old job 1 runs
+    client = connect(workers.url)
+    try:
+        await until(lambda: _equals(client.xlen(KEYS.results), 1), "the old result written")
+        second = await remote()  # comes back with a database that forgot job 1
+        await second.wait_for_workers(1, WAIT)
+        mine = await second.submit(1, 20, req("my new job one", steps=3))
+        done = await outcome(mine)
+        assert isinstance(done, Done)
+        assert done.result.first.prompt_used == "my new job one"  # drawn for it, not the old
+        await until(lambda: _equals(client.xlen(KEYS.results), 0), "the old result dropped")
+    finally:
+        await client.aclose()
+
+
 async def test_a_duplicate_result_changes_nothing(remote: Remote, workers: Workers) -> None:
     workers.start("w1")
     generator = await remote()
