@@ -151,6 +151,31 @@ async def test_restart_continues_queued_slash_job_and_queued_regen_in_their_own_
         assert png_of(placeholder).size == (64, 64)
 
 
+async def crash_then_restart_reads_it_back(
+    bot_rig: BotRig,
+    fake: FakeDiscord,
+    job_id: int,
+    result: FakeMessage,
+    assignments: str,
+    *params: object,
+) -> None:
+    """Rewrite job `job_id`'s row as a crash right after its picture landed in `result` leaves
+    it (`assignments`: the SET clause, with `params`), restart, and check that the picture is
+    read back: the row done with that message, 🔁 added again, nothing drawn or posted."""
+    with sqlite3.connect(bot_rig.settings.pokemon_db) as db:
+        db.execute(f"UPDATE jobs SET {assignments} WHERE id = ?", (*params, job_id))
+    result.reactions.pop(REGENERATE_EMOJI, None)
+    calls = bot_rig.engine.calls
+    posted_before = {m.id for m in fake.bot_messages()}
+    async with bot_rig.run() as bot:
+        await fake.wait_until(lambda: result.reaction_users(REGENERATE_EMOJI), 30)
+        row = await bot.store.jobs.get(job_id)
+        assert row is not None
+        assert (row.state, row.result_message_id) == ("done", result.id)
+        assert bot_rig.engine.calls == calls
+        assert {m.id for m in fake.bot_messages()} == posted_before
+
+
 async def test_a_running_job_whose_picture_landed_before_the_crash_is_done_not_drawn_again(
     bot_rig: BotRig, fake_discord: FakeDiscord
 ) -> None:
@@ -159,22 +184,14 @@ async def test_a_running_job_whose_picture_landed_before_the_crash_is_done_not_d
         (job,) = await bot.store.jobs.recent_for_user(fake_discord.alice.id)
     # What a crash between Discord storing the upload and the bot hearing back leaves: the
     # row still running, pointing at the message that now carries the picture.
-    with sqlite3.connect(bot_rig.settings.pokemon_db) as db:
-        db.execute(
-            "UPDATE jobs SET state = 'running', finished_at = NULL, result_message_id = NULL, "
-            "progress_message_id = ? WHERE id = ?",
-            (result.id, job.id),
-        )
-    result.reactions.pop(REGENERATE_EMOJI, None)
-    calls = bot_rig.engine.calls
-    posted_before = {m.id for m in fake_discord.bot_messages()}
-    async with bot_rig.run() as bot:
-        await fake_discord.wait_until(lambda: result.reaction_users(REGENERATE_EMOJI), 30)
-        row = await bot.store.jobs.get(job.id)
-        assert row is not None
-        assert (row.state, row.result_message_id) == ("done", result.id)
-        assert bot_rig.engine.calls == calls
-        assert {m.id for m in fake_discord.bot_messages()} == posted_before
+    await crash_then_restart_reads_it_back(
+        bot_rig,
+        fake_discord,
+        job.id,
+        result,
+        "state = 'running', finished_at = NULL, result_message_id = NULL, progress_message_id = ?",
+        result.id,
+    )
 
 
 async def test_a_queued_job_whose_picture_landed_before_the_crash_is_done_not_drawn_again(
@@ -185,22 +202,15 @@ async def test_a_queued_job_whose_picture_landed_before_the_crash_is_done_not_dr
         (job,) = await bot.store.jobs.recent_for_user(fake_discord.alice.id)
     # The `running` write is bookkeeping only (a full disk may refuse it), so a row can still
     # say `queued` while its picture is delivered; the `done` write refused too, then a crash.
-    with sqlite3.connect(bot_rig.settings.pokemon_db) as db:
-        db.execute(
-            "UPDATE jobs SET state = 'queued', started_at = NULL, finished_at = NULL, "
-            "result_message_id = NULL, progress_message_id = ? WHERE id = ?",
-            (result.id, job.id),
-        )
-    result.reactions.pop(REGENERATE_EMOJI, None)
-    calls = bot_rig.engine.calls
-    posted_before = {m.id for m in fake_discord.bot_messages()}
-    async with bot_rig.run() as bot:
-        await fake_discord.wait_until(lambda: result.reaction_users(REGENERATE_EMOJI), 30)
-        row = await bot.store.jobs.get(job.id)
-        assert row is not None
-        assert (row.state, row.result_message_id) == ("done", result.id)
-        assert bot_rig.engine.calls == calls
-        assert {m.id for m in fake_discord.bot_messages()} == posted_before
+    await crash_then_restart_reads_it_back(
+        bot_rig,
+        fake_discord,
+        job.id,
+        result,
+        "state = 'queued', started_at = NULL, finished_at = NULL, result_message_id = NULL, "
+        "progress_message_id = ?",
+        result.id,
+    )
 
 
 async def stored_job(
@@ -317,23 +327,13 @@ async def test_a_late_picture_posted_in_the_channel_is_read_back_after_a_crash_n
     monkeypatch.undo()
     # What a crash between Discord storing that message and the bot hearing back leaves: the
     # row still running, with whatever message id it had recorded before the picture went out.
-    with sqlite3.connect(bot_rig.settings.pokemon_db) as db:
-        db.execute(
-            "UPDATE jobs SET state = 'running', finished_at = NULL, result_message_id = NULL "
-            "WHERE id = ?",
-            (job.id,),
-        )
-    result.reactions.pop(REGENERATE_EMOJI, None)
-    calls = bot_rig.engine.calls
-    posted_before = {m.id for m in fake_discord.bot_messages()}
-    async with bot_rig.run() as bot:
-        await fake_discord.wait_until(lambda: result.reaction_users(REGENERATE_EMOJI), 30)
-        row = await bot.store.jobs.get(job.id)
-        assert row is not None
-        assert (row.state, row.result_message_id) == ("done", result.id)
-        assert bot_rig.engine.calls == calls
-        assert {m.id for m in fake_discord.bot_messages()} == posted_before
-        assert pictures() == [result]
+    await crash_then_restart_reads_it_back(
+        bot_rig,
+        fake_discord,
+        job.id,
+        result,
+        "state = 'running', finished_at = NULL, result_message_id = NULL",
+    )
 
 
 async def test_a_picture_whose_message_was_deleted_meanwhile_is_read_back_after_a_crash(
@@ -367,22 +367,13 @@ async def test_a_picture_whose_message_was_deleted_meanwhile_is_read_back_after_
         (job,) = await bot.store.jobs.recent_for_user(fake.bob.id)
         # The new message was recorded before the picture went into it.
         assert job.progress_message_id == result.id
-    with sqlite3.connect(bot_rig.settings.pokemon_db) as db:
-        db.execute(
-            "UPDATE jobs SET state = 'running', finished_at = NULL, result_message_id = NULL "
-            "WHERE id = ?",
-            (job.id,),
-        )
-    result.reactions.pop(REGENERATE_EMOJI, None)
-    calls = bot_rig.engine.calls
-    posted_before = {m.id for m in fake.bot_messages()}
-    async with bot_rig.run() as bot:
-        await fake.wait_until(lambda: result.reaction_users(REGENERATE_EMOJI), 30)
-        row = await bot.store.jobs.get(job.id)
-        assert row is not None
-        assert (row.state, row.result_message_id) == ("done", result.id)
-        assert bot_rig.engine.calls == calls
-        assert {m.id for m in fake.bot_messages()} == posted_before
+    await crash_then_restart_reads_it_back(
+        bot_rig,
+        fake,
+        job.id,
+        result,
+        "state = 'running', finished_at = NULL, result_message_id = NULL",
+    )
 
 
 async def test_resuming_a_full_queue_makes_no_discord_call_before_the_gateway_connects(

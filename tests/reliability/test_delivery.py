@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from prometheus_client import REGISTRY
 from bot.messaging import REGENERATE_EMOJI
 from storage import Storage
 from tests.bot.conftest import BotRig, notices_for, png_of
-from tests.fakediscord import FakeDiscord, FakeMessage
+from tests.fakediscord import FakeDiscord, FakeMessage, FaultRule
 from tests.reliability.test_process import bot_env
 
 ORIGINAL = "/webhooks/*/*/messages/@original"
@@ -108,8 +109,36 @@ async def test_a_dropped_connection_on_a_variations_final_edit_ends_done_with_it
         assert notices_for(fake, fake.bob) == []
 
 
-async def test_when_every_retry_drops_after_landing_the_picture_is_read_back_not_lost(
-    bot_rig: BotRig, fake_discord: FakeDiscord
+def every_retry_drops_after_landing(fake: FakeDiscord) -> list[FaultRule]:
+    fake.drop_next("PATCH", ORIGINAL, times=2, process=True)  # the try and its one retry
+    return []
+
+
+def retry_refused_after_a_try_that_landed(fake: FakeDiscord) -> list[FaultRule]:
+    # The upload lands but its answer is lost; the retry is refused (the token ran out during
+    # the retries): moving to the channel would show the picture twice.
+    fake.drop_next("PATCH", ORIGINAL, times=1, process=True)
+    return [fake.fail_next("PATCH", ORIGINAL, times=1, status=401)]
+
+
+def reading_back_through_the_token_refused(fake: FakeDiscord) -> list[FaultRule]:
+    # Every try lands unanswered, and reading back through the interaction is refused too
+    # (the token is spent): the original response is the bot's own message, its id recorded
+    # at the defer, readable through the channel.
+    fake.drop_next("PATCH", ORIGINAL, times=2, process=True)
+    return [fake.fail_next("GET", ORIGINAL, times=1, status=401)]
+
+
+@pytest.mark.parametrize(
+    "arrange",
+    [
+        every_retry_drops_after_landing,
+        retry_refused_after_a_try_that_landed,
+        reading_back_through_the_token_refused,
+    ],
+)
+async def test_a_final_upload_that_landed_unanswered_is_read_back_not_lost_or_posted_again(
+    bot_rig: BotRig, fake_discord: FakeDiscord, arrange: Callable[[FakeDiscord], list[FaultRule]]
 ) -> None:
     fake = fake_discord
     bot_rig.engine.close_gate()
@@ -119,62 +148,14 @@ async def test_when_every_retry_drops_after_landing_the_picture_is_read_back_not
         record = await fake.invoke("pokemon", {"prompt": "ピカチュウ"}, user=fake.alice)
         await fake.wait_until(lambda: bot.generator.worker.running == 1, 30)
         await record.wait_edits(1)
-        fake.drop_next("PATCH", ORIGINAL, times=2, process=True)  # the try and its one retry
+        rules = arrange(fake)
         bot_rig.engine.open_gate()
         result = await bot_rig.wait_result(record)
+        for rule in rules:
+            await fake.wait_until(lambda rule=rule: rule.hits, 30)
         await settle(fake, bot_rig)
         assert pictures(fake) == [result]  # kept, never deleted, nothing posted besides
-        (job,) = await bot.store.jobs.recent_for_user(fake.alice.id)
-        assert (job.state, job.result_message_id) == ("done", result.id)
-        await fake.wait_until(lambda: result.reaction_users(REGENERATE_EMOJI))
-
-
-async def test_a_retry_refused_after_a_try_that_landed_reads_the_picture_back_not_reposting(
-    bot_rig: BotRig, fake_discord: FakeDiscord
-) -> None:
-    fake = fake_discord
-    bot_rig.engine.close_gate()
-    async with bot_rig.run() as bot:
-        bot.service.retry_delays = (0.05,)
-        bot.service.progress_interval = 60.0
-        record = await fake.invoke("pokemon", {"prompt": "ピカチュウ"}, user=fake.alice)
-        await fake.wait_until(lambda: bot.generator.worker.running == 1, 30)
-        await record.wait_edits(1)
-        # The upload lands but its answer is lost; the retry is refused (the token ran out
-        # during the retries): moving to the channel would show the picture twice.
-        fake.drop_next("PATCH", ORIGINAL, times=1, process=True)
-        refused = fake.fail_next("PATCH", ORIGINAL, times=1, status=401)
-        bot_rig.engine.open_gate()
-        result = await bot_rig.wait_result(record)
-        await fake.wait_until(lambda: refused.hits, 30)
-        await settle(fake, bot_rig)
-        assert pictures(fake) == [result]
         assert fake.requests_to("POST", "/channels/*/messages") == []
-        (job,) = await bot.store.jobs.recent_for_user(fake.alice.id)
-        assert (job.state, job.result_message_id) == ("done", result.id)
-        await fake.wait_until(lambda: result.reaction_users(REGENERATE_EMOJI))
-
-
-async def test_a_landed_picture_is_read_back_through_the_channel_when_the_token_is_refused(
-    bot_rig: BotRig, fake_discord: FakeDiscord
-) -> None:
-    fake = fake_discord
-    bot_rig.engine.close_gate()
-    async with bot_rig.run() as bot:
-        bot.service.retry_delays = (0.05,)
-        bot.service.progress_interval = 60.0
-        record = await fake.invoke("pokemon", {"prompt": "ピカチュウ"}, user=fake.alice)
-        await fake.wait_until(lambda: bot.generator.worker.running == 1, 30)
-        await record.wait_edits(1)
-        fake.drop_next("PATCH", ORIGINAL, times=2, process=True)  # the try and its one retry
-        # Reading it back through the interaction is refused too (the token is spent); the
-        # original response is the bot's own message, its id recorded at the defer.
-        refused = fake.fail_next("GET", ORIGINAL, times=1, status=401)
-        bot_rig.engine.open_gate()
-        result = await bot_rig.wait_result(record)
-        await fake.wait_until(lambda: refused.hits, 30)
-        await settle(fake, bot_rig)
-        assert pictures(fake) == [result]
         (job,) = await bot.store.jobs.recent_for_user(fake.alice.id)
         assert (job.state, job.result_message_id) == ("done", result.id)
         await fake.wait_until(lambda: result.reaction_users(REGENERATE_EMOJI))
