@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +73,7 @@ log = logging.getLogger(__name__)
 EXIT_OK = 0
 EXIT_FATAL = 1
 HUNG_GRACE_SECONDS = 30.0  # beyond the job timeout, before a silent engine counts as hung
+EARLY_CANCELS = 1024  # cancels remembered for jobs not taken in yet
 DELIVERY_FACTOR = 4  # deliveries beyond this × max_attempts: poison even if never started
 
 # Acknowledge the entry and write the result, unless the job already has one: atomic, so a
@@ -136,6 +138,9 @@ class RemoteWorker:
         self._client: Any = None
         self._complete: Any = None
         self._held: dict[int, _Held] = {}
+        # Cancels heard for jobs not held yet: one may arrive while its entry is being taken
+        # in (after the `P:cancel:ID` check, before it is held), and must not be lost.
+        self._early_cancels: OrderedDict[int, None] = OrderedDict()
         self._out: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
         self._room = asyncio.Event()
         self._stop = asyncio.Event()
@@ -300,7 +305,11 @@ class RemoteWorker:
                         job_id = int(field(fields, "job"))
                     except ValueError:
                         continue
-                    if job_id in self._held and self._thread.cancel(job_id):
+                    if job_id not in self._held:
+                        self._early_cancels[job_id] = None
+                        while len(self._early_cancels) > EARLY_CANCELS:
+                            self._early_cancels.popitem(last=False)
+                    elif self._thread.cancel(job_id):
                         log.info("job=%s: cancel received", job_id)
 
     async def _writer_loop(self) -> None:
@@ -404,6 +413,9 @@ class RemoteWorker:
                 await client.xadd(keys.dead, dead, maxlen=DEAD_MAXLEN)
                 self._out.put_nowait(("complete", job_id, encode_error(error), "poison"))
                 continue
+            if job_id in self._early_cancels:  # heard while this entry was being taken in
+                del self._early_cancels[job_id]
+                cancelled = True
             if cancelled:
                 self._out.put_nowait(("complete", job_id, {"type": "cancelled"}, "cancelled"))
                 continue
