@@ -146,9 +146,9 @@ def without_job(quota: Quota, images: int) -> Quota:
     (the oldest counted job, which `reset_at` is about, stays; none is left when it was
     the only one)."""
     used = max(quota.used - images, 0)
-    remaining = None if quota.remaining is None else quota.remaining + (quota.used - used)
-    if quota.limit is not None and remaining is not None:
-        remaining = min(remaining, quota.limit)
+    # As storage counts it: what the limit leaves, never below 0 (a lowered limit may be
+    # exceeded); None when unlimited.
+    remaining = None if quota.limit is None else max(0, quota.limit - used)
     return replace(quota, used=used, remaining=remaining, reset_at=quota.reset_at if used else None)
 
 

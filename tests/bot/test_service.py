@@ -525,3 +525,25 @@ def test_a_result_that_reports_no_text_used_shows_no_translation_and_no_warning(
     # One that did translate is shown; one that passed the English through is flagged.
     assert translation_shown(request, "炎の竜", "ぼやけた") == ("炎の竜", "ぼやけた")
     assert untranslated(request, "a fire dragon", "blurry")
+
+
+def test_a_refunded_job_leaves_the_quota_as_storage_would_count_it() -> None:
+    from datetime import UTC, datetime
+
+    from bot.service import without_job
+    from storage import Quota
+
+    at = datetime(2030, 1, 1, tzinfo=UTC)
+    # Within the limit: the refunded pictures are free again.
+    quota = Quota(limit=10, period="day", used=4, remaining=6, reset_at=at, source="global")
+    assert (without_job(quota, 2).used, without_job(quota, 2).remaining) == (2, 8)
+    assert without_job(quota, 2).reset_at == at  # the oldest counted job is still there
+    # Over a lowered limit: still nothing left, as storage would say.
+    over = Quota(limit=2, period="day", used=5, remaining=0, reset_at=at, source="user")
+    assert (without_job(over, 1).used, without_job(over, 1).remaining) == (4, 0)
+    # The only job refunded: nothing used, nothing to wait for.
+    only = Quota(limit=2, period="day", used=1, remaining=1, reset_at=at, source="global")
+    assert (without_job(only, 1).used, without_job(only, 1).reset_at) == (0, None)
+    # Unlimited stays unlimited.
+    free = Quota(limit=None, period="day", used=3, remaining=None, reset_at=None, source="owner")
+    assert without_job(free, 1).remaining is None
