@@ -240,11 +240,6 @@ class Destination:
     reply_to: int | None = None
     handoff_text: str | None = None  # left in the original response when moving to the channel
 
-    def posts_next(self) -> bool:
-        """Whether `send_safely` would show the next state as a new channel message (route 3):
-        no message of this job is known and the interaction token cannot edit its own."""
-        return self.message is None and not self.token_usable()
-
     def token_usable(self, now: dt.datetime | None = None) -> bool:
         """Whether the interaction token has comfortably more than a minute left."""
         if self.interaction is None:

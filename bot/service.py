@@ -794,15 +794,13 @@ class JobService:
                     new_post=new_post,
                 )
 
-            tried = active.dest.posts_next()
-            if tried:
-                await self._post_placeholder(active)
             try:
                 try:
-                    # If the placeholder could not be posted, the picture is posted itself.
-                    message = await show_picture(new_post=tried)
-                except NoMessageToEdit:  # its message was deleted meanwhile: a new one
+                    message = await show_picture(new_post=False)
+                except NoMessageToEdit:  # no message of the job to edit: placeholder first
                     await self._post_placeholder(active)
+                    # It becomes the picture's message; if it could not be posted, the
+                    # picture is posted itself.
                     message = await show_picture(new_post=True)
             except TRANSIENT_ERRORS:
                 # Every try failed in a way that may have landed: look before giving up.
