@@ -300,6 +300,7 @@ def test_dockerignore_keeps_secrets_data_and_caches_out(path: str) -> None:
         "pyproject.toml",
         "requirements.lock",
         "README.md",
+        "LICENSE",
         "bot/cli.py",
         "bot/locale/ja.json",
         "generation/types.py",
