@@ -44,7 +44,7 @@ def about_embed(locale: object, *, retention_days: int) -> discord.Embed:
         description=t("about.intro", locale, model=DEFAULT_MODEL),
         colour=EMBED_COLOUR,
     )
-    sections = [
+    sections: list[tuple[str, dict[str, object]]] = [
         ("about.model", {"model": DEFAULT_MODEL, "url": MODEL_LICENSE_URL}),
         ("about.restrictions", {}),
         ("about.upscaler", {"upscaler": UPSCALER}),
