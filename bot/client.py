@@ -37,6 +37,7 @@ EXTENSIONS: tuple[str, ...] = (
     "bot.cogs.queue",
     "bot.cogs.blocklist",
     "bot.cogs.privacy",
+    "bot.cogs.about",
 )
 
 EXIT_OK = 0

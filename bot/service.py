@@ -64,6 +64,7 @@ from bot.origins import (
 from bot.sources import read_result_picture
 from bot.tasks import Tasks
 from bot.validation import check_request, random_seed
+from generation import metrics
 from generation.errors import (
     GenerationError,
     GeneratorUnavailableError,
@@ -810,6 +811,7 @@ class JobService:
                 log.warning("job=%s: the upload landed although its answer was lost", active.job_id)
                 message = landed
             active.delivered = True
+        metrics.record_delivery((discord.utils.utcnow() - row.created_at).total_seconds())
         await self._finish_delivered(active.job_id, message, outcome, refund=refund)
 
     async def _finish_delivered(
