@@ -3,6 +3,9 @@ the "expired" answer. No Discord: `bot.custom_ids` and the views of `bot.buttons
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import pytest
 
 from bot.buttons import cancel_buttons, forget_buttons, result_buttons
@@ -97,3 +100,27 @@ def test_the_expired_answer_is_localized_and_says_what_to_use_instead() -> None:
     assert english != japanese
     for text in (english, japanese):
         assert "/pokemon" in text
+
+
+def test_nothing_in_the_bot_registers_a_press_handler_beside_the_router() -> None:
+    """A `DynamicItem`, a persistent view or a decorated button would be called by discord.py
+    for the same press the router answers: two answers, the second refused by Discord."""
+    forbidden = {"DynamicItem", "add_dynamic_items", "add_view", "button", "select"}
+    bot_dir = Path(__file__).resolve().parents[2] / "bot"
+    found = {
+        f"{path.relative_to(bot_dir)}:{node.lineno} {name}"
+        for path in bot_dir.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text("utf-8")))
+        for name in _used_names(node)
+        if name in forbidden
+    }
+    assert found == set()
+
+
+def _used_names(node: ast.AST) -> list[str]:
+    """`discord.ui.button` → `button`; `from discord.ui import DynamicItem` → `DynamicItem`."""
+    if isinstance(node, ast.Attribute):
+        return [node.attr]
+    if isinstance(node, ast.ImportFrom):
+        return [alias.name for alias in node.names]
+    return []
