@@ -259,3 +259,47 @@ def test_the_origin_check_sees_an_isinstance_on_a_union(tmp_path: Path) -> None:
         "def f(o):\n    return isinstance(o, CommandOrigin | ButtonOrigin)\n"
     )
     assert origin_branches("pkg", tmp_path) == ["pkg/a.py:2"]
+
+
+# What writes a job's state in storage (`JobRepository`'s writes and `Storage.admit`).
+JOB_STATE_WRITES = {
+    "admit",
+    "mark_running",
+    "mark_done",
+    "mark_failed",
+    "mark_cancelled",
+    "set_message",
+}
+
+
+def job_state_writes(package: str, outside: str, root: Path = ROOT) -> list[str]:
+    """Calls of a job-state write (`x.mark_done(...)`, ...) in `package` but outside the
+    sub-folder `outside`: file and line."""
+    found: list[str] = []
+    for path in sorted((root / package).rglob("*.py")):
+        if (root / outside) in path.parents:
+            continue
+        tree = ast.parse(path.read_text("utf-8"), filename=str(path))
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in JOB_STATE_WRITES
+            ):
+                found.append(f"{path.relative_to(root)}:{node.lineno}")
+    return found
+
+
+def test_nothing_outside_the_job_layer_writes_a_jobs_state() -> None:
+    """Cogs, buttons and the client call the job service; only bot/jobs/ writes a job's row."""
+    assert job_state_writes("bot", "bot/jobs") == []
+    assert job_state_writes("bot", "bot/nothing"), "the check found no write at all"
+
+
+def test_the_state_write_check_sees_a_write_through_any_name(tmp_path: Path) -> None:
+    (tmp_path / "pkg" / "jobs").mkdir(parents=True)
+    (tmp_path / "pkg" / "jobs" / "ok.py").write_text("async def f(s):\n    await s.admit(1)\n")
+    (tmp_path / "pkg" / "cog.py").write_text(
+        "async def f(bot):\n    await bot.store.jobs.mark_done(1)\n"
+    )
+    assert job_state_writes("pkg", "pkg/jobs", tmp_path) == ["pkg/cog.py:2"]
