@@ -13,11 +13,15 @@ from typing import TYPE_CHECKING, Protocol
 
 import discord
 
-from bot.i18n import t
+from bot.i18n import catalog, t
 from bot.messaging import progress_bar, relative, result_embed
 
 if TYPE_CHECKING:
     from bot.jobs.presenter import ResultCard
+
+
+# Codes a job ends with that the bot decides, not the generator: their text is the refusal's.
+ENDED_BY_THE_BOT = {"prompt_blocked": "error.prompt_blocked"}
 
 
 class ResultButtons(Protocol):
@@ -44,6 +48,24 @@ class Presentation:
 
     def progress_text(self, locale: str, step: int, total: int) -> str:
         return t("pokemon.progress", locale, bar=progress_bar(step, total), step=step, total=total)
+
+    def posting_text(self, locale: str) -> str:
+        return t("pokemon.posting", locale)
+
+    def cancelled_text(self, locale: str, by_user_id: int) -> str:
+        return t("job.cancelled_by", locale, user=f"<@{by_user_id}>")
+
+    def ended_text(self, locale: str, code: str) -> str:
+        key = ENDED_BY_THE_BOT.get(code, f"error.gen.{code}")
+        return t(key if key in catalog("en") else "error.gen.generation_failed", locale)
+
+    def expired_text(self, locale: str) -> str:
+        return t("pokemon.resume_expired", locale)
+
+    def already_drawing_text(self, locale: str, position: int | None) -> str:
+        if position:  # waiting in the queue, `position` batches before it
+            return t("regen.already_pending_place", locale, position=position)
+        return t("regen.already_pending", locale)  # drawing, or its place not known yet
 
     def progress_view(self, job_id: int, locale: str) -> discord.ui.View | None:
         return self._cancel_buttons(job_id, locale)

@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from bot.i18n import t
 from bot.messaging import (
     REGENERATE_EMOJI,
     SERVER_ERROR_RETRY_DELAYS,
@@ -95,7 +94,7 @@ class Delivery:
             message = await send_safely(
                 self.ctx.client,
                 active.dest,
-                content=t("pokemon.posting", active.locale),
+                content=self.ctx.presenter.posting_text(active.locale),
                 retry_delays=self.retry_delays,
             )
         except DISCORD_ERRORS as exc:

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from bot.i18n import catalog, t
 from bot.jobs.presenter import ResultCard
 from bot.jobs.results import translation_shown, untranslated, without_job
 from bot.messaging import RESULT_FILENAME
@@ -108,7 +107,8 @@ class Follower:
             return False
         await self.ctx.store.jobs.mark_failed(active.job_id, "prompt_blocked", fault="rejected")
         log.info("job=%s: its translation holds a blocked word; not posted", active.job_id)
-        await self.delivery.say_ended(active, t("error.prompt_blocked", active.locale))
+        text = self.ctx.presenter.ended_text(active.locale, "prompt_blocked")
+        await self.delivery.say_ended(active, text)
         return True
 
     async def _deliver(self, active: ActiveJob, result: GenerationResult) -> None:
@@ -190,7 +190,8 @@ class Follower:
             log.exception("job=%s: could not record the outcome", active.job_id)
         if active.delivered:
             return
-        await self.delivery.tell_failure(active, t("error.gen.delivery_failed", active.locale))
+        text = self.ctx.presenter.ended_text(active.locale, "delivery_failed")
+        await self.delivery.tell_failure(active, text)
 
     async def _fail(self, active: ActiveJob, error: GenerationError | None) -> None:
         jobs = self.ctx.store.jobs
@@ -199,7 +200,7 @@ class Follower:
             # in it never ping: every message goes out with no allowed mentions).
             await jobs.mark_cancelled(active.job_id, by=active.cancelled_by)
             log.info("job=%s cancelled by user=%s", active.job_id, active.cancelled_by)
-            text = t("job.cancelled_by", active.locale, user=f"<@{active.cancelled_by}>")
+            text = self.ctx.presenter.cancelled_text(active.locale, active.cancelled_by)
             await self.delivery.say_cancelled(active, text)
             return
         if error is None:
@@ -211,6 +212,4 @@ class Follower:
             )
             code = error.code
         log.info("job=%s ended (%s); telling user=%s", active.job_id, code, active.user_id)
-        key = f"error.gen.{code}"
-        text = t(key if key in catalog("en") else "error.gen.generation_failed", active.locale)
-        await self.delivery.say_ended(active, text)
+        await self.delivery.say_ended(active, self.ctx.presenter.ended_text(active.locale, code))

@@ -39,7 +39,9 @@ Follow = Callable[[ActiveJob], Coroutine[Any, Any, None]]
 
 
 class Intake:
-    def __init__(self, ctx: JobContext, *, follow: Follow, on_submitted: Callable[[], None]):
+    def __init__(
+        self, ctx: JobContext, *, follow: Follow, on_submitted: Callable[[], None]
+    ) -> None:
         self.ctx = ctx
         self._follow = follow
         self._on_submitted = on_submitted  # the row watcher starts while jobs are in hand
@@ -150,10 +152,7 @@ class Intake:
         position = None
         if active is not None and pending is not None:
             position, _ = active.place(running=pending.state == "running")
-        if position:  # waiting in the queue, `position` batches before it
-            text = t("regen.already_pending_place", origin.locale, position=position)
-        else:  # drawing, or its place is not known yet
-            text = t("regen.already_pending", origin.locale)
+        text = self.ctx.presenter.already_drawing_text(origin.locale, position)
         await origin.refuse(self.ctx.client, text)
 
     def result_picture(

@@ -55,6 +55,27 @@ class Presenter(Protocol):
         """A running job's progress."""
         ...
 
+    def posting_text(self, locale: str) -> str:
+        """The job's message just before its picture goes in (a placeholder)."""
+        ...
+
+    def cancelled_text(self, locale: str, by_user_id: int) -> str:
+        """The job's message once a ✖ stopped it."""
+        ...
+
+    def ended_text(self, locale: str, code: str) -> str:
+        """Why a job ended without a picture (its error code: `nsfw`, `prompt_blocked`, ...)."""
+        ...
+
+    def expired_text(self, locale: str) -> str:
+        """A job from before a restart that had waited too long to be drawn."""
+        ...
+
+    def already_drawing_text(self, locale: str, position: int | None) -> str:
+        """A repeated 🔁/🎨: the same variation is being drawn (`position`: its place in the
+        queue, when it waits and that is known)."""
+        ...
+
     def progress_view(self, job_id: int, locale: str) -> discord.ui.View | None:
         """The buttons under a queued or running job's message (✖ cancel)."""
         ...

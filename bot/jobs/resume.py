@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Literal
 import discord
 
 from bot.errors import UserFacingError
-from bot.i18n import t
 from bot.jobs.rows import request_from_job
 from bot.messaging import TRANSIENT_ERRORS, ChannelPacer
 from bot.origins import ResumedOrigin
@@ -156,7 +155,7 @@ class Resume:
             log.info("job=%s was cancelled or deleted before it resumed; not drawn", job.id)
             return "skipped"
         if self._expired(row):
-            await self._refuse(row, "expired", t("pokemon.resume_expired", row.locale))
+            await self._refuse(row, "expired", self.ctx.presenter.expired_text(row.locale))
             return "refused"
         try:
             # Words blocked since, and limits lowered since, are obeyed.

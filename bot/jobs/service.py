@@ -24,7 +24,6 @@ import logging
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from bot.i18n import t
 from bot.jobs.delivery import Delivery
 from bot.jobs.follow import Follower
 from bot.jobs.intake import Intake, SourceReader
@@ -215,7 +214,7 @@ class JobService:
         if job is None or not await store.jobs.mark_cancelled(job_id, by=by_user_id):
             return False
         log.info("job=%s (on disk only) cancelled by user=%s", job_id, by_user_id)
-        text = t("job.cancelled_by", job.locale, user=f"<@{by_user_id}>")
+        text = self.ctx.presenter.cancelled_text(job.locale, by_user_id)
         await self.delivery.edit_recorded(job, text)
         return True
 

@@ -154,6 +154,21 @@ class FakePresenter:
     def progress_text(self, locale: str, step: int, total: int) -> str:
         return f"step {step}/{total}"
 
+    def posting_text(self, locale: str) -> str:
+        return "posting"
+
+    def cancelled_text(self, locale: str, by_user_id: int) -> str:
+        return f"cancelled by {by_user_id}"
+
+    def ended_text(self, locale: str, code: str) -> str:
+        return f"ended: {code}"
+
+    def expired_text(self, locale: str) -> str:
+        return "expired"
+
+    def already_drawing_text(self, locale: str, position: int | None) -> str:
+        return f"already drawing {position}"
+
     def progress_view(self, job_id: int, locale: str) -> discord.ui.View | None:
         return None
 

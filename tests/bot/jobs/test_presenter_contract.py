@@ -27,6 +27,13 @@ def test_presentation_makes_the_texts_and_asks_for_the_wired_buttons() -> None:
     assert presenter.queued_text("ja", 2, None) == t("pokemon.queued_no_eta", "ja", position=2)
     assert "<t:" in presenter.queued_text("en", 2, 30.0)  # rendered by each client
     assert "2/4" in presenter.progress_text("en", 2, 4)
+    assert presenter.ended_text("ja", "nsfw") == t("error.gen.nsfw", "ja")
+    assert presenter.ended_text("en", "prompt_blocked") == t("error.prompt_blocked", "en")
+    unknown = presenter.ended_text("en", "blocked")  # a code no text is written for
+    assert unknown == t("error.gen.generation_failed", "en")
+    assert presenter.already_drawing_text("en", None) == t("regen.already_pending", "en")
+    place = presenter.already_drawing_text("ja", 2)
+    assert place == t("regen.already_pending_place", "ja", position=2)
     presenter.progress_view(5, "ja")
     presenter.result_view(5, "en", pictures=3)
     assert asked == [("cancel", 5, "ja", None), ("result", 5, "en", 3)]
