@@ -10,11 +10,13 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord.ext import commands
 
+from bot.buttons import cancel_buttons, result_buttons
 from bot.command_permissions import CommandPermissions
+from bot.jobs.service import JobService
 from bot.messaging import PROGRESS_INTERVAL
 from bot.moderation import Overwrite
+from bot.presentation import Presentation
 from bot.router import route
-from bot.service import JobService
 from bot.settings import Settings
 from bot.sync import hash_file_for, sync_if_changed
 from bot.tasks import Tasks
@@ -93,6 +95,9 @@ class PokemonBot(commands.AutoShardedBot):
             generator=generator,
             settings=settings,
             client=self,
+            # Every text, embed and button of a job's message; the buttons are the
+            # interaction side's (`bot.buttons`), wired in here so neither side imports the other.
+            presenter=Presentation(cancel_buttons=cancel_buttons, result_buttons=result_buttons),
             progress_interval=progress_interval,
         )
         # /pokemon's Integrations settings, which 🔁 and the buttons obey (see its module).

@@ -15,7 +15,7 @@ Choices:
   transaction: their queued and running jobs are listed as cancelled and deleted with the
   rest, so no process sees them pending afterwards. A bot that runs one of them finds its row
   gone, which it treats as cancelled: it never posts the picture, and takes a job still
-  waiting out of its generator's queue (`bot.service`).
+  waiting out of its generator's queue (`bot.jobs`).
 - Deleting a user removes their jobs and the per-user limits where they are the subject. The
   audit logs (limits and blocklist) are admin records of the guild, so their rows stay, but
   the user's id is replaced by NULL wherever it appears (as the actor, the target, the one who

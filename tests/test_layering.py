@@ -123,17 +123,19 @@ def test_the_cog_import_check_sees_absolute_relative_and_from_package_imports(
     } <= found
 
 
-def import_cycles(package: str, root: Path = ROOT) -> list[list[str]]:
-    """Groups of `package`'s modules that import each other at run time (lazily or not)."""
-    modules: dict[str, Path] = {}
+def runtime_imports(package: str, root: Path = ROOT) -> dict[str, set[str]]:
+    """Each module of `package` (dotted name) → every module it imports at run time."""
+    found: dict[str, set[str]] = {}
     for path in sorted((root / package).rglob("*.py")):
         name = ".".join(path.relative_to(root).with_suffix("").parts).removesuffix(".__init__")
-        modules[name] = path
-    graph = {
-        name: sorted(found & modules.keys() - {name})
-        for name, path in modules.items()
-        for found in [imported_modules(path, root, runtime_only=True)]
-    }
+        found[name] = imported_modules(path, root, runtime_only=True)
+    return found
+
+
+def import_cycles(package: str, root: Path = ROOT) -> list[list[str]]:
+    """Groups of `package`'s modules that import each other at run time (lazily or not)."""
+    imports = runtime_imports(package, root)
+    graph = {name: sorted(found & imports.keys() - {name}) for name, found in imports.items()}
     cycles: list[list[str]] = []
     for start in graph:
         # Depth-first from `start`, looking for a way back to it.
@@ -172,3 +174,132 @@ def test_the_cycle_check_sees_an_import_inside_a_function(tmp_path: Path) -> Non
     )
     (tmp_path / "pkg" / "c.py").write_text("import pkg.b\n")
     assert import_cycles("pkg", tmp_path) == [["pkg.a", "pkg.b"]]
+
+
+# The job layer asks the presentation side for every button, embed and text (a presenter
+# passed in by bot/client.py); it never builds a `discord.ui` item itself.
+UI_BUILDERS = {"bot.buttons", "bot.presentation"}
+
+
+def reachable(imports: dict[str, set[str]], start: str) -> set[str]:
+    """Modules `start` loads at run time, through modules of the scanned package."""
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        for name in imports.get(todo.pop(), set()):
+            if name not in seen:
+                seen.add(name)
+                todo.append(name)
+    return seen
+
+
+def ui_imports(package: str, layer: str, root: Path = ROOT) -> dict[str, list[str]]:
+    """For each module of `layer` (a sub-package of `package`): the `discord.ui` builders it
+    loads at run time, directly or through other modules of `package`."""
+    imports = runtime_imports(package, root)
+    found: dict[str, list[str]] = {}
+    for name in imports:
+        if name != layer and not name.startswith(f"{layer}."):
+            continue
+        loaded = reachable(imports, name)
+        bad = {m for m in loaded if m in UI_BUILDERS or m == "discord.ui"}
+        bad |= {m for m in loaded if m.startswith("discord.ui.")}
+        if bad:
+            found[name] = sorted(bad)
+    return found
+
+
+def test_the_job_layer_builds_no_discord_ui_item() -> None:
+    assert runtime_imports("bot").keys() >= {"bot.jobs.service", "bot.jobs.delivery"}
+    assert ui_imports("bot", "bot.jobs") == {}
+
+
+def test_the_ui_check_sees_a_builder_imported_through_another_module(tmp_path: Path) -> None:
+    (tmp_path / "bot" / "jobs").mkdir(parents=True)
+    (tmp_path / "bot" / "__init__.py").write_text("")
+    (tmp_path / "bot" / "jobs" / "__init__.py").write_text("")
+    (tmp_path / "bot" / "jobs" / "part.py").write_text("def f():\n    from bot import helper\n")
+    (tmp_path / "bot" / "helper.py").write_text("from bot.buttons import cancel_buttons\n")
+    (tmp_path / "bot" / "jobs" / "other.py").write_text("from discord.ui import View\n")
+    assert ui_imports("bot", "bot.jobs", tmp_path) == {
+        "bot.jobs.part": ["bot.buttons"],
+        "bot.jobs.other": ["discord.ui", "discord.ui.View"],
+    }
+
+
+ORIGIN_CLASSES = {"CommandOrigin", "ReactionOrigin", "ButtonOrigin", "ResumedOrigin"}
+
+
+def origin_branches(package: str, root: Path = ROOT) -> list[str]:
+    """`isinstance(x, <an origin class>)` anywhere in `package`: file and line."""
+    found: list[str] = []
+    for path in sorted((root / package).rglob("*.py")):
+        tree = ast.parse(path.read_text("utf-8"), filename=str(path))
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id == "isinstance"
+                and len(node.args) == 2
+                and {n.id for n in ast.walk(node.args[1]) if isinstance(n, ast.Name)}
+                & ORIGIN_CLASSES
+            ):
+                found.append(f"{path.relative_to(root)}:{node.lineno}")
+    return found
+
+
+def test_the_job_layer_never_asks_which_origin_it_was_given() -> None:
+    """Each origin knows how to show and refuse for itself (bot/origins.py)."""
+    assert origin_branches("bot/jobs") == []
+
+
+def test_the_origin_check_sees_an_isinstance_on_a_union(tmp_path: Path) -> None:
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "a.py").write_text(
+        "def f(o):\n    return isinstance(o, CommandOrigin | ButtonOrigin)\n"
+    )
+    assert origin_branches("pkg", tmp_path) == ["pkg/a.py:2"]
+
+
+# What writes a job's state in storage (`JobRepository`'s writes and `Storage.admit`).
+JOB_STATE_WRITES = {
+    "admit",
+    "mark_running",
+    "mark_done",
+    "mark_failed",
+    "mark_cancelled",
+    "set_message",
+}
+
+
+def job_state_writes(package: str, outside: str, root: Path = ROOT) -> list[str]:
+    """Calls of a job-state write (`x.mark_done(...)`, ...) in `package` but outside the
+    sub-folder `outside`: file and line."""
+    found: list[str] = []
+    for path in sorted((root / package).rglob("*.py")):
+        if (root / outside) in path.parents:
+            continue
+        tree = ast.parse(path.read_text("utf-8"), filename=str(path))
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in JOB_STATE_WRITES
+            ):
+                found.append(f"{path.relative_to(root)}:{node.lineno}")
+    return found
+
+
+def test_nothing_outside_the_job_layer_writes_a_jobs_state() -> None:
+    """Cogs, buttons and the client call the job service; only bot/jobs/ writes a job's row."""
+    assert job_state_writes("bot", "bot/jobs") == []
+    assert job_state_writes("bot", "bot/nothing"), "the check found no write at all"
+
+
+def test_the_state_write_check_sees_a_write_through_any_name(tmp_path: Path) -> None:
+    (tmp_path / "pkg" / "jobs").mkdir(parents=True)
+    (tmp_path / "pkg" / "jobs" / "ok.py").write_text("async def f(s):\n    await s.admit(1)\n")
+    (tmp_path / "pkg" / "cog.py").write_text(
+        "async def f(bot):\n    await bot.store.jobs.mark_done(1)\n"
+    )
+    assert job_state_writes("pkg", "pkg/jobs", tmp_path) == ["pkg/cog.py:2"]
