@@ -115,11 +115,6 @@ async def test_each_kind_of_button_pressed_twice_at_once_is_answered_each_time(
         assert await bot.store.jobs.recent_for_user(fake.alice.id) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the job service's intake drops a press that arrives while the same user's first "
-    "press on that picture is being admitted, without a word (h-jobs answers duplicates)",
-)
 @pytest.mark.parametrize("button", ["regen", "vary:subtle", "vary:strong"])
 async def test_new_variation_and_vary_pressed_twice_at_once_draw_once_and_say_so(
     bot_rig: BotRig, fake_discord: FakeDiscord, button: str
