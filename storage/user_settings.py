@@ -18,7 +18,7 @@ from storage.timeutil import Clock, to_db
 SizeChoice = Literal["square", "portrait", "landscape"]
 SIZE_CHOICES: tuple[str, ...] = get_args(SizeChoice)
 MAX_DEFAULT_COUNT = 4
-MAX_DEFAULT_NEGATIVE = 500  # characters, as /pokemon's negative option allows
+MAX_DEFAULT_NEGATIVE = 1000  # characters, as /pokemon's negative option allows (bot.validation)
 
 
 @dataclass(frozen=True, slots=True)

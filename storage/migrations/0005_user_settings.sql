@@ -10,7 +10,7 @@ CREATE TABLE user_settings (
     size       TEXT    CHECK (size IN ('square', 'portrait', 'landscape')),
     count      INTEGER CHECK (count BETWEEN 1 AND 4),
     translate  INTEGER CHECK (translate IN (0, 1)),
-    negative   TEXT    CHECK (length(negative) <= 500),
+    negative   TEXT    CHECK (length(negative) <= 1000),
     updated_at REAL    NOT NULL
 ) STRICT;
 

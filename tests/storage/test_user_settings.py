@@ -52,7 +52,7 @@ async def test_an_empty_set_removes_the_row(store: Storage) -> None:
         UserDefaults(count=0),
         UserDefaults(count=5),
         UserDefaults(count=True),
-        UserDefaults(negative="x" * 501),
+        UserDefaults(negative="x" * 1001),
     ],
 )
 async def test_values_outside_what_is_kept_are_refused(
