@@ -47,9 +47,10 @@ STYLES = {
 
 
 class Buttons(discord.ui.View):
-    """A message's buttons, for sending only: `bot.router` answers their presses."""
+    """A message's buttons (and selects), for sending only: `bot.router` answers their
+    presses."""
 
-    def __init__(self, *buttons: discord.ui.Button[Any]) -> None:
+    def __init__(self, *buttons: discord.ui.Item[Any]) -> None:
         super().__init__(timeout=None)
         for button in buttons:
             self.add_item(button)

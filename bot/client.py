@@ -39,6 +39,8 @@ EXTENSIONS: tuple[str, ...] = (
     "bot.cogs.queue",
     "bot.cogs.blocklist",
     "bot.cogs.privacy",
+    "bot.cogs.settings",
+    "bot.cogs.history",
     "bot.cogs.about",
 )
 

@@ -9,6 +9,9 @@ Today's formats (Discord allows 100 characters; ours stay far below):
 - `pkmn:vary:<job id>:<subtle|strong>[<picture>]`: 🎨, from picture 1-9 of a set (none: the
   first).
 - `pkmn:forget:<user id>`: `/privacy`'s "Delete my data", usable by that user only.
+- `pkmn:set:<user id>:<size|count|translate|negative|reset>`: `/settings`' selects and buttons;
+  `pkmn:setneg:<user id>`: its "default negative prompt" form (a modal). That user's only.
+- `pkmn:hist:<user id>:<page>`: `/history`'s page buttons (page 0 is the newest).
 
 Older formats, still understood because their meaning is known:
 
@@ -24,9 +27,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import ClassVar
 
 PREFIX = "pkmn"
 REGEN, INFO, DELETE, CANCEL, VARY, FORGET = "regen", "info", "delete", "cancel", "vary", "forget"
+SETTINGS, NEGATIVE_FORM, HISTORY = "set", "setneg", "hist"
+SETTING_FIELDS = ("size", "count", "translate", "negative", "reset")  # what `pkmn:set` changes
+MAX_HISTORY_PAGE = 99
 JOB_ACTIONS = frozenset({REGEN, INFO, DELETE, CANCEL})  # the actions without an argument
 VARY_KINDS = ("subtle", "strong")  # the 🎨 buttons' strengths (`bot.validation.VARY_*`)
 _ID = r"[0-9]{1,20}"  # a job id or a Discord snowflake
@@ -46,6 +53,7 @@ class JobPress:
     job_id: int
     kind: str | None = None  # 🎨: "subtle" or "strong"
     picture: int = 1  # 🎨: which picture of a set (1-based)
+    opens_form: ClassVar[bool] = False  # answered by a modal, not acknowledged first
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +62,35 @@ class ForgetPress:
 
     user_id: int | None
     action: str = FORGET
+    opens_form: ClassVar[bool] = False
 
 
-Press = JobPress | ForgetPress
+@dataclass(frozen=True, slots=True)
+class SettingsPress:
+    """`/settings`: a select or button of `user_id`'s defaults (`field`), or ("submit") the
+    negative-prompt form sent."""
+
+    user_id: int
+    field: str
+    action: str = SETTINGS
+
+    @property
+    def opens_form(self) -> bool:
+        """The negative prompt's button answers with its form (a modal)."""
+        return self.field == "negative"
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPress:
+    """`/history`: show `user_id`'s page `page`."""
+
+    user_id: int
+    page: int
+    action: str = HISTORY
+    opens_form: ClassVar[bool] = False
+
+
+Press = JobPress | ForgetPress | SettingsPress | HistoryPress
 
 
 def custom_id(action: str, job_id: int, arg: str | None = None) -> str:
@@ -67,6 +101,19 @@ def custom_id(action: str, job_id: int, arg: str | None = None) -> str:
 def forget_id(user_id: int) -> str:
     """The `custom_id` of `/privacy`'s delete button for `user_id`: `pkmn:forget:<user>`."""
     return f"{PREFIX}:{FORGET}:{user_id}"
+
+
+def settings_id(user_id: int, field: str) -> str:
+    """`/settings`' item for `field` (one of SETTING_FIELDS) of `user_id`."""
+    return f"{PREFIX}:{SETTINGS}:{user_id}:{field}"
+
+
+def negative_form_id(user_id: int) -> str:
+    return f"{PREFIX}:{NEGATIVE_FORM}:{user_id}"
+
+
+def history_id(user_id: int, page: int) -> str:
+    return f"{PREFIX}:{HISTORY}:{user_id}:{page}"
 
 
 def parse(custom_id: str) -> Press | None:
@@ -91,6 +138,12 @@ def _current(action: str, number: int, arg: str | None) -> Press | None:
         return JobPress(action, number) if arg is None else None
     if action == FORGET:
         return ForgetPress(number) if arg is None else None
+    if action == SETTINGS and arg in SETTING_FIELDS:
+        return SettingsPress(number, arg)
+    if action == NEGATIVE_FORM and arg is None:
+        return SettingsPress(number, "submit")
+    if action == HISTORY and arg is not None and arg.isdigit() and int(arg) <= MAX_HISTORY_PAGE:
+        return HistoryPress(number, int(arg))
     if action == VARY and arg is not None:
         vary = _VARY_ARG.fullmatch(arg)
         if vary is not None:

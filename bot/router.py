@@ -11,7 +11,9 @@ that are not dispatchable (`bot.buttons.Buttons`), so a press is answered exactl
    expired, use /pokemon" at once (CHANNEL_MESSAGE_WITH_SOURCE, ephemeral).
 3. A known press is first acknowledged without a visible change (DEFERRED_UPDATE_MESSAGE),
    before any database or Discord call, so well inside Discord's 3 s; its handler
-   (`bot.presses`) then answers with followups or an edit of the pressed message.
+   (`bot.presses` for a job's buttons and `/privacy`, `bot.settings_ui`, `bot.history_ui`)
+   then answers with followups or an edit of the pressed message. A press that opens a form
+   (`/settings`' negative prompt) is answered by the form itself, at once.
 4. A handler that fails (a database busy or full, a bug) is answered as a command would be
    (`bot.tree.answer_error`: "storage unavailable", or an error id that the log also has).
 """
@@ -23,8 +25,10 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from bot.custom_ids import ForgetPress, Press, parse
+from bot.custom_ids import ForgetPress, HistoryPress, JobPress, Press, SettingsPress, parse
+from bot.history_ui import press_history
 from bot.presses import expired_text, forget, press_job_button
+from bot.settings_ui import press_settings
 from bot.tree import answer_error
 
 if TYPE_CHECKING:
@@ -43,9 +47,24 @@ def custom_id_of(interaction: discord.Interaction[Any]) -> str | None:
 
 def describe(press: Press) -> str:
     """How the log names a press: `button cancel on job=42`, `button forget of user=7`."""
-    if isinstance(press, ForgetPress):
-        return f"button forget of user={press.user_id if press.user_id is not None else 'presser'}"
-    return f"button {press.action} on job={press.job_id}"
+    if isinstance(press, JobPress):
+        return f"button {press.action} on job={press.job_id}"
+    return (
+        f"button {press.action} of user={press.user_id if press.user_id is not None else 'presser'}"
+    )
+
+
+async def _handle(interaction: discord.Interaction[PokemonBot], press: Press) -> None:
+    """The press's handler: each kind of press has its own module."""
+    match press:
+        case JobPress():
+            await press_job_button(interaction, press)
+        case ForgetPress():
+            await forget(interaction, press)
+        case SettingsPress():
+            await press_settings(interaction, press)
+        case HistoryPress():
+            await press_history(interaction, press)
 
 
 async def route(interaction: discord.Interaction[PokemonBot]) -> None:
@@ -61,16 +80,14 @@ async def route(interaction: discord.Interaction[PokemonBot]) -> None:
         await _answer(interaction, expired_text(interaction.locale))
         return
     where = describe(press)
+    if not press.opens_form:  # a form (modal) is itself the press's first answer
+        try:
+            await interaction.response.defer()  # no visible change; answers are followups
+        except discord.HTTPException as exc:
+            log.warning("%s: could not acknowledge the press: %s", where, exc)
+            return
     try:
-        await interaction.response.defer()  # no visible change; answers are followups
-    except discord.HTTPException as exc:
-        log.warning("%s: could not acknowledge the press: %s", where, exc)
-        return
-    try:
-        if isinstance(press, ForgetPress):
-            await forget(interaction, press)
-        else:
-            await press_job_button(interaction, press)
+        await _handle(interaction, press)
     except discord.HTTPException as exc:
         log.warning("%s: %s", where, exc)
     except Exception as exc:

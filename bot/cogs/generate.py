@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING
 
@@ -12,6 +13,7 @@ from discord.ext import commands
 from bot.origins import CommandOrigin
 from bot.sources import read_attachment
 from bot.translator import described
+from bot.user_defaults import Applied, apply_defaults
 from bot.validation import (
     MAX_NEGATIVE_CHARS,
     MAX_PROMPT_CHARS,
@@ -23,6 +25,7 @@ from bot.validation import (
     validate_pokemon,
 )
 from generation.types import MAX_COUNT
+from storage import StorageError
 
 if TYPE_CHECKING:
     from bot.client import PokemonBot
@@ -31,6 +34,7 @@ log = logging.getLogger(__name__)
 
 # Discord-side bounds; settings may narrow steps further (checked in validation).
 MAX_STEPS_OPTION = 150
+DEFAULTS_READ_SECONDS = 1.0  # the most the user's defaults may take to read before the defer
 
 
 def _choices(kind: str, values: tuple[str, ...]) -> list[app_commands.Choice[str]]:
@@ -80,17 +84,25 @@ class Generate(commands.Cog):
         strength: app_commands.Range[float, MIN_STRENGTH, MAX_STRENGTH] | None = None,
     ) -> None:
         """Draw a Pokémon-style picture from a Japanese prompt."""
+        # The user's own /settings fill the options left out (an option typed in wins).
+        options = await self._with_defaults(
+            interaction,
+            size=None if size is None else size.value,
+            count=count,
+            translate=None if translate is None else translate.value,
+            negative=negative,
+        )
         # Pure checks first: a bad prompt is refused before the defer, ephemeral at once.
         request = validate_pokemon(
             self.bot.settings,
             prompt,
-            negative=negative,
+            negative=options.negative,
             seed=seed,
             steps=steps,
             guidance=guidance,
-            size=None if size is None else size.value,
-            count=count,
-            translate=None if translate is None else translate.value,
+            size=options.size,
+            count=options.count,
+            translate=options.translate,
             strength=strength,
             has_image=image is not None,
         )
@@ -98,6 +110,42 @@ class Generate(commands.Cog):
         # longer than Discord's 3 s), before the job is admitted: a bad one costs nothing.
         source = None if image is None else (lambda: read_attachment(image))
         await self.bot.service.start(request, CommandOrigin(interaction), source=source)
+
+    async def _with_defaults(
+        self,
+        interaction: discord.Interaction[PokemonBot],
+        *,
+        size: str | None,
+        count: int | None,
+        translate: str | None,
+        negative: str | None,
+    ) -> Applied:
+        """The options with the user's defaults applied (`bot.user_defaults`). Two indexed
+        reads, bounded so the defer still comes well inside Discord's 3 s: a database too slow
+        to answer leaves the server's defaults, never a failed command."""
+        store = self.bot.store
+        user_id = interaction.user.id
+
+        async def read() -> Applied:
+            defaults = await store.user_settings.get(user_id)
+            limit = None
+            if count is None and defaults.count is not None:
+                limit = (await store.limits.effective(interaction.guild_id, user_id)).images
+            return apply_defaults(
+                self.bot.settings,
+                defaults,
+                size=size,
+                count=count,
+                translate=translate,
+                negative=negative,
+                limit_images=limit,
+            )
+
+        try:
+            return await asyncio.wait_for(read(), DEFAULTS_READ_SECONDS)
+        except (TimeoutError, StorageError) as exc:
+            log.warning("user=%s: their defaults could not be read: %s", user_id, exc or "slow")
+            return Applied(size=size, count=count, translate=translate, negative=negative)
 
 
 async def setup(bot: PokemonBot) -> None:

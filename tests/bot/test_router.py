@@ -9,9 +9,12 @@ from pathlib import Path
 import pytest
 
 from bot.buttons import cancel_buttons, forget_buttons, result_buttons
-from bot.custom_ids import ForgetPress, JobPress, Press, parse
+from bot.custom_ids import ForgetPress, HistoryPress, JobPress, Press, SettingsPress, parse
+from bot.history_ui import history_page
 from bot.i18n import t
 from bot.presses import JOB_HANDLERS, expired_text
+from bot.settings_ui import settings_view
+from storage import UserDefaults
 
 
 @pytest.mark.parametrize(
@@ -27,6 +30,14 @@ from bot.presses import JOB_HANDLERS, expired_text
         ("pkmn:vary:42:subtle3", JobPress("vary", 42, kind="subtle", picture=3)),
         ("pkmn:vary:42:strong4", JobPress("vary", 42, kind="strong", picture=4)),
         ("pkmn:forget:123456789012345678", ForgetPress(123456789012345678)),
+        ("pkmn:set:7:size", SettingsPress(7, "size")),
+        ("pkmn:set:7:count", SettingsPress(7, "count")),
+        ("pkmn:set:7:translate", SettingsPress(7, "translate")),
+        ("pkmn:set:7:negative", SettingsPress(7, "negative")),
+        ("pkmn:set:7:reset", SettingsPress(7, "reset")),
+        ("pkmn:setneg:7", SettingsPress(7, "submit")),
+        ("pkmn:hist:7:0", HistoryPress(7, 0)),
+        ("pkmn:hist:7:4", HistoryPress(7, 4)),
         # Older formats: the first 🎨 buttons, the pokemon: prefix, /privacy's memory-only View.
         ("pokemon:vary:strong:42", JobPress("vary", 42, kind="strong")),
         ("pokemon:vary:subtle:42", JobPress("vary", 42, kind="subtle")),
@@ -63,6 +74,12 @@ def test_every_format_the_bot_ever_posted_parses_to_its_action(
         "pkmn:regen:42 ",
         "pkmn:regen:123456789012345678901",  # longer than any id
         "somebody-elses-button",
+        "pkmn:set:7",  # a setting without its field
+        "pkmn:set:7:steps",  # a field /settings does not have
+        "pkmn:setneg:7:x",
+        "pkmn:hist:7",
+        "pkmn:hist:7:next",
+        "pkmn:hist:7:100",  # past any page
     ],
 )
 def test_unknown_and_malformed_ids_parse_to_nothing(custom_id: str) -> None:
@@ -83,6 +100,23 @@ def test_every_button_the_bot_builds_today_parses_back_to_a_handled_action() -> 
         assert press is not None, custom_id
         assert isinstance(press, ForgetPress) or press.action in JOB_HANDLERS
     assert parse(ids[-1]) == ForgetPress(99)
+
+
+def test_settings_and_history_items_parse_back_to_their_presses() -> None:
+    settings = settings_view(7, UserDefaults(), "en").to_components()
+    ids = [c["custom_id"] for row in settings for c in row["components"]]
+    assert [parse(i) for i in ids] == [
+        SettingsPress(7, field) for field in ("size", "count", "translate", "negative", "reset")
+    ]
+    assert [press.opens_form for press in map(parse, ids) if press is not None] == [
+        False,
+        False,
+        False,
+        True,
+        False,
+    ]
+    _, pages = history_page([], 7, 0, "en")
+    assert pages is None  # one page: no buttons
 
 
 def test_the_bots_views_are_never_dispatched_by_discord_py() -> None:
