@@ -136,6 +136,9 @@ class CommandOrigin(FromInteraction):
     interaction: discord.Interaction[Any]
     deferred: bool = False  # publicly, with "thinking…"
     message_id: int | None = None  # the original response, once deferred
+    # One-line notices the finished picture's message carries: a default of the user's that
+    # could not be used as saved, the pointer to /about on their first picture in a server.
+    notes: tuple[str, ...] = ()
     answers_unexpected: ClassVar[bool] = True
 
     @property
@@ -194,6 +197,7 @@ class ReactionOrigin(ChildOfResult):
     answers_unexpected: ClassVar[bool] = False
     deferred_public: ClassVar[bool] = False
     resumed: ClassVar[bool] = False
+    notes: ClassVar[tuple[str, ...]] = ()
 
     async def refuse(self, client: discord.Client, text: str) -> None:
         """A short-lived notice that names the user without pinging them (a refusal is not
@@ -224,6 +228,7 @@ class ButtonOrigin(ChildOfResult, FromInteraction):
     picture: int = 1  # which picture of a set the pressed 🎨 button names
     answers_duplicates: ClassVar[bool] = True
     answers_unexpected: ClassVar[bool] = False  # the router answers a handler that fails
+    notes: ClassVar[tuple[str, ...]] = ()
 
     @property
     def message_id(self) -> int:
@@ -248,6 +253,7 @@ class ResumedOrigin:
     row: JobRecord
     resumed: ClassVar[bool] = True
     deferred_public: ClassVar[bool] = False
+    notes: ClassVar[tuple[str, ...]] = ()
 
     @property
     def user_id(self) -> int:

@@ -93,4 +93,5 @@ class Presentation:
             sampler=card.sampler,
             size=card.size,
             model=card.model,
+            notes=card.notes,
         )

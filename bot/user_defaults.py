@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot.errors import UserFacingError
+from bot.i18n import t
 from bot.validation import check_dimensions, size_dimensions
 
 if TYPE_CHECKING:
@@ -32,6 +33,14 @@ class Applied:
     translate: str | None
     negative: str | None
     notes: tuple[Note, ...] = ()
+
+
+def note_text(note: Note, locale: str) -> str:
+    """A note of `Applied.notes` in the user's language (a size named as /pokemon's choices)."""
+    key, params = note
+    if "size" in params:
+        params = {**params, "size": t(f"choice.size.{params['size']}", locale)}
+    return t(key, locale, **params)
 
 
 def apply_defaults(

@@ -102,6 +102,16 @@ class UserSettingsRepository:
         )
         return deleted > 0
 
+    async def seen(self, user_id: int, guild_id: int, notice: str) -> bool:
+        """Whether `notice` was shown to this user in this server."""
+        row = await self._db.read(
+            lambda tx: tx.fetchone(
+                "SELECT 1 FROM notices_shown WHERE user_id = ? AND guild_id = ? AND notice = ?",
+                (user_id, guild_id, notice),
+            )
+        )
+        return row is not None
+
     async def first_time(self, user_id: int, guild_id: int, notice: str) -> bool:
         """Record that `notice` is shown to this user in this server; True only the first time
         (atomic: two jobs finishing together do not both show it)."""

@@ -159,6 +159,7 @@ class Follower:
             sampler=sampler_name(request.scheduler),
             size=(first.width, first.height),
             model=self.ctx.settings.pokemon_model,
+            notes=active.notes,
         )
         # Both texts are stored: the request keeps the user's, the outcome what was drawn,
         # so 🔁 and 🎨 reuse the translation (see `bot.jobs.rows.request_as_drawn`).

@@ -248,6 +248,7 @@ class Intake:
             resumed=origin.resumed,
             deferred_public=origin.deferred_public,
             progress_message_id=job.progress_message_id,
+            notes=origin.notes,
         )
         try:
             handle = await ctx.generator.submit(job.id, job.user_id, request)

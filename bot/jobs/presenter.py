@@ -42,6 +42,7 @@ class ResultCard:
     sampler: str | None = None
     size: tuple[int, int] | None = None
     model: str | None = None
+    notes: Sequence[str] = ()  # one-line notices for the requester (bot.origins.CommandOrigin)
 
 
 class Presenter(Protocol):

@@ -44,6 +44,7 @@ class ActiveJob:
     running: asyncio.Task[Any] | None = None  # mark_running, awaited before the final state
     delivered: bool = False  # the picture is on Discord (even if recording that failed)
     cancelled_by: int | None = None  # who pressed ✖ (JobService.cancel)
+    notes: tuple[str, ...] = ()  # one-line notices its picture's message carries (the origin's)
 
     @property
     def live(self) -> bool:

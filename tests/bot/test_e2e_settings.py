@@ -149,6 +149,8 @@ async def test_a_default_count_over_the_whole_limit_draws_the_limit_and_over_wha
 
         first = await draw(bot_rig, fake, fake.alice)  # 4 > the limit of 3: drawn 3
         assert len(first.attachments) == 3
+        said = t("settings.note.count_over_limit", "en", count=4, limit=3)
+        assert said in [f["value"] for f in first.embeds[0]["fields"]], "and the picture says so"
 
         await choose(fake, message, fake.alice, "count", "2")
         await bot.store.limits.set_user(
@@ -213,3 +215,34 @@ async def test_history_pages_with_buttons_and_says_so_when_empty(
         assert "seed 200" in message.embeds[0]["description"]
         assert "seed 205" not in message.embeds[0]["description"]
         assert message.embeds[0]["footer"]["text"] == t("history.footer", "en", page=2, pages=2)
+
+
+def notes_of(message: FakeMessage) -> list[str]:
+    return [f["value"] for f in message.embeds[0]["fields"] if f["name"] == "ℹ️"]
+
+
+async def test_the_first_picture_in_a_server_points_to_about_once_per_user(
+    bot_rig: BotRig, fake_discord: FakeDiscord
+) -> None:
+    fake = fake_discord
+    notice = t("about.first_notice", "ja")
+    async with bot_rig.run():
+        refused = await fake.invoke(
+            "pokemon", {"prompt": "ピカチュウ", "steps": 1000}, user=fake.alice, strict=False
+        )
+        await refused.wait_response()  # refused before anything was drawn: not shown yet
+        first = await draw_in(bot_rig, fake, fake.alice, "ja")
+        second = await draw_in(bot_rig, fake, fake.alice, "ja")
+        theirs = await draw_in(bot_rig, fake, fake.bob, "ja")
+    async with bot_rig.run():
+        after_restart = await draw_in(bot_rig, fake, fake.alice, "ja")
+
+    assert notes_of(first) == [notice]
+    assert notes_of(second) == []
+    assert notes_of(theirs) == [notice], "once per user"
+    assert notes_of(after_restart) == [], "remembered on disk"
+
+
+async def draw_in(bot_rig: BotRig, fake: FakeDiscord, user: object, locale: str) -> FakeMessage:
+    record = await fake.invoke("pokemon", {"prompt": "ピカチュウ"}, user=user, locale=locale)
+    return await bot_rig.wait_result(record)

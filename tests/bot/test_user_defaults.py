@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from bot.i18n import t
 from bot.settings import Settings
-from bot.user_defaults import apply_defaults
+from bot.user_defaults import apply_defaults, note_text
 from storage import UserDefaults
 
 MINE = UserDefaults(size="portrait", count=3, translate=False, negative="ぼやけた")
@@ -96,3 +97,10 @@ def test_a_typed_count_is_never_lowered(settings: Settings) -> None:
     )
     assert applied.count == 4
     assert applied.notes == ()
+
+
+def test_notes_read_in_the_users_language_with_the_size_named_as_pokemons_choices() -> None:
+    note = ("settings.note.size_not_allowed", {"size": "portrait"})
+
+    assert "portrait" in note_text(note, "en")
+    assert t("choice.size.portrait", "ja") in note_text(note, "ja")

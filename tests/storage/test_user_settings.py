@@ -76,7 +76,10 @@ async def test_the_schema_refuses_what_the_repository_would_not_write(store: Sto
 
 async def test_a_notice_is_first_shown_once_per_user_and_server(store: Storage) -> None:
     settings = store.user_settings
+    assert not await settings.seen(USER, GUILD, "about")
     assert await settings.first_time(USER, GUILD, "about")
+    assert await settings.seen(USER, GUILD, "about")
+    assert not await settings.seen(USER, OTHER_GUILD, "about")
     assert not await settings.first_time(USER, GUILD, "about")
     assert await settings.first_time(USER, OTHER_GUILD, "about")
     assert await settings.first_time(OTHER, GUILD, "about")
