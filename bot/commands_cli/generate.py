@@ -158,10 +158,11 @@ def _native_size_unless_given(
 
 
 class ProgressBar:
-    """A one-line text bar on stderr, redrawn after each denoising step."""
+    """A one-line text bar on stderr, redrawn after each denoising step (or tile: `unit`)."""
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, *, unit: str = "steps") -> None:
         self.stream = stream
+        self.unit = unit
         self.started = time.monotonic()
         self.drawn = False
 
@@ -169,7 +170,7 @@ class ProgressBar:
         done = int(BAR_WIDTH * step / max(total, 1))
         bar = "#" * done + "-" * (BAR_WIDTH - done)
         elapsed = time.monotonic() - self.started
-        self.stream.write(f"\r[{bar}] {step}/{total} steps {elapsed:.1f}s")
+        self.stream.write(f"\r[{bar}] {step}/{total} {self.unit} {elapsed:.1f}s")
         self.stream.flush()
         self.drawn = True
 
