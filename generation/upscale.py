@@ -48,6 +48,7 @@ from generation.pipeline import (  # the Engine's own hooks, shared
 from generation.pnginfo import with_upscale
 from generation.upscale_encode import (
     DISCORD_FILE_LIMIT,
+    EXTENSIONS,
     ImageFormat,
     encode_within,
     read_parameters,
@@ -98,7 +99,7 @@ class UpscaledImage:
 
     @property
     def extension(self) -> str:
-        return {"png": ".png", "webp": ".webp", "jpeg": ".jpg"}[self.format]
+        return EXTENSIONS[self.format]
 
 
 def tile_boxes(height: int, width: int, tile: int | None) -> list[tuple[int, int, int, int]]:

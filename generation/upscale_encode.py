@@ -26,6 +26,7 @@ _USER_COMMENT = 0x9286  # its UserComment tag
 _UNICODE = b"UNICODE\x00"  # UserComment's character-code prefix (then UTF-16, big-endian)
 
 ImageFormat = Literal["png", "webp", "jpeg"]
+EXTENSIONS: dict[ImageFormat, str] = {"png": ".png", "webp": ".webp", "jpeg": ".jpg"}
 
 
 class EncodedTooLargeError(GenerationError):
@@ -45,7 +46,7 @@ class Encoded:
 
     @property
     def extension(self) -> str:
-        return {"png": ".png", "webp": ".webp", "jpeg": ".jpg"}[self.format]
+        return EXTENSIONS[self.format]
 
     @property
     def fallback(self) -> bool:
