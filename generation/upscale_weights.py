@@ -97,9 +97,10 @@ def parse_upscaler(text: str) -> UpscalerSource | None:
         return LocalWeights(path)
     match = _HUB_FILE.match(value)
     if match is None or not value.lower().endswith(WEIGHT_SUFFIXES):
+        # The value is not repeated: it could be a secret pasted into the wrong setting.
         raise UpscalerLoadError(
-            f"POKEMON_UPSCALER={value!r} is neither a local file or folder nor a Hub file "
-            f"(owner/name/file.pth); use off to turn the upscaler off (default {DEFAULT_UPSCALER})"
+            "the upscaler is neither a local file or folder nor a Hub file (owner/name/file.pth, "
+            f"ending in {', '.join(WEIGHT_SUFFIXES)}); off turns it off (default {DEFAULT_UPSCALER})"
         )
     return PINNED.get(value) or HubFile(match.group("repo"), match.group("file"))
 

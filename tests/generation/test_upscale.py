@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from generation.errors import JobCancelledError
+from generation.errors import JobCancelledError, ModelLoadError
 from generation.images import BadInputImageError, InputImageTypeError
 from generation.upscale import (
     CPU_TILE,
@@ -265,3 +265,34 @@ def test_the_real_architecture_shape_is_read_from_its_tensors(tmp_path):
     assert loaded.shape == real
     assert loaded.name == "RealESRGAN_x4plus_anime_6B"
     assert sum(p.numel() for p in loaded.network.parameters()) == 4_467_779
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_cuda_is_one_line(tiny_upscaler):
+    with pytest.raises(ModelLoadError, match="CUDA is not available"):
+        load_upscaler(str(tiny_upscaler), device="cuda")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_runs_fp16_and_matches_the_cpu_closely(upscaler, tiny_upscaler):
+    on_gpu = load_upscaler(str(tiny_upscaler), device="cuda")
+    assert on_gpu.dtype == "float16"
+    assert next(on_gpu.network.parameters()).dtype == torch.float16
+    source = png_bytes(picture(64, 48, seed=2))
+    [gpu], [cpu] = on_gpu.upscale([source]), upscaler.upscale([source])
+    assert isinstance(gpu, UpscaledImage)
+    assert isinstance(cpu, UpscaledImage)
+    assert (gpu.tiles, gpu.tile_size) == (1, None)  # whole on CUDA while memory allows
+    assert np.abs(pixels(gpu) - pixels(cpu)).mean() <= 2
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_tiled_matches_whole(tiny_upscaler):
+    on_gpu = load_upscaler(str(tiny_upscaler), device="cuda")
+    source = png_bytes(picture(70, 52, seed=3))
+    [whole], [tiled] = on_gpu.upscale([source], tile=None), on_gpu.upscale([source], tile=24)
+    assert isinstance(whole, UpscaledImage)
+    assert isinstance(tiled, UpscaledImage)
+    assert np.abs(pixels(whole) - pixels(tiled)).max() <= 2
