@@ -117,6 +117,40 @@ def child(args: argparse.Namespace) -> None:
     print(json.dumps(out))
 
 
+def encode_costs(side: int) -> list[dict[str, Any]]:
+    """What encoding a `side`² result costs, for a smooth picture and a noisy worst case (the
+    random network's output is nearly flat, so its PNG says nothing about the fallback)."""
+    import numpy as np
+    from PIL import Image
+
+    from generation.upscale_encode import encode_within
+
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:side, 0:side]
+    smooth = np.stack([x, y, (x + y) // 2], -1) * 255 // side
+    pictures = {
+        "smooth + light noise": smooth + rng.normal(0, 4, smooth.shape),
+        "noise (worst case)": rng.integers(0, 256, smooth.shape),
+    }
+    rows: list[dict[str, Any]] = []
+    for name, pixels in pictures.items():
+        image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+        started = time.perf_counter()
+        encoded = encode_within(image, "bench\nSteps: 25, Postprocess upscale by: 4")
+        rows.append(
+            {
+                "picture": name,
+                "side": side,
+                "format": encoded.format,
+                "quality": encoded.quality,
+                "png_bytes": encoded.png_bytes,
+                "bytes": len(encoded.data),
+                "encode_s": time.perf_counter() - started,
+            }
+        )
+    return rows
+
+
 def run_child(device: str, tile: str, size: int, shape: dict[str, int]) -> dict[str, Any]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(
@@ -204,6 +238,24 @@ def main() -> None:
         "shape": shape,
         "results": results,
     }
+    encodes = encode_costs(size * 4)
+    data["encode"] = encodes
+    print(
+        table(
+            [
+                [
+                    e["picture"],
+                    e["format"],
+                    e["quality"],
+                    mib(e["png_bytes"]),
+                    mib(e["bytes"]),
+                    e["encode_s"],
+                ]
+                for e in encodes
+            ],
+            ["encoded", "format", "JPEG quality", "PNG MiB", "sent MiB", "encode s"],
+        )
+    )
     print(f"load average (1 min) before {load_before:.2f}, after {os.getloadavg()[0]:.2f}")
     if args.json:
         write_json(args.json, data)

@@ -53,3 +53,7 @@ def test_quick_upscale_bench_writes_both_configurations(tmp_path: Path) -> None:
         assert result["out_size"] == 4 * result["size"]
         assert set(result["timings"]) == {"decode", "upscale", "encode"}
         assert result["peak_rss_bytes"] >= result["rss_after_load_bytes"] > 0
+    assert [e["picture"] for e in data["encode"]] == ["smooth + light noise", "noise (worst case)"]
+    for row in data["encode"]:
+        assert row["format"] in {"png", "webp", "jpeg"}
+        assert row["bytes"] <= row["png_bytes"]
