@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from tests.test_cli_generation import ROOT, assert_one_line_error, run_cli
+from tests.test_cli_generation import assert_one_line_error, imports_of, run_cli
 
 PARAMETERS = "漫画の鳥\nSteps: 25, Seed: 3, Size: 40x32"
 
@@ -110,19 +107,5 @@ def test_an_existing_output_is_not_overwritten_without_force(tiny_upscaler, tmp_
 
 
 def test_bad_input_is_refused_before_torch_is_imported(tmp_path):
-    code = (
-        "import sys; from bot.cli import main; "
-        f"rc = main(['upscale', {str(tmp_path / 'missing.png')!r}]); "
-        "print('torch' in sys.modules, rc)"
-    )
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.stdout.split() == ["False", "2"], done.stderr
+    argv = ["upscale", str(tmp_path / "missing.png")]
+    assert imports_of(argv, tmp_path, "torch") == ([False], 2)

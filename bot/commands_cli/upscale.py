@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import time
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from bot.cli import CliError
-from bot.commands_cli.generate import ProgressBar
+from bot.commands_cli.generate import run_with_bar
 from bot.commands_cli.run import settings_error_line
 from bot.settings import Settings
 
@@ -108,7 +107,7 @@ def main(args: argparse.Namespace) -> int:
     setup_logging("WARNING")
     logging.getLogger("generation").setLevel(logging.INFO)  # download progress
 
-    from generation.errors import GenerationError, ModelLoadError
+    from generation.errors import ModelLoadError
     from generation.upscale import load_upscaler
     from generation.upscale_weights import UpscalerLoadError, parse_upscaler
 
@@ -124,18 +123,15 @@ def main(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from exc
     load_s = time.monotonic() - started
 
-    bar = ProgressBar(sys.stderr, unit="tiles")
-    started = time.monotonic()
-    try:
-        result = upscaler.upscale([data], on_tile=bar, tile=args.tile or "auto")[0]
-    except GenerationError as exc:  # out of memory, or the device failed
-        raise CliError(f"upscale failed: {exc}") from exc
-    finally:
-        bar.close()
-    run_s = time.monotonic() - started
-    if isinstance(result, GenerationError):
-        print(f"pokemon-bot upscale: no picture ({result.code}): {result}", file=sys.stderr)
+    done = run_with_bar(
+        lambda bar: upscaler.upscale([data], on_tile=bar, tile=args.tile or "auto")[0],
+        failed="upscale failed",
+        nothing="pokemon-bot upscale: no picture",
+        unit="tiles",
+    )
+    if done is None:
         return 1
+    result, run_s = done
     written = output.with_suffix(result.extension)
     if written != output and written.exists() and not args.force:
         raise CliError(f"{written} already exists; choose another name or pass --force")
