@@ -1,6 +1,5 @@
-"""Shared fixtures: the tiny reference checkpoint, one Engine loaded from it for the session, a
-tiny English→Japanese MarianMT folder (`tests/generation/tinymarian.py`) and a tiny 4x upscaler
-(`tests/generation/tinyupscaler.py`)."""
+"""Shared fixtures: the tiny reference checkpoint, one Engine loaded from it for the session, and
+a tiny English→Japanese MarianMT folder (`tests/generation/tinymarian.py`)."""
 
 from __future__ import annotations
 
