@@ -60,3 +60,11 @@ def tiny_marian(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.generation.tinymarian import build_tiny_marian
 
     return build_tiny_marian(tmp_path_factory.mktemp("tiny-marian"))
+
+
+@pytest.fixture(scope="session")
+def tiny_upscaler(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight 4x RRDBNet saved as `tiny-x4.pth` (`tests/generation/tinyupscaler.py`)."""
+    from tests.generation.tinyupscaler import save_tiny_upscaler
+
+    return save_tiny_upscaler(tmp_path_factory.mktemp("tiny-upscaler") / "tiny-x4.pth")
