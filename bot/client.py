@@ -17,9 +17,9 @@ from bot.moderation import Overwrite
 from bot.service import JobService
 from bot.settings import Settings
 from bot.sync import hash_file_for, sync_if_changed
-from bot.tasks import Tasks
 from bot.translator import CatalogTranslator
 from bot.tree import PokemonTree
+from generation.tasks import Tasks
 
 if TYPE_CHECKING:
     from generation.generator import Generator

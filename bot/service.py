@@ -62,7 +62,6 @@ from bot.origins import (
     VariationOrigin,
 )
 from bot.sources import read_result_picture
-from bot.tasks import Tasks
 from bot.validation import check_request, random_seed
 from generation.errors import (
     GenerationError,
@@ -80,6 +79,7 @@ from generation.generator import (
     Started,
 )
 from generation.pnginfo import sampler_name
+from generation.tasks import Tasks
 from generation.translate import needs_translation
 from generation.types import GenerationRequest, GenerationResult, Progress
 from storage import JSON, StorageError

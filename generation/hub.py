@@ -14,7 +14,7 @@ import contextlib
 import json
 import re
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any, cast
 
@@ -126,7 +126,7 @@ def read_json(
 
 
 @contextlib.contextmanager
-def quiet_libraries() -> Iterator[None]:
+def quiet_libraries() -> Generator[None]:
     """Silence diffusers/transformers chatter (progress bars, deprecation notes) while loading."""
     import diffusers.utils.logging as dlog
     import transformers.utils.logging as tlog
