@@ -770,7 +770,7 @@ class JobService:
             guidance=request.guidance,
             sampler=sampler_name(request.scheduler),
             size=(first.width, first.height),
-            model=self.settings.pokemon_model,
+            model=result.model or self.settings.pokemon_model,  # the model that drew it
         )
         # Both texts are stored: the request keeps the user's, the outcome what was drawn,
         # so 🔁 and 🎨 reuse the translation (see `bot.jobs.request_as_drawn`).
@@ -778,6 +778,7 @@ class JobService:
             "seeds": list[JSON](seeds),
             "prompt_used": first.prompt_used,
             "negative_used": first.negative_used,
+            "model": result.model or self.settings.pokemon_model,
         }
         async with active.lock:
             active.finished = True  # no progress edit may land after the image

@@ -313,12 +313,21 @@ def encode_result(result: GenerationResult) -> dict[str, str | bytes]:
 
 
 def decode_result(fields: Mapping[bytes, bytes]) -> GenerationResult:
+    """A finished job from its fields. Fields this bot does not know (from a newer worker) are
+    left out, and fields an older worker did not send take their defaults (`model`: "")."""
     meta = _from_json(field(fields, "meta"))
     images = tuple(
-        GeneratedImage(png=bytes(fields.get(f"png{index}".encode(), b"")), **image)
+        GeneratedImage(
+            png=bytes(fields.get(f"png{index}".encode(), b"")), **_known(GeneratedImage, image)
+        )
         for index, image in enumerate(meta.pop("images"))
     )
-    return GenerationResult(images=images, **meta)
+    return GenerationResult(images=images, **_known(GenerationResult, meta))
+
+
+def _known(cls: type[Any], values: dict[str, Any]) -> dict[str, Any]:
+    names = {spec.name for spec in dataclasses.fields(cls)}
+    return {name: value for name, value in values.items() if name in names}
 
 
 def encode_error(error: GenerationError) -> dict[str, str | bytes]:

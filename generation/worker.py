@@ -489,6 +489,7 @@ class GenerationWorker:
             queued_seconds=job.started_at - job.submitted_at,
             run_seconds=run_seconds,
             batch_size=size,
+            model=self._engine.model,
         )
 
     def _turn_unhealthy(self, error: FatalDeviceError) -> list[_Job]:

@@ -93,6 +93,7 @@ async def test_a_worker_killed_mid_job_loses_nothing(remote: Remote, workers: Wo
     done = await outcome(handle)
     assert isinstance(done, Done), done
     assert done.result.first.png.startswith(b"\x89PNG")
+    assert done.result.model == "fake:step=0.01"  # the worker that drew it (the rescuer)
     assert done_lines(workers, "doomed") == []
     await assert_done_lines(workers, "rescuer", [1])
     client = connect(workers.url)
@@ -389,7 +390,7 @@ async def test_the_workers_cli_lists_live_workers(
     assert await asyncio.to_thread(cli_main, ["workers"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("1 worker online:")
-    assert "gpu-a  device=cpu  model=fake  batch=3" in out
+    assert "gpu-a  device=cpu  model=fake:step=0.02  batch=3" in out
     # Another bot's prefix (POKEMON_REDIS_PREFIX, or --prefix) has workers of its own.
     monkeypatch.setenv("POKEMON_REDIS_PREFIX", "other-bot")
     assert await asyncio.to_thread(cli_main, ["workers"]) == 0

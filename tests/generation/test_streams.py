@@ -58,15 +58,31 @@ def test_a_request_field_this_worker_does_not_know_is_a_clear_error() -> None:
         decode_request(json.dumps(payload))
 
 
-def test_a_result_crosses_with_its_pngs() -> None:
+def test_a_result_crosses_with_its_pngs_and_the_model_that_drew_it() -> None:
     images = tuple(
         GeneratedImage(tiny_png(seed), seed, 25, 512, 768, 9, False, {"denoise": 1.0}, "p", "n")
         for seed in (1, 2, 3)
     )
-    result = GenerationResult(5, images, queued_seconds=0.5, run_seconds=1.5, batch_size=4)
+    result = GenerationResult(
+        5, images, queued_seconds=0.5, run_seconds=1.5, batch_size=4, model="someone/other-model"
+    )
     fields = as_read(encode_result(result))
     assert decode_result(fields) == result
+    assert decode_result(fields).model == "someone/other-model"
     assert fields[b"png2"] == tiny_png(3)  # raw bytes, one field per picture
+
+
+def test_a_result_from_an_older_or_newer_worker_is_still_read() -> None:
+    image = GeneratedImage(tiny_png(1), 1, 25, 64, 64, 3, False)
+    fields = as_read(encode_result(GenerationResult(5, (image,), 0.5, 1.5, model="m")))
+    meta = json.loads(fields[b"meta"])
+    del meta["model"]  # a worker from before results named their model
+    meta["sparkles"] = 3  # one from after, with a field this bot does not know
+    meta["images"][0]["glitter"] = True
+    fields[b"meta"] = json.dumps(meta).encode()
+    back = decode_result(fields)
+    assert back.model == ""
+    assert back.first == image
 
 
 @pytest.mark.parametrize(

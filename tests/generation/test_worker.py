@@ -207,7 +207,7 @@ async def start_blocker(
 # ---- results, progress, thread ---------------------------------------------------------
 
 
-async def test_submit_resolves_future_with_generation_result_and_timings(engine, make_worker):
+async def test_submit_resolves_future_with_generation_result_timings_and_model(engine, make_worker):
     worker = make_worker(engine)
     handle = worker.submit(1, 10, req("ピカチュウ", seed=42, steps=4))
 
@@ -222,6 +222,7 @@ async def test_submit_resolves_future_with_generation_result_and_timings(engine,
     assert result.batch_size == 1
     assert result.queued_seconds >= 0
     assert result.run_seconds >= 0
+    assert result.model == "step-engine"  # the engine that drew it, whatever the settings say
 
 
 async def test_progress_and_on_start_are_delivered_on_the_loop_thread(engine, make_worker):
