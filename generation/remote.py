@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from generation import metrics
-from generation.backoff import Backoff
+from generation.backoff import keep_trying
 from generation.errors import (
     GeneratorUnavailableError,
     QueueFullError,
@@ -160,8 +160,8 @@ class RemoteGenerator:
             await self._refresh_workers()
         except redis_errors() as exc:  # said in the log now; the loops keep trying
             self._went_down(exc)
-        self._tasks.spawn(self._retrying(self._read_once), name="remote-generator-read")
-        self._tasks.spawn(self._retrying(self._pump_once), name="remote-generator-pump")
+        self._tasks.spawn(self._keep_trying(self._read_once), name="remote-generator-read")
+        self._tasks.spawn(self._keep_trying(self._pump_once), name="remote-generator-pump")
 
     async def submit(self, job_id: int, user_id: int, request: GenerationRequest) -> JobHandle:
         if self._closed:
@@ -386,26 +386,23 @@ class RemoteGenerator:
         self._redis.failed(exc)
         self._connected = False
 
-    async def _retrying(self, step: Callable[[], Awaitable[None]]) -> None:
-        """Run `step` until the generator halts. Redis unreachable: marked down, then the one
-        back-off; Redis lost its groups (NOGROUP): made again at once; anything else is logged
-        with its traceback and backs off too."""
-        backoff = Backoff(cap=self._max_backoff)
-        while not self._halted:
-            try:
-                await step()
-                backoff.reset()
-            except asyncio.CancelledError:
-                raise
-            except redis_errors() as exc:
-                self._went_down(exc)
-                await backoff.wait()
-            except Exception as exc:
-                if "NOGROUP" in str(exc):  # Redis lost its data: make the groups again
-                    self._connected = False
-                    continue
-                log.exception("the remote generator's %s failed; retrying", step.__name__)
-                await backoff.wait()
+    async def _keep_trying(self, step: Callable[[], Awaitable[None]]) -> None:
+        """Run `step` until the generator halts (`keep_trying`: Redis unreachable marks it
+        down; Redis lost its groups (NOGROUP): they are made again at once)."""
+
+        def lost_groups(exc: Exception) -> bool:
+            if "NOGROUP" not in str(exc):
+                return False
+            self._connected = False  # the next step prepares the groups again
+            return True
+
+        await keep_trying(
+            step,
+            running=lambda: not self._halted,
+            unreachable=self._went_down,
+            handled=lost_groups,
+            cap=self._max_backoff,
+        )
 
     async def _read_once(self) -> None:
         """One read of the events and results streams: first this consumer's own pending

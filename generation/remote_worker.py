@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from generation import metrics
-from generation.backoff import Backoff
+from generation.backoff import Backoff, keep_trying
 from generation.errors import (
     GenerationError,
     PoisonJobError,
@@ -195,19 +195,14 @@ class RemoteWorker:
     # ---- loops -----------------------------------------------------------------------------------
 
     async def _guard(self, loop: Callable[[], Awaitable[None]]) -> None:
-        """Run one loop for ever: Redis errors back off and retry, nothing else kills it."""
-        backoff = Backoff(cap=self.config.max_backoff)
-        while not self._stop.is_set():
-            try:
-                await loop()
-                return
-            except asyncio.CancelledError:
-                raise
-            except redis_errors() as exc:
-                self._redis.failed(exc)
-            except Exception:
-                log.exception("worker loop %s failed; retrying", loop.__name__)
-            await backoff.wait()
+        """Run one loop until the worker stops: Redis errors back off and retry (`keep_trying`),
+        nothing else kills it."""
+        await keep_trying(
+            loop,
+            running=lambda: not self._stop.is_set(),
+            unreachable=self._redis.failed,
+            cap=self.config.max_backoff,
+        )
 
     async def _intake_loop(self) -> None:
         client, keys, config = self._client, self._keys, self.config

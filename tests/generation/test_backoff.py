@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import pytest
 
-from generation.backoff import Backoff
+from generation.backoff import Backoff, keep_trying
 
 
 class Clock:
@@ -44,11 +45,12 @@ def test_a_failure_after_a_quiet_spell_starts_over() -> None:
     assert backoff.next_delay() == pytest.approx(0.1)
 
 
-def test_bad_bounds_are_refused() -> None:
-    with pytest.raises(ValueError, match="first <= cap"):
-        Backoff(first=2.0, cap=1.0)
-    with pytest.raises(ValueError, match="0 < first"):
+def test_a_cap_below_the_first_delay_caps_it_and_bad_bounds_are_refused() -> None:
+    assert Backoff(first=0.1, cap=0.01, rand=lambda: 1.0).next_delay() == pytest.approx(0.01)
+    with pytest.raises(ValueError, match="must be positive"):
         Backoff(first=0.0)
+    with pytest.raises(ValueError, match="must be positive"):
+        Backoff(cap=-1.0)
 
 
 async def test_wait_sleeps_the_delay_it_returns() -> None:
@@ -57,3 +59,42 @@ async def test_wait_sleeps_the_delay_it_returns() -> None:
     slept = await backoff.wait()
     assert slept == pytest.approx(0.05)
     assert time.monotonic() - started >= 0.05
+
+
+async def test_keep_trying_reports_outages_retries_what_it_handles_and_logs_the_rest(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import redis.exceptions
+
+    script: list[Exception | None] = [
+        redis.exceptions.ConnectionError("refused"),
+        OSError("no route"),
+        RuntimeError("NOGROUP lost"),
+        ValueError("a bug"),
+        None,
+    ]
+    calls: list[str] = []
+    unreachable: list[str] = []
+
+    async def step() -> None:
+        calls.append("try")
+        error = script.pop(0)
+        if error is not None:
+            raise error
+
+    def handled(exc: Exception) -> bool:
+        return "NOGROUP" in str(exc)
+
+    with caplog.at_level(logging.ERROR, logger="generation.backoff"):
+        await keep_trying(
+            step,
+            running=lambda: bool(script),
+            unreachable=lambda exc: unreachable.append(str(exc)),
+            handled=handled,
+            cap=0.01,
+        )
+    assert len(calls) == 5
+    assert unreachable == ["refused", "no route"]
+    [logged] = caplog.records
+    assert logged.getMessage() == "step failed; retrying"
+    assert isinstance(logged.exc_info and logged.exc_info[1], ValueError)
