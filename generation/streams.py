@@ -105,16 +105,22 @@ def redact_url(url: str) -> str:
         return url
     host = parts.netloc.rpartition("@")[2]
     user = parts.username or ""
-    query = urllib.parse.urlencode(
-        [
-            (name, value)
-            for name, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
-            if name != "password"
-        ]
+    query = "&".join(
+        pair for pair in parts.query.split("&") if pair and pair.split("=")[0] != "password"
     )
     netloc = f"{user}@{host}" if user else host
     # Not urlunsplit: it drops the `//` of an empty host (`unix:///path` would lose it).
     return f"{parts.scheme}://{netloc}{parts.path}{'?' if query else ''}{query}"
+
+
+def url_secrets(url: str) -> list[str]:
+    """The password a Redis URL holds (as written, and decoded as redis-py reads it), in its
+    user part or as `password=` in its query: what the log must never show. The rest of the
+    URL may be shown (`redact_url`)."""
+    parts = urllib.parse.urlsplit(url)
+    written = [parts.password or "", *urllib.parse.parse_qs(parts.query).get("password", [])]
+    found = {form for secret in written for form in (secret, urllib.parse.unquote(secret))}
+    return sorted(found - {""}, key=len, reverse=True)
 
 
 class Reachability:

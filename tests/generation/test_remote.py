@@ -285,6 +285,10 @@ async def test_a_redis_restart_loses_no_accepted_job(
         assert isinstance(done, Done), done
     await assert_done_lines(workers, "w1", list(range(1, 7)))
     assert (await generator.status()).healthy
+    # The worker said so too: once when Redis went, once when it came back.
+    log = workers.log("w1")
+    assert log.count(f"cannot reach Redis at {redis_server.url}: ") == 1, log
+    assert log.count(f"Redis at {redis_server.url} can be reached again") == 1, log
 
 
 async def test_jobs_in_flight_when_redis_loses_its_data_are_sent_again(

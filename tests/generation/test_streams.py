@@ -19,6 +19,7 @@ from generation.streams import (
     encode_request,
     encode_result,
     redact_url,
+    url_secrets,
 )
 from generation.types import GeneratedImage, GenerationRequest, GenerationResult
 
@@ -103,6 +104,13 @@ def test_urls_lose_their_password_in_logs() -> None:
     assert redact_url("redis://host/0?password=pw&db=1") == "redis://host/0?db=1"
     assert redact_url("unix:///tmp/r.sock") == "unix:///tmp/r.sock"
     assert redact_url("redis://host:6379") == "redis://host:6379"
+
+
+def test_a_urls_secrets_are_its_password_as_written_and_decoded() -> None:
+    assert url_secrets("redis://:p%40ss@host") == ["p%40ss", "p@ss"]
+    assert url_secrets("unix://default:pw@/tmp/r.sock?password=other") == ["other", "pw"]
+    assert url_secrets("redis://host:6379/0") == []
+    assert url_secrets("") == []
 
 
 def test_an_outage_is_said_once_then_once_an_interval_and_its_end_once(
