@@ -49,7 +49,7 @@ RUN python -c 'import tomllib; print("\n".join(tomllib.load(open("/tmp/pyproject
 
 FROM deps AS app
 # 3) the code, installed on its own (no dependencies) into /opt/app with its console script.
-COPY pyproject.toml README.md /src/
+COPY pyproject.toml README.md LICENSE /src/
 COPY bot /src/bot
 COPY generation /src/generation
 COPY storage /src/storage

@@ -203,7 +203,7 @@ async def _run_bot(
         generator = None
         try:
             try:
-                start_metrics(settings)
+                start_metrics(settings, disk=settings.pokemon_db.parent)
             except OSError as exc:
                 raise StartupError(
                     f"POKEMON_METRICS_PORT {settings.pokemon_metrics_port}: {exc}"

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord.ext import commands
 
-from bot.buttons import JobButton
 from bot.command_permissions import CommandPermissions
 from bot.messaging import PROGRESS_INTERVAL
 from bot.moderation import Overwrite
+from bot.router import route
 from bot.service import JobService
 from bot.settings import Settings
 from bot.sync import hash_file_for, sync_if_changed
@@ -37,6 +37,7 @@ EXTENSIONS: tuple[str, ...] = (
     "bot.cogs.queue",
     "bot.cogs.blocklist",
     "bot.cogs.privacy",
+    "bot.cogs.about",
 )
 
 EXIT_OK = 0
@@ -112,8 +113,6 @@ class PokemonBot(commands.AutoShardedBot):
         await self.tree.set_translator(CatalogTranslator())
         for name in EXTENSIONS:
             await self.load_extension(name)
-        # Every button the bot ever posted, whatever process posted it (state in custom_id).
-        self.add_dynamic_items(JobButton)
         self.generator.on_fatal = self._worker_fatal
         # Prompts are kept no longer than the retention period: swept now and every hour.
         await self.apply_retention()
@@ -137,6 +136,11 @@ class PokemonBot(commands.AutoShardedBot):
         self._ready_logged = True
         names = ", ".join(f"{g.name} ({g.id})" for g in self.guilds) or "none yet"
         log.info("ready as %s in guilds: %s", self.user, names)
+
+    async def on_interaction(self, interaction: discord.Interaction[PokemonBot]) -> None:
+        """Every press of a button the bot ever posted, whatever process posted it, and any
+        other component: answered by `bot.router` (slash commands go to the tree)."""
+        await route(interaction)
 
     async def on_raw_app_command_permissions_update(
         self, payload: discord.RawAppCommandPermissionsUpdateEvent

@@ -10,6 +10,7 @@ this one function. `start_metrics` serves the Prometheus endpoint.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.settings import Settings
@@ -52,12 +53,15 @@ def load_prompt_translator(settings: Settings) -> Translator:
     )
 
 
-def start_metrics(settings: Settings) -> bool:
-    """Serve Prometheus metrics on `POKEMON_METRICS_PORT` when set (README, "More than one
-    GPU"); False when unset. Raises OSError when the port is taken."""
+def start_metrics(settings: Settings, *, disk: Path | None = None) -> bool:
+    """Serve Prometheus metrics on `POKEMON_METRICS_PORT` when set (README, "Monitoring"),
+    with the free space of `disk`'s file system (the bot: its database's folder); False when
+    unset. Raises OSError when the port is taken."""
     if settings.pokemon_metrics_port is None:
         return False
-    from generation.metrics import start_metrics_server
+    from generation.metrics import start_metrics_server, watch_disk
 
+    if disk is not None:
+        watch_disk(disk)
     start_metrics_server(settings.pokemon_metrics_port)
     return True

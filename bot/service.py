@@ -61,8 +61,10 @@ from bot.origins import (
     Origin,
     VariationOrigin,
 )
+from bot.permissions import may_use_pokemon
 from bot.sources import read_result_picture
 from bot.validation import check_request, random_seed
+from generation import metrics
 from generation.errors import (
     GenerationError,
     GeneratorUnavailableError,
@@ -386,9 +388,8 @@ class JobService:
     async def may_use_command(self, origin: VariationOrigin) -> bool:
         """Whether /pokemon's Integrations settings let this user use it in this channel:
         Discord checks them for the slash command only, so 🔁 asks here."""
-        if self.command_permissions is None or origin.guild_id is None:
-            return True
-        return await self.command_permissions.allowed(
+        return await may_use_pokemon(
+            self.command_permissions,
             guild_id=origin.guild_id,
             channel_id=origin.channel_id,
             member=origin.member,
@@ -811,6 +812,7 @@ class JobService:
                 log.warning("job=%s: the upload landed although its answer was lost", active.job_id)
                 message = landed
             active.delivered = True
+        metrics.record_delivery((discord.utils.utcnow() - row.created_at).total_seconds())
         await self._finish_delivered(active.job_id, message, outcome, refund=refund)
 
     async def _finish_delivered(

@@ -14,13 +14,21 @@ Names (documented in the README, "More than one GPU"):
 - `pokemon_images_total` and `pokemon_images_per_second` (the last minute).
 - `pokemon_workers_online` and `pokemon_worker_capacity` (bot: from the registry).
 - `pokemon_discord_api_errors_total{kind}`: Discord API errors the bot met (the bot counts them).
+- `pokemon_time_to_picture_seconds`: histogram, a request to its picture on Discord (the bot).
+- `pokemon_disk_free_bytes{path}` and `pokemon_disk_size_bytes{path}`: the disk of a watched
+  folder (the bot: its database's), read at each scrape.
+
+`deploy/prometheus/` and `deploy/grafana/` (README, "Monitoring") chart and alert on these.
 """
 
 from __future__ import annotations
 
 import collections
+import math
+import shutil
 import threading
 import time
+from pathlib import Path
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
@@ -44,6 +52,17 @@ WORKER_CAPACITY = Gauge("pokemon_worker_capacity", "Sum of the live workers' bat
 DISCORD_API_ERRORS = Counter(
     "pokemon_discord_api_errors", "Discord API errors the bot met.", ["kind"]
 )
+# What a user waits, from the command (or 🔁) to the picture: a resumed job's wait includes the
+# restart, hence the long tail.
+TIME_TO_PICTURE = Histogram(
+    "pokemon_time_to_picture_seconds",
+    "Time from a request to its picture on Discord.",
+    buckets=(1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0),
+)
+DISK_FREE = Gauge(
+    "pokemon_disk_free_bytes", "Bytes free to the bot on the disk of a folder.", ["path"]
+)
+DISK_SIZE = Gauge("pokemon_disk_size_bytes", "Size in bytes of the disk of a folder.", ["path"])
 
 
 class _Rate:
@@ -86,6 +105,26 @@ def record_outcome(
     if outcome == "done":
         IMAGES.inc(images)
         _rate.add(images)
+
+
+def record_delivery(seconds: float) -> None:
+    """A picture reached Discord `seconds` after it was asked for."""
+    TIME_TO_PICTURE.observe(max(0.0, seconds))
+
+
+def watch_disk(folder: Path) -> None:
+    """Report the free and total bytes of the disk that holds `folder` at each scrape (NaN
+    while it cannot be read, so an alert on the free space is not fooled by a zero)."""
+    label = str(folder.resolve())
+
+    def read(field: str) -> float:
+        try:
+            return float(getattr(shutil.disk_usage(folder), field))
+        except OSError:
+            return math.nan
+
+    DISK_FREE.labels(path=label).set_function(lambda: read("free"))
+    DISK_SIZE.labels(path=label).set_function(lambda: read("total"))
 
 
 def start_metrics_server(port: int, addr: str = "0.0.0.0") -> None:  # noqa: S104

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -44,3 +46,18 @@ def test_the_redis_prefix_is_one_plain_word(settings: Any) -> None:
     for bad in ("", "two words", "a:b", "-leading", "x" * 65):
         with pytest.raises(ValueError, match="letters, digits"):
             settings(pokemon_redis_prefix=bad)
+
+
+def test_metrics_on_serve_the_free_space_of_the_databases_folder(
+    settings: Any, tmp_path: Path
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    database = tmp_path / "data" / "bot.sqlite3"
+    database.parent.mkdir()
+    assert start_metrics(settings(pokemon_metrics_port=port), disk=database.parent) is True
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+        text = reply.read().decode()
+    assert f'pokemon_disk_free_bytes{{path="{database.parent.resolve()}"}}' in text
+    assert f'pokemon_disk_size_bytes{{path="{database.parent.resolve()}"}}' in text

@@ -1031,8 +1031,9 @@ def validate_components(rows: list[dict[str, Any]]) -> dict[str, Any]:
                     errors[f"{at}.style"] = "unknown button style"
                 if len(str(child.get("label") or "")) > 80:
                     errors[f"{at}.label"] = "Must be 80 or fewer in length."
-                if style == 5 and (not child.get("url") or custom_id is not None):
-                    errors[at] = "a link button has a url and no custom_id"
+                if style == 5:  # a link: a url, and no custom_id to check
+                    if not child.get("url") or custom_id is not None:
+                        errors[at] = "a link button has a url and no custom_id"
                     continue
                 if style == 6:
                     continue

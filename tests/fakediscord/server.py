@@ -309,6 +309,13 @@ class FakeDiscord:
         guild.channels[channel.id] = channel
         return channel
 
+    def add_thread(self, parent: FakeChannel, name: str, *, type: int = 11) -> FakeChannel:
+        """A (public) thread in `parent`: sent in GUILD_CREATE's `threads`, served by
+        `GET /channels/{id}` with its `thread_metadata`; commands and presses work in it."""
+        thread = self.add_channel(self.guilds[parent.guild_id], name, type=type)
+        thread.parent_id = parent.id
+        return thread
+
     def add_member(
         self,
         guild: FakeGuild,

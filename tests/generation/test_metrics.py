@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import math
+import shutil
 import socket
 import urllib.request
 from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from prometheus_client import REGISTRY, generate_latest
 
 from generation import metrics
 from generation.errors import QueueFullError
@@ -30,6 +35,11 @@ def free_port() -> int:
 def scrape(port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
         return reply.read().decode()
+
+
+def scrape_registry() -> str:
+    """What /metrics would serve now, without a server."""
+    return generate_latest(REGISTRY).decode()
 
 
 def sample(text: str, name: str) -> float | None:
@@ -115,3 +125,42 @@ async def test_the_in_process_generator_reports_its_queue_running_job_and_worker
         assert sample(idle, "pokemon_queue_length") == 0
     finally:
         await generator.stop(timeout=5)
+
+
+def test_a_watched_folder_reports_its_disks_free_and_total_bytes(tmp_path: Path) -> None:
+    folder = tmp_path / "db"
+    folder.mkdir()
+    metrics.watch_disk(folder)
+    labels = {"path": str(folder.resolve())}
+    text = scrape_registry()
+    usage = shutil.disk_usage(folder)
+    assert sample(text, f'pokemon_disk_size_bytes{{path="{labels["path"]}"}}') == usage.total
+    free = sample(text, f'pokemon_disk_free_bytes{{path="{labels["path"]}"}}')
+    assert free is not None
+    assert abs(free - usage.free) < 64 * 1024 * 1024  # other writers on the disk meanwhile
+    assert 0 < free <= usage.total
+
+
+def test_a_watched_folder_that_is_gone_reads_as_nan_not_as_a_full_disk(tmp_path: Path) -> None:
+    folder = tmp_path / "gone"
+    folder.mkdir()
+    metrics.watch_disk(folder)
+    folder.rmdir()
+    free = sample(scrape_registry(), f'pokemon_disk_free_bytes{{path="{folder.resolve()}"}}')
+    assert free is not None
+    assert math.isnan(free)
+
+
+def test_a_delivery_is_observed_in_the_time_to_picture_histogram() -> None:
+    before = scrape_registry()
+    metrics.record_delivery(7.0)
+    metrics.record_delivery(-1.0)  # a clock step back counts as zero, not as a negative wait
+    after = scrape_registry()
+    count = "pokemon_time_to_picture_seconds_count"
+    total = "pokemon_time_to_picture_seconds_sum"
+    assert (sample(after, count) or 0) - (sample(before, count) or 0) == 2
+    assert (sample(after, total) or 0) - (sample(before, total) or 0) == 7.0
+    le10 = 'pokemon_time_to_picture_seconds_bucket{le="10.0"}'
+    le5 = 'pokemon_time_to_picture_seconds_bucket{le="5.0"}'
+    assert (sample(after, le10) or 0) - (sample(before, le10) or 0) == 2
+    assert (sample(after, le5) or 0) - (sample(before, le5) or 0) == 1
