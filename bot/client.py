@@ -19,9 +19,9 @@ from bot.presentation import Presentation
 from bot.router import route
 from bot.settings import Settings
 from bot.sync import hash_file_for, sync_if_changed
-from bot.tasks import Tasks
 from bot.translator import CatalogTranslator
 from bot.tree import PokemonTree
+from generation.tasks import Tasks
 
 if TYPE_CHECKING:
     from generation.generator import Generator

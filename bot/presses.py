@@ -88,7 +88,8 @@ async def _info(interaction: Interaction, press: JobPress) -> None:
     if job.prompt_blanked:
         await send_ephemeral(interaction, t("regen.prompt_gone", locale))
         return
-    model = interaction.client.settings.pokemon_model
+    drew = (job.outcome or {}).get("model")  # the model that drew it; rows before it: the setting
+    model = drew if isinstance(drew, str) and drew else interaction.client.settings.pokemon_model
     await send_ephemeral(interaction, details_text(job, model, locale))
 
 

@@ -296,7 +296,7 @@ def _translator_not_cached(source: str, not_cached: str) -> Check:
     """A Hub id not in the cache: ✗ offline or when the Hub refuses or cannot be reached."""
     from huggingface_hub import constants
 
-    from generation.loader import HubError, hub_files
+    from generation.hub import HubError, hub_files
 
     name = "translation"
     if constants.HF_HUB_OFFLINE:

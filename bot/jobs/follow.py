@@ -158,7 +158,7 @@ class Follower:
             guidance=request.guidance,
             sampler=sampler_name(request.scheduler),
             size=(first.width, first.height),
-            model=self.ctx.settings.pokemon_model,
+            model=result.model or self.ctx.settings.pokemon_model,  # the model that drew it
             notes=active.notes,
         )
         # Both texts are stored: the request keeps the user's, the outcome what was drawn,
@@ -167,6 +167,7 @@ class Follower:
             "seeds": list[JSON](seeds),
             "prompt_used": first.prompt_used,
             "negative_used": first.negative_used,
+            "model": result.model or self.ctx.settings.pokemon_model,
         }
         embed = self.ctx.presenter.result_embed(active.locale, card)
         await self.delivery.deliver(

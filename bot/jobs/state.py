@@ -7,7 +7,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from bot.tasks import Tasks
+from generation.tasks import Tasks
 
 if TYPE_CHECKING:
     import discord

@@ -52,6 +52,10 @@ async def test_a_job_runs_through_redis_over_tls_with_a_password(
     finally:
         await generator.stop(timeout=10)
         workers.stop_all()
+    # The worker's log names this Redis (without the password), and never shows the password.
+    log = workers.log("tls-worker")
+    assert f"redis=rediss://127.0.0.1:{port}/0?ssl_ca_certs={cert}" in log
+    assert PASSWORD not in log
 
 
 def test_a_wrong_password_is_one_line(
