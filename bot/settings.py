@@ -14,6 +14,7 @@ from generation.upscale_weights import DEFAULT_UPSCALER
 
 if TYPE_CHECKING:
     from generation.device_policy import DeviceDefaults
+    from generation.preview import PreviewPacing
 
 DEFAULT_MODEL = "svjack/Stable-Diffusion-Pokemon-ja"
 
@@ -119,6 +120,10 @@ class Settings(BaseSettings):
     pokemon_compile: Literal["on", "off"] = Field(
         default="off", description="torch.compile the UNet at start-up (CUDA only)."
     )
+    pokemon_preview: Literal["on", "off"] = Field(
+        default="on",
+        description="on / off: progress edits of a long job show a small preview of it.",
+    )
     pokemon_log_level: str = Field(default="INFO", description="Log level for the bot's loggers.")
     pokemon_heartbeat_file: Annotated[Path | None, BeforeValidator(_empty_to_none)] = Field(
         default=None, description="If set, the worker touches this file while healthy."
@@ -192,6 +197,12 @@ class Settings(BaseSettings):
     @property
     def default_limit(self) -> tuple[int, str]:
         return self.pokemon_rate_limit, self.pokemon_rate_period
+
+    def preview_pacing(self) -> PreviewPacing | None:
+        """When the generation side makes previews (`generation.preview`), or None: never."""
+        from generation.preview import PreviewPacing
+
+        return PreviewPacing() if self.pokemon_preview == "on" else None
 
     def worker_sizing(self, device: str, *, cores: int | None = None) -> DeviceDefaults:
         """Batch size and per-image timeout on `device` (the CPU gets what can finish there);

@@ -467,7 +467,8 @@ class RemoteGenerator:
                 self._places.started(handle, total)
                 self._refresh_places()
         elif field(fields, "type") == "progress" and job.started_at is not None:
-            handle.publish(Progress(job_id, step, total, float(field(fields, "elapsed") or 0)))
+            elapsed = float(field(fields, "elapsed") or 0)
+            handle.publish(Progress(job_id, step, total, elapsed, fields.get(b"preview") or None))
 
     async def _drop_result(self, entry_id: bytes) -> None:
         keys = self._keys
