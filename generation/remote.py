@@ -440,6 +440,10 @@ class RemoteGenerator:
                 if fields:
                     self._on_event(fields)
             await self._client.xack(self._keys.events, BOT_GROUP, *[e[0] for e in events])
+            # Entries with a preview are the large ones: gone once read, not left until trimmed.
+            read = [entry_id for entry_id, fields in events if fields.get(b"preview")]
+            if read:
+                await self._client.xdel(self._keys.events, *read)
         for entry_id, fields in reply.get(self._keys.results, []):
             if not fields:  # deleted while pending
                 await self._client.xack(self._keys.results, BOT_GROUP, entry_id)

@@ -12,7 +12,8 @@ The layout (every key under one prefix, `pokemon` by default):
 - `P:events`: started and progress entries (lossy, trimmed to about `EVENTS_MAXLEN`), read by
   the bot in the same XREADGROUP call as the results, so a job's progress is never read after
   its result. A progress entry may carry a `preview` field (a small JPEG, at most
-  `PREVIEW_WIRE_MAX_BYTES`; a larger one is left out, the entry still goes).
+  `PREVIEW_WIRE_MAX_BYTES`; a larger one is left out, the entry still goes); the bot deletes
+  such an entry once read.
 - `P:job:ID`: a hash per released job (`state`: queued, running, done, delivered) that makes a
   second submit of the same job attach instead of running it twice, and a second completion
   change nothing. While the bot has the job in flight, a missing hash means Redis lost its
@@ -46,10 +47,10 @@ from generation.types import GeneratedImage, GenerationRequest, GenerationResult
 WORKERS_GROUP = "workers"
 BOT_GROUP = "bot"
 EVENTS_MAXLEN = 10_000
-# A progress entry carries a preview only up to this size (a 128² JPEG is about 2-4 KB, a set of
-# four side by side about four times that): with `EVENTS_MAXLEN` entries kept, previews can hold
-# at most about 10,000 × this in Redis, and in practice one entry in ~10 has one.
-PREVIEW_WIRE_MAX_BYTES = 16 * 1024
+# A progress entry carries a preview only up to this size (a 128² JPEG is 3-7 KB, a set of four
+# side by side up to about 24 KB while still noisy: docs/PERFORMANCE.md). The bot deletes an
+# entry with a preview once it read it, so previews stay in Redis only while the bot is behind.
+PREVIEW_WIRE_MAX_BYTES = 32 * 1024
 CANCELS_MAXLEN = 1_000
 DEAD_MAXLEN = 10_000
 JOB_TTL_SECONDS = 7 * 86400  # a job's hash outlives any plausible bot downtime
