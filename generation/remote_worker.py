@@ -52,7 +52,6 @@ from generation.streams import (
     DEAD_MAXLEN,
     EVENTS_MAXLEN,
     JOB_TTL_SECONDS,
-    PREVIEW_WIRE_MAX_BYTES,
     WORKERS_GROUP,
     Entry,
     Keys,
@@ -63,6 +62,7 @@ from generation.streams import (
     dead_letter,
     decode_request,
     encode_error,
+    encode_progress,
     encode_result,
     ensure_group,
     field,
@@ -471,17 +471,7 @@ class RemoteWorker:
         kind = action[0]
         if kind == "progress":
             progress: Progress = action[1]
-            entry: dict[str, str | bytes] = {
-                "type": "progress",
-                "job": str(progress.job_id),
-                "step": str(progress.step),
-                "total": str(progress.total),
-                "elapsed": f"{progress.elapsed:.3f}",
-            }
-            preview = progress.preview
-            if preview is not None and len(preview) <= PREVIEW_WIRE_MAX_BYTES:
-                entry["preview"] = preview  # larger: the progress goes without it
-            await client.xadd(keys.events, entry, maxlen=EVENTS_MAXLEN)
+            await client.xadd(keys.events, encode_progress(progress), maxlen=EVENTS_MAXLEN)
         elif kind == "started":
             _, job_id, steps = action
             async with client.pipeline(transaction=True) as pipe:

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from generation.errors import GenerationError, one_line
-from generation.types import GeneratedImage, GenerationRequest, GenerationResult
+from generation.types import GeneratedImage, GenerationRequest, GenerationResult, Progress
 
 WORKERS_GROUP = "workers"
 BOT_GROUP = "bot"
@@ -311,6 +311,22 @@ def _encoded_size(value: object) -> int | None:
         if isinstance(encoded, str):
             return len(encoded) * 3 // 4 - encoded[-2:].count("=")
     return None
+
+
+def encode_progress(progress: Progress) -> dict[str, str | bytes]:
+    """A progress entry's fields; its preview only when within `PREVIEW_WIRE_MAX_BYTES` (a
+    larger one is left out: the progress still goes)."""
+    entry: dict[str, str | bytes] = {
+        "type": "progress",
+        "job": str(progress.job_id),
+        "step": str(progress.step),
+        "total": str(progress.total),
+        "elapsed": f"{progress.elapsed:.3f}",
+    }
+    preview = progress.preview
+    if preview is not None and len(preview) <= PREVIEW_WIRE_MAX_BYTES:
+        entry["preview"] = preview
+    return entry
 
 
 def encode_result(result: GenerationResult) -> dict[str, str | bytes]:

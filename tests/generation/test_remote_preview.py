@@ -14,7 +14,7 @@ from PIL import Image
 from generation.generator import Cancelled, Done, Failed
 from generation.preview import PREVIEW_SIDE
 from generation.remote import RemoteGenerator
-from generation.streams import Keys, connect
+from generation.streams import PREVIEW_WIRE_MAX_BYTES, Keys, connect, encode_progress
 from generation.types import GenerationRequest, Progress
 from tests.redisprocs import Workers
 
@@ -69,3 +69,14 @@ async def test_a_remote_worker_with_previews_off_sends_none(
     seen = await progress_of(remote, workers, POKEMON_PREVIEW="off")
     assert len(seen) > STEPS / 2
     assert all(e.preview is None for e in seen)
+
+
+def test_a_preview_over_the_wire_limit_is_left_out_and_the_progress_still_goes() -> None:
+    fits = Progress(1, 5, 60, 2.5, b"j" * PREVIEW_WIRE_MAX_BYTES)
+    too_big = Progress(1, 6, 60, 2.6, b"j" * (PREVIEW_WIRE_MAX_BYTES + 1))
+
+    assert encode_progress(fits)["preview"] == fits.preview
+    entry = encode_progress(too_big)
+    assert "preview" not in entry
+    assert (entry["step"], entry["total"], entry["elapsed"]) == ("6", "60", "2.600")
+    assert "preview" not in encode_progress(Progress(1, 7, 60, 2.7))
