@@ -165,6 +165,21 @@ def test_scheduler_begins_at_zero_without_searching_and_steps_the_same() -> None
     assert fastpath.begin_at_zero(fast) is fast  # wrapping twice is harmless
 
 
+# ---- PNG encoding -------------------------------------------------------------------------
+
+
+def test_png_is_encoded_at_the_fastest_zlib_level_with_the_same_pixels() -> None:
+    from generation.pipeline import _png  # pyright: ignore[reportPrivateUsage]
+
+    pixels = np.random.default_rng(0).integers(0, 256, (48, 40, 3), dtype=np.uint8)
+    png = _png(pixels, "parameters")
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(png))), pixels)
+    idat = png.index(b"IDAT") + 4
+    # The zlib header's FLEVEL bits: 0 is "fastest" (level 1); Pillow's default 6 gives 2.
+    assert png[idat] == 0x78
+    assert png[idat + 1] >> 6 == 0
+
+
 # ---- the gate: compiled modules for warmed shapes only -------------------------------------
 
 
