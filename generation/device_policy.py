@@ -96,8 +96,9 @@ def device_defaults(
 
         width, height = max(bot_sizes(size), key=lambda wh: wh[0] * wh[1])
         fitted = gpu_max_batch(free_bytes, width, height)
-        changed = ("max_batch",) if fitted != max_batch else ()
-        return DeviceDefaults(fitted, job_timeout, None, changed)
+        return DeviceDefaults(
+            fitted, job_timeout, None, ("max_batch",) if fitted != max_batch else ()
+        )
     changed: list[str] = []
     if "max_batch" not in explicit and max_batch != 1:
         max_batch = 1

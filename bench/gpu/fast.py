@@ -123,6 +123,9 @@ def measure_fast(
         result["backlogs"] = [measure_backlog(engine, plan, b) for b in batches]
         for row in result["backlogs"]:
             row["compiled"] = True
+        # The backlogs run on the worker's thread: a compiled call failing there (e.g. CUDA
+        # graphs recorded on another thread) shows here, the jobs having gone eager.
+        result["failed"] = fast.failed
     finally:
         release(engine, plan.device)
     return result
@@ -171,6 +174,7 @@ def figures(data: dict[str, Any], commit: str) -> dict[str, Any]:
         "unet_call_relative_diff": fast.get("unet_call_relative_diff"),
         "peak_mib": max(peaks) / 2**20 if peaks else None,
         "fast_options": fast.get("options"),
+        "fast_path_failed": fast.get("failed"),
         "targets_met": {
             "default_s_per_image<=0.30": _at_most(default.get("s_per_image"), 0.30),
             "backlog_images_per_s>=8": _at_least(best.get("images_per_s"), 8.0),

@@ -261,6 +261,41 @@ def test_a_compiled_call_that_fails_in_a_job_reruns_it_eager(
     assert [r.levelno for r in caplog.records].count(logging.WARNING) == 1
 
 
+@pytest.fixture
+def inductor_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`use_cache_dir` sets inductor's variables in this process: restored afterwards."""
+    for name in (
+        "TORCHINDUCTOR_CACHE_DIR",
+        "TORCHINDUCTOR_FX_GRAPH_CACHE",
+        "TORCHINDUCTOR_AUTOGRAD_CACHE",
+    ):
+        monkeypatch.setenv(name, os.environ.get(name, ""))
+
+
+@pytest.mark.usefixtures("inductor_env")
+def test_background_warm_up_serves_eager_until_ready_then_compiled(
+    engine: Any, tmp_path: Path
+) -> None:
+    fast = fastpath.enable(
+        engine,
+        mode="background",
+        shapes=[(1, 64, 64, "int64")],
+        cache_dir=tmp_path,
+        options=FastPathOptions(backend="eager"),
+    )
+    assert fast is not None
+    assert engine.path is fast
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "inductor")
+    (during,) = engine.generate(_requests())  # served while the other thread traces
+    assert isinstance(during, GeneratedImage)
+    assert fast.wait(timeout=600)
+    assert fast.is_warm(1, 64, 64, "dpmpp-2m")
+    assert fast.failed is None
+    (after,) = engine.generate(_requests())
+    assert engine.pipe.unet is fast.unet
+    assert np.abs(_pixels(after) - _pixels(during)).mean() <= 2.0
+
+
 def test_start_for_engine_leaves_the_cpu_and_the_fake_engine_alone(engine: Any) -> None:
     from generation.fake_engine import FakeEngine, parse
 
@@ -274,6 +309,7 @@ def test_start_for_engine_leaves_the_cpu_and_the_fake_engine_alone(engine: Any) 
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("inductor_env")
 @pytest.mark.timeout(1800)  # gcc builds a few hundred kernels: minutes on 2 shared cores
 def test_inductor_on_cpu_draws_the_eager_pictures(engine: Any, tmp_path: Path) -> None:
     """Inductor's C++ code on the CPU (gcc), the tiny checkpoint: within 2/255 of eager."""
