@@ -188,6 +188,21 @@ def test_unknown_phase_to_skip_is_one_line(tmp_path: Path) -> None:
     ]
 
 
+def test_junit_properties_come_back_with_the_test_counts(tmp_path: Path) -> None:
+    """A gpu test's `record_property` (the restart's warm-up seconds) reaches the results."""
+    from bench.gpu.run import parse_junit
+
+    junit = tmp_path / "junit.xml"
+    junit.write_text(
+        '<testsuites><testsuite><testcase classname="t" name="restart"><properties>'
+        '<property name="restart_warmup_s" value="3.5"/></properties></testcase>'
+        '<testcase classname="t" name="other"/></testsuite></testsuites>'
+    )
+    parsed = parse_junit(junit)
+    assert parsed["passed"] == ["t::restart", "t::other"]
+    assert parsed["properties"] == {"t::restart": {"restart_warmup_s": "3.5"}}
+
+
 # ---- the wheels -------------------------------------------------------------------------------
 
 

@@ -545,8 +545,12 @@ def parse_junit(path: Path) -> dict[str, Any]:
     passed: list[str] = []
     failed: list[dict[str, str]] = []
     skipped: list[str] = []
+    properties: dict[str, dict[str, str]] = {}  # record_property: e.g. warm-up seconds
     for case in ET.parse(path).getroot().iter("testcase"):
         name = f"{case.get('classname', '')}::{case.get('name', '')}"
+        recorded = {p.get("name", ""): p.get("value", "") for p in case.iter("property")}
+        if recorded:
+            properties[name] = recorded
         problem = case.find("failure")
         if problem is None:
             problem = case.find("error")
@@ -559,7 +563,7 @@ def parse_junit(path: Path) -> dict[str, Any]:
             skipped.append(f"{name} ({reason[:80]})" if reason else name)
         else:
             passed.append(name)
-    return {"passed": passed, "failed": failed, "skipped": skipped}
+    return {"passed": passed, "failed": failed, "skipped": skipped, "properties": properties}
 
 
 # ---- the run ----------------------------------------------------------------------------------
