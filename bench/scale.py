@@ -54,7 +54,7 @@ from bench.common import machine, summary, write_json
 from generation.generator import Done, JobHandle, Started
 from generation.remote import RemoteGenerator
 from generation.types import GenerationRequest, Progress
-from tests.redisprocs import RedisServer, Workers
+from tests.redisprocs import RedisServer, Workers, redis_build
 
 STEP = 0.033
 MEMBER = 0.009
@@ -218,6 +218,7 @@ async def overhead(folder: Path, samples: int) -> dict[str, Any]:
 async def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     results: dict[str, Any] = {
         "machine": machine("cpu"),
+        "redis": redis_build().describe(),  # the system's, or PyPI's 6.2 where none is installed
         "model": {"step_s": STEP, "member_s": MEMBER, "decode_s": DECODE, "steps": STEPS},
         "max_batch": MAX_BATCH,
         "reclaim_idle_s": RECLAIM_IDLE,

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "run": ("bot.commands_cli.run", "run the Discord bot (the default)"),
     "generate": ("bot.commands_cli.generate", "make one image, no Discord"),
+    "upscale": ("bot.commands_cli.upscale", "make one picture 4x larger, no Discord"),
     "tokens": ("bot.commands_cli.tokens", "show how a prompt is tokenized"),
     "translate": ("bot.commands_cli.translate", "show the Japanese an English prompt becomes"),
     "doctor": ("bot.commands_cli.doctor", "check settings, model, device and database"),

@@ -10,16 +10,18 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord.ext import commands
 
-from bot.buttons import JobButton
+from bot.buttons import cancel_buttons, result_buttons
 from bot.command_permissions import CommandPermissions
+from bot.jobs.service import JobService
 from bot.messaging import PROGRESS_INTERVAL
 from bot.moderation import Overwrite
-from bot.service import JobService
+from bot.presentation import Presentation
+from bot.router import route
 from bot.settings import Settings
 from bot.sync import hash_file_for, sync_if_changed
-from bot.tasks import Tasks
 from bot.translator import CatalogTranslator
 from bot.tree import PokemonTree
+from generation.tasks import Tasks
 
 if TYPE_CHECKING:
     from generation.generator import Generator
@@ -37,6 +39,8 @@ EXTENSIONS: tuple[str, ...] = (
     "bot.cogs.queue",
     "bot.cogs.blocklist",
     "bot.cogs.privacy",
+    "bot.cogs.settings",
+    "bot.cogs.history",
     "bot.cogs.about",
 )
 
@@ -93,6 +97,9 @@ class PokemonBot(commands.AutoShardedBot):
             generator=generator,
             settings=settings,
             client=self,
+            # Every text, embed and button of a job's message; the buttons are the
+            # interaction side's (`bot.buttons`), wired in here so neither side imports the other.
+            presenter=Presentation(cancel_buttons=cancel_buttons, result_buttons=result_buttons),
             progress_interval=progress_interval,
         )
         # /pokemon's Integrations settings, which 🔁 and the buttons obey (see its module).
@@ -113,8 +120,6 @@ class PokemonBot(commands.AutoShardedBot):
         await self.tree.set_translator(CatalogTranslator())
         for name in EXTENSIONS:
             await self.load_extension(name)
-        # Every button the bot ever posted, whatever process posted it (state in custom_id).
-        self.add_dynamic_items(JobButton)
         self.generator.on_fatal = self._worker_fatal
         # Prompts are kept no longer than the retention period: swept now and every hour.
         await self.apply_retention()
@@ -138,6 +143,11 @@ class PokemonBot(commands.AutoShardedBot):
         self._ready_logged = True
         names = ", ".join(f"{g.name} ({g.id})" for g in self.guilds) or "none yet"
         log.info("ready as %s in guilds: %s", self.user, names)
+
+    async def on_interaction(self, interaction: discord.Interaction[PokemonBot]) -> None:
+        """Every press of a button the bot ever posted, whatever process posted it, and any
+        other component: answered by `bot.router` (slash commands go to the tree)."""
+        await route(interaction)
 
     async def on_raw_app_command_permissions_update(
         self, payload: discord.RawAppCommandPermissionsUpdateEvent

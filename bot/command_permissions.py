@@ -8,6 +8,12 @@ application-wide ones), cached per guild, and kept current by the
 `on_raw_app_command_permissions_update`, wired in `bot.client`). The rules themselves are
 `bot.moderation.command_allowed`.
 
+In a thread, the settings of its parent channel apply: Discord's documentation says "any
+command permissions for a channel will apply to the threads it contains" (Application
+Commands → Permissions), as threads inherit user and role permissions from their parent. A
+thread's parent is read from discord.py's cache, else asked of Discord once
+(`GET /channels/{id}`), and remembered (a thread never changes parent).
+
 When Discord cannot be asked (an outage), a 🔁 is let through and the next one asks again: the
 picture is still subject to the rate limit, the pending cap and the blocklist.
 """
@@ -20,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from bot.moderation import Overwrite, command_allowed
+from bot.moderation import CHANNEL_TYPE, Overwrite, command_allowed
 
 if TYPE_CHECKING:
     from discord.ext import commands
@@ -52,6 +58,8 @@ class CommandPermissions:
         self._command_id: int | None = None
         # guild id → {command id or application id → its overwrites}
         self._guilds: dict[int, dict[int, list[Overwrite]]] = {}
+        # channel or thread id → the channel whose settings apply there (a thread: its parent)
+        self._settings_channel: dict[int, int] = {}
 
     async def command_id(self) -> int | None:
         """The id Discord gave `/pokemon` (global, or in the development guild)."""
@@ -100,12 +108,35 @@ class CommandPermissions:
             log.warning("could not read command permissions of guild=%s: %s", guild_id, exc)
             return True
         application_id = self.bot.application_id or 0
+        command = loaded.get(command_id or -1, [])
+        application = loaded.get(application_id, [])
+        named = {o.id for o in (*command, *application) if o.type == CHANNEL_TYPE}
+        if named - {guild_id - 1, channel_id}:  # some channel has its own setting: which one?
+            channel_id = await self.settings_channel(guild_id, channel_id)
         roles = [role.id for role in member.roles] if member is not None else []
         return command_allowed(
-            loaded.get(command_id or -1, []),
-            loaded.get(application_id, []),
+            command,
+            application,
             guild_id=guild_id,
             channel_id=channel_id,
             user_id=user_id,
             roles=roles,
         )
+
+    async def settings_channel(self, guild_id: int, channel_id: int) -> int:
+        """The channel whose command permissions apply in `channel_id`: the channel itself,
+        or for a thread its parent channel."""
+        known = self._settings_channel.get(channel_id)
+        if known is not None:
+            return known
+        guild = self.bot.get_guild(guild_id)
+        channel: object = guild.get_channel_or_thread(channel_id) if guild is not None else None
+        if channel is None:
+            try:
+                channel = await self.bot.fetch_channel(channel_id)
+            except (discord.HTTPException, OSError) as exc:
+                log.warning("could not tell whether channel=%s is a thread: %s", channel_id, exc)
+                return channel_id  # asked again next time
+        found = channel.parent_id if isinstance(channel, discord.Thread) else channel_id
+        self._settings_channel[channel_id] = found
+        return found

@@ -125,6 +125,7 @@ def result_embed(
     sampler: str | None = None,
     size: tuple[int, int] | None = None,
     model: str | None = None,
+    notes: Sequence[str] = (),
 ) -> discord.Embed:
     """The embed that carries a finished image: prompt, seed, steps, time, requester, quota,
     and (when given) the rest of what makes the picture: guidance, sampler, size (width,
@@ -134,7 +135,8 @@ def result_embed(
     message's gallery with every seed listed; `used`: the (prompt, negative prompt) the model was given when
     translation changed them; `untranslated`: English went to the model as it was typed;
     `strength`: the picture was painted over a source picture this much; `withheld`: pictures
-    of the set that did not come out (blank, or flagged by the safety checker).
+    of the set that did not come out (blank, or flagged by the safety checker); `notes`:
+    one-line notices for the requester, each its own field at the end.
     """
     embed = discord.Embed(
         description=escape_user_text(prompt, EMBED_DESCRIPTION_MAX),
@@ -188,6 +190,8 @@ def result_embed(
         embed.add_field(name=t("pokemon.field_quota", locale), value=quota_text(quota, locale))
     if truncated:
         embed.add_field(name="⚠️", value=t("pokemon.truncated", locale), inline=False)
+    for note in notes:
+        embed.add_field(name="ℹ️", value=note[:EMBED_FIELD_MAX], inline=False)
     footer = t("pokemon.footer_regen", locale, emoji=REGENERATE_EMOJI)
     footer += " · " + t("pokemon.footer_vary", locale, emoji=VARY_EMOJI)
     if parent_job_id is not None:

@@ -10,6 +10,7 @@ from pydantic import BeforeValidator, Field, SecretStr, ValidationInfo, field_va
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from generation.translate import DEFAULT_TRANSLATE_MODEL
+from generation.upscale_weights import DEFAULT_UPSCALER
 
 if TYPE_CHECKING:
     from generation.device_policy import DeviceDefaults
@@ -143,6 +144,13 @@ class Settings(BaseSettings):
     pokemon_translate_device: str = Field(
         default="cpu", description="Where the translation model runs: cpu, cuda or cuda:N."
     )
+    pokemon_upscaler: str = Field(
+        default=DEFAULT_UPSCALER,
+        description=(
+            "The upscaler's weights: a Hub file (owner/name/file.pth), a local file or folder, "
+            "or off."
+        ),
+    )
     # Remote GPU workers (README, "More than one GPU") and metrics.
     pokemon_redis_url: Annotated[SecretStr | None, BeforeValidator(_empty_to_none)] = Field(
         default=None,
@@ -167,6 +175,17 @@ class Settings(BaseSettings):
         raise ValueError(
             "use 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit"
         )
+
+    @field_validator("pokemon_upscaler")
+    @classmethod
+    def _check_upscaler(cls, value: str) -> str:
+        from generation.upscale_weights import UpscalerLoadError, parse_upscaler
+
+        try:
+            parse_upscaler(value)  # the text's form only: whether the file exists is doctor's
+        except UpscalerLoadError as exc:
+            raise ValueError(str(exc)) from None
+        return value.strip()
 
     @field_validator("pokemon_device", "pokemon_translate_device")
     @classmethod

@@ -87,7 +87,7 @@ async def answer_error(
     interaction: discord.Interaction[Any], error: BaseException, where: str
 ) -> None:
     """Tell the user who invoked `where` what went wrong, privately (`error_text`): the one
-    answer to a failed command (`PokemonTree.on_error`) or button press (`bot.buttons`)."""
+    answer to a failed command (`PokemonTree.on_error`) or button press (`bot.router`)."""
     text = error_text(interaction, error, where)
     try:
         await send_ephemeral(interaction, text)

@@ -81,10 +81,10 @@ class FakeEngine:
     dtype = "none"
     safety_checker = False
 
-    def __init__(self, options: FakeOptions, *, device: str = "fake") -> None:
+    def __init__(self, options: FakeOptions, *, device: str = "fake", model: str = "fake") -> None:
         self.options = options
         self.device = device
-        self.model = "fake"
+        self.model = model  # what results say drew them: the `fake:...` setting, by default
 
     def tokenize(self, text: str) -> TokenizedPrompt:
         count = min(len(text), 75)
@@ -178,7 +178,7 @@ def open_engine(
     engine has no text model and draws every prompt as given, so it takes none.
     """
     if is_fake(model):
-        return FakeEngine(parse(model), device=device if device != "auto" else "fake")
+        return FakeEngine(parse(model), device=device if device != "auto" else "fake", model=model)
     from generation.loader import load_engine
 
     return load_engine(

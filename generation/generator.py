@@ -13,11 +13,12 @@ and only ever call `JobHandle.publish` on the loop.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from generation.errors import GenerationError
+from generation.errors import GenerationError, JobCancelledError
 from generation.types import GenerationRequest, GenerationResult, Progress
 
 
@@ -135,6 +136,70 @@ class JobHandle:
     async def wait(self) -> Done | Failed | Cancelled:
         """The terminal event (for callers that do not follow the events)."""
         return await asyncio.shield(self._finished)
+
+
+def eta_seconds(
+    place: int,
+    average_run: float | None,
+    *,
+    workers: int = 1,
+    running_for: float | None = None,
+) -> float | None:
+    """Seconds until the result of a job `place` batches from the front (0 = running, 1 = next)
+    is expected: the one estimate every generator shows with its `Queued` places.
+
+        eta = max(0, average_run - running_for) + ceil(place / workers) * average_run
+
+    Each of `workers` devices runs one batch at a time, so the job waits `ceil(place / workers)`
+    average runs (its own included) after what is left of the run in progress: the average less
+    `running_for`, how long that run has gone (None when nothing runs, or it is not known: then
+    nothing is left of it). None before any run was measured (`average_run` None)."""
+    if average_run is None:
+        return None
+    left = 0.0 if running_for is None else max(0.0, average_run - running_for)
+    return left + math.ceil(place / max(1, workers)) * average_run
+
+
+class Places:
+    """What each waiting job's handle was last told about its place. A generator passes every
+    waiting job's place to `show` whenever its queue moves; a handle hears a new `Queued` only
+    when its place changed. `started` tells a handle its job runs now (`Started`, then step 0)."""
+
+    def __init__(self) -> None:
+        self._shown: dict[int, int] = {}  # job id -> the place last published
+
+    def show(self, handle: JobHandle, place: int, eta: float | None) -> None:
+        if self._shown.get(handle.job_id) == place:
+            return
+        self._shown[handle.job_id] = place
+        handle.publish(Queued(place, eta))
+
+    def started(self, handle: JobHandle, total_steps: int) -> None:
+        self._shown.pop(handle.job_id, None)
+        handle.publish(Started(total_steps=total_steps))
+        handle.publish(Progress(handle.job_id, 0, total_steps, 0.0))
+
+    def forget(self, job_id: int) -> None:
+        """The job left (finished, or started elsewhere): its next place is news again."""
+        self._shown.pop(job_id, None)
+
+
+def outcome_of(future: asyncio.Future[GenerationResult]) -> Done | Failed | Cancelled:
+    """A finished job's future (a `GenerationResult`, or the `GenerationError` it failed with)
+    as its terminal event. A cancelled future or a `JobCancelledError` is `Cancelled`; any
+    other exception (the worker raises only `GenerationError`s) is wrapped in one."""
+    if future.cancelled():
+        return Cancelled()
+    error = future.exception()
+    if error is None:
+        return Done(future.result())
+    if isinstance(error, JobCancelledError):
+        return Cancelled()
+    if isinstance(error, GenerationError):
+        return Failed(error)
+    wrapped = GenerationError(f"unexpected {type(error).__name__}: {error}")
+    wrapped.__cause__ = error
+    return Failed(wrapped)
 
 
 def _record(event: Done | Failed | Cancelled) -> None:

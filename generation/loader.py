@@ -10,18 +10,22 @@ becomes a `ModelLoadError` with one line an operator can act on.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 import re
 import time
-import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from generation.errors import ModelLoadError, one_line
+from generation.hub import (
+    HubError,
+    hub_files,
+    is_hub_id,
+    quiet_libraries,
+    read_json,
+    resolve,
+)
 from generation.tokenizer import RinnaTokenizer, TokenizerLoadError
 
 if TYPE_CHECKING:
@@ -32,28 +36,22 @@ log = logging.getLogger(__name__)
 
 PIPELINE_CLASSES = ("StableDiffusionPipeline", "JapaneseStableDiffusionPipeline")
 REQUIRED = ("unet", "vae", "text_encoder", "tokenizer")
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 # Weight files that are variants of the main ones (we load the main ones and cast).
 _VARIANT = re.compile(r"\.(fp16|bf16|non_ema|ema)\.")
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
-def resolve_model(source: str | Path) -> Path:
-    """A local model folder, or a Hub id downloaded (or found in the cache) → the folder."""
-    text = str(source).strip()
-    if not text:
-        raise ModelLoadError("no model given: set POKEMON_MODEL to a Hub id or a local folder")
-    path = Path(text).expanduser()
-    if path.exists():
-        return _check_folder(path)
-    if not is_hub_id(text):
-        raise ModelLoadError(f"model folder {text} does not exist")
-    return _from_hub(text)
+def resolve_model(source: str | Path, *, tokenizer_only: bool = False) -> Path:
+    """A local model folder, or a Hub id downloaded (or found in the cache) → the folder.
 
-
-def is_hub_id(text: str) -> bool:
-    """Whether `text` names a Hub model (`owner/name`); anything else is a local folder."""
-    return not text.startswith((".", "/", "~")) and "\\" not in text and bool(_HUB_ID.match(text))
+    `tokenizer_only`: of a Hub id, only model_index.json and the tokenizer are fetched."""
+    return resolve(
+        source,
+        what="model",
+        setting="POKEMON_MODEL",
+        check_folder=_check_folder,
+        from_hub=lambda repo_id: _from_hub(repo_id, tokenizer_only=tokenizer_only),
+    )
 
 
 def _check_folder(path: Path) -> Path:
@@ -69,13 +67,7 @@ def _check_folder(path: Path) -> Path:
 
 def load_tokenizer(source: str | Path) -> RinnaTokenizer:
     """Only the tokenizer of `source` (folder or Hub id): no torch, no weights downloaded."""
-    text = str(source).strip()
-    path = Path(text).expanduser()
-    if text and not path.exists() and is_hub_id(text):
-        folder = _from_hub(text, tokenizer_only=True)
-    else:
-        folder = resolve_model(source)
-    return _load_tokenizer(folder)
+    return _load_tokenizer(resolve_model(source, tokenizer_only=True))
 
 
 def _from_hub(repo_id: str, *, tokenizer_only: bool = False) -> Path:
@@ -138,55 +130,6 @@ def _from_hub(repo_id: str, *, tokenizer_only: bool = False) -> Path:
     return _check_folder(folder)
 
 
-class HubError(ModelLoadError):
-    """The Hub refused or could not be asked: `reason` is unreachable, unknown, gated or invalid."""
-
-    def __init__(self, message: str, reason: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-
-def hub_timeout() -> float:
-    """Seconds to wait for the Hub's answer: huggingface_hub's own HF_HUB_ETAG_TIMEOUT (10 s)."""
-    from huggingface_hub import constants
-
-    return float(constants.HF_HUB_ETAG_TIMEOUT)
-
-
-def hub_files(repo_id: str) -> list[str]:
-    """The files of `repo_id` on the Hub, asked once: no retries, so an unreachable Hub answers
-    within `hub_timeout()` (huggingface_hub's listing retries five times, about 24 s)."""
-    from huggingface_hub import HfApi
-    from huggingface_hub.errors import (
-        GatedRepoError,
-        HFValidationError,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-    )
-
-    try:
-        info = HfApi().model_info(repo_id, timeout=hub_timeout())
-    except HFValidationError as exc:
-        raise HubError(
-            f"{repo_id!r} is neither a local folder nor a valid Hub id", "invalid"
-        ) from exc
-    except GatedRepoError as exc:
-        raise HubError(
-            f"{repo_id} is gated on the Hugging Face Hub: accept its license and log in "
-            "(HF_TOKEN) first",
-            "gated",
-        ) from exc
-    except (RepositoryNotFoundError, RevisionNotFoundError) as exc:
-        raise HubError(
-            f"unknown Hub model id {repo_id} (and no local folder of that name); "
-            "check the spelling, or log in (HF_TOKEN) if it is private",
-            "unknown",
-        ) from exc
-    except Exception as exc:  # network errors come from several libraries
-        raise HubError(one_line(exc), "unreachable") from exc
-    return [sibling.rfilename for sibling in info.siblings or []]
-
-
 # --- checks without loading: what `pokemon-bot doctor` asks ---------------------------------
 
 # Component configs not named config.json, and the components that cannot do without weights.
@@ -227,12 +170,9 @@ def model_parts(folder: Path) -> ModelParts:
     if not index_path.is_file():
         return ModelParts(folder, {}, ("model_index.json",), ())
     try:
-        loaded: object = json.loads(index_path.read_text("utf-8"))
-        if not isinstance(loaded, dict):
-            raise ValueError("not a JSON object")
-        index = cast("dict[str, Any]", loaded)
-    except (OSError, ValueError) as exc:
-        return ModelParts(folder, {}, (f"a readable model_index.json ({one_line(exc)})",), ())
+        index = read_json(index_path, required=True)
+    except ModelLoadError as exc:
+        return ModelParts(folder, {}, (f"a readable model_index.json ({exc})",), ())
     missing: list[str] = []
     optional_missing: list[str] = []
     if index.get("_class_name") not in PIPELINE_CLASSES:
@@ -317,8 +257,8 @@ def locate_model(source: str, *, ask_hub: bool = True) -> ModelLocation:
 
 def native_size(folder: Path) -> int | None:
     """The image side the checkpoint was trained at (UNet sample size × VAE scale), if known."""
-    unet = _read_json(folder / "unet" / "config.json", None)
-    vae = _read_json(folder / "vae" / "config.json", None)
+    unet = read_json(folder / "unet" / "config.json")
+    vae = read_json(folder / "vae" / "config.json")
     sample = unet.get("sample_size")
     blocks = vae.get("block_out_channels")
     if isinstance(sample, list):  # diffusers allows (height, width); ours are square
@@ -403,7 +343,7 @@ def load_engine(
     `translate`; without one, English prompts pass through untranslated.
     """
     folder = resolve_model(source)
-    index = _read_json(folder / "model_index.json", "model_index.json")
+    index = read_json(folder / "model_index.json", required=True)
     pipeline_class = index.get("_class_name")
     if pipeline_class not in PIPELINE_CLASSES:
         raise ModelLoadError(
@@ -425,7 +365,7 @@ def load_engine(
         raise ModelLoadError(f"unknown dtype {dtype!r}: use {', '.join(_DTYPES)}")
 
     started = time.monotonic()
-    with _quiet_libraries():
+    with quiet_libraries():
         # The documented imports; pyright calls them private (diffusers has no `__all__`).
         from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel  # pyright: ignore[reportPrivateImportUsage]
         from diffusers.models.attention_processor import AttnProcessor2_0
@@ -435,7 +375,7 @@ def load_engine(
         unet = _component("unet", folder, UNet2DConditionModel, torch_dtype=dtype)
         vae = _component("vae", folder, AutoencoderKL, torch_dtype=dtype)
         checker, feature_extractor = _load_safety(folder, index, dtype, wanted=safety_checker)
-        scheduler_config = _read_json(folder / "scheduler" / "scheduler_config.json", None)
+        scheduler_config = read_json(folder / "scheduler" / "scheduler_config.json")
 
         from generation.schedulers import make_scheduler
 
@@ -567,7 +507,7 @@ def _load_tokenizer(folder: Path) -> RinnaTokenizer:
 
 
 def _load_text_encoder(folder: Path, dtype: Any) -> Any:
-    config = _read_json(folder / "text_encoder" / "config.json", "text_encoder/config.json")
+    config = read_json(folder / "text_encoder" / "config.json", required=True)
     kinds = {config.get("model_type"), *(config.get("architectures") or [])}
     if not kinds & {"clip_text_model", "CLIPTextModel"}:
         raise ModelLoadError(
@@ -606,7 +546,7 @@ def _load_feature_extractor(folder: Path) -> Any:
     if not config_file.is_file():
         log.warning("%s has no feature_extractor/; using CLIP's standard preprocessing", folder)
         return cls()
-    config = _read_json(config_file, "feature_extractor/preprocessor_config.json")
+    config = read_json(config_file, required=True)
     for key in ("feature_extractor_type", "image_processor_type", "processor_class"):
         config.pop(key, None)
     try:
@@ -624,44 +564,3 @@ def _component(name: str, folder: Path, cls: Any, **kwargs: Any) -> Any:
         raise ModelLoadError(f"cannot load {name} from {folder}: {one_line(exc)}") from exc
     model.eval()
     return model
-
-
-def _read_json(path: Path, label: str | None) -> dict[str, Any]:
-    """The JSON object at `path`; `{}` when absent and `label` is None (optional file)."""
-    if not path.is_file():
-        if label is None:
-            return {}
-        raise ModelLoadError(f"{path.parent} is missing {path.name}")
-    try:
-        data = json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"cannot read {path}: {one_line(exc)}") from exc
-    if not isinstance(data, dict):
-        raise ModelLoadError(f"{path} is not a JSON object")
-    return data
-
-
-@contextlib.contextmanager
-def _quiet_libraries() -> Iterator[None]:
-    """Silence diffusers/transformers chatter (progress bars, deprecation notes) while loading."""
-    import diffusers.utils.logging as dlog
-    import transformers.utils.logging as tlog
-
-    d_level, t_level = dlog.get_verbosity(), tlog.get_verbosity()
-    d_bars, t_bars = dlog.is_progress_bar_enabled(), tlog.is_progress_bar_enabled()
-    dlog.set_verbosity_error()
-    tlog.set_verbosity_error()
-    dlog.disable_progress_bar()
-    tlog.disable_progress_bar()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            warnings.simplefilter("ignore", UserWarning)
-            yield
-    finally:
-        dlog.set_verbosity(d_level)
-        tlog.set_verbosity(t_level)
-        if d_bars:
-            dlog.enable_progress_bar()
-        if t_bars:
-            tlog.enable_progress_bar()

@@ -14,17 +14,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from generation import metrics
-from generation.errors import GenerationError, JobCancelledError
-from generation.generator import (
-    Cancelled,
-    Done,
-    Failed,
-    GeneratorStatus,
-    JobHandle,
-    Queued,
-    Started,
-)
-from generation.types import GenerationRequest, GenerationResult, Progress
+from generation.generator import GeneratorStatus, JobHandle, Places, outcome_of
+from generation.types import GenerationRequest, GenerationResult
 
 if TYPE_CHECKING:
     from generation.worker import GenerationWorker
@@ -39,7 +30,7 @@ class ThreadGenerator:
         self.worker = worker
         self.on_fatal: Callable[[BaseException], None] | None = None
         self._handles: dict[int, JobHandle] = {}
-        self._shown: dict[int, int] = {}  # job id -> the queue place last published
+        self._places = Places()
 
     async def start(self) -> None:
         self.worker.on_fatal = self._fatal
@@ -90,28 +81,13 @@ class ThreadGenerator:
             self.on_fatal(error)
 
     def _started(self, handle: JobHandle, steps: int) -> None:
-        self._shown.pop(handle.job_id, None)
-        handle.publish(Started(total_steps=steps))
-        handle.publish(Progress(handle.job_id, 0, steps, 0.0))
+        self._places.started(handle, steps)
         self._refresh_places()
 
     def _finished(self, handle: JobHandle, future: asyncio.Future[GenerationResult]) -> None:
         self._handles.pop(handle.job_id, None)
-        self._shown.pop(handle.job_id, None)
-        if future.cancelled():
-            handle.publish(Cancelled())
-        else:
-            error = future.exception()
-            if error is None:
-                handle.publish(Done(future.result()))
-            elif isinstance(error, JobCancelledError):
-                handle.publish(Cancelled())
-            elif isinstance(error, GenerationError):
-                handle.publish(Failed(error))
-            else:  # the worker only fails futures with GenerationError; be safe anyway
-                wrapped = GenerationError(f"unexpected {type(error).__name__}: {error}")
-                wrapped.__cause__ = error
-                handle.publish(Failed(wrapped))
+        self._places.forget(handle.job_id)
+        handle.publish(outcome_of(future))
         self._refresh_places()
 
     def _publish_place(self, job_id: int) -> None:
@@ -119,10 +95,7 @@ class ThreadGenerator:
         position = self.worker.position(job_id)
         if handle is None or position is None or position == 0:
             return
-        if self._shown.get(job_id) == position:
-            return
-        self._shown[job_id] = position
-        handle.publish(Queued(position, self.worker.eta_seconds(job_id)))
+        self._places.show(handle, position, self.worker.eta_seconds(job_id))
 
     def _refresh_places(self) -> None:
         for job_id in list(self._handles):

@@ -65,3 +65,14 @@ def a1111_parameters(
         fields.append(f"Denoising strength: {_number(request.strength)}")
     lines.append(", ".join(fields))
     return "\n".join(lines)
+
+
+def with_upscale(parameters: str | None, upscaler: str, scale: int) -> str:
+    """`parameters` with the upscale step added to its fields line, as the web UI's Extras tab
+    writes it (`Postprocess upscale by: 4, Postprocess upscaler: NAME`); just those fields when
+    the source carried no parameters."""
+    step = f"Postprocess upscale by: {scale}, Postprocess upscaler: {_one_line(upscaler)}"
+    text = (parameters or "").rstrip()
+    if not text:
+        return step
+    return f"{text}, {step}"

@@ -20,13 +20,13 @@ import asyncio
 import collections
 import contextlib
 import logging
-import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 from generation import metrics
+from generation.backoff import keep_trying
 from generation.errors import (
     GeneratorUnavailableError,
     QueueFullError,
@@ -39,8 +39,10 @@ from generation.generator import (
     Failed,
     GeneratorStatus,
     JobHandle,
+    Places,
     Queued,
     Started,
+    eta_seconds,
 )
 from generation.queue import FairQueue
 from generation.streams import (
@@ -51,6 +53,7 @@ from generation.streams import (
     WORKERS_GROUP,
     Entry,
     Keys,
+    Reachability,
     WorkerInfo,
     by_stream,
     connect,
@@ -60,10 +63,10 @@ from generation.streams import (
     ensure_group,
     field,
     read_workers,
-    redact_url,
     redis_errors,
     text,
 )
+from generation.tasks import Tasks
 from generation.types import GenerationRequest, Progress
 
 log = logging.getLogger(__name__)
@@ -114,6 +117,7 @@ class RemoteGenerator:
         consumer: str = "bot",
         refresh_interval: float = 1.0,
         max_backoff: float = 15.0,
+        outage_log_interval: float = 60.0,
     ) -> None:
         self.on_fatal: Callable[[BaseException], None] | None = None
         self._url = url
@@ -130,28 +134,34 @@ class RemoteGenerator:
         self._orphans: dict[int, tuple[bytes, Mapping[bytes, bytes]]] = {}
         self._recent: collections.OrderedDict[int, None] = collections.OrderedDict()
         self._cancels: dict[int, None] = {}  # cancels not yet written to Redis, in order
-        self._shown: dict[int, int] = {}
+        self._places = Places()
         self._workers: list[WorkerInfo] = []
         self._connected = False
-        self._down_reason = "not started"
+        self._redis = Reachability(
+            url,
+            impact="no job can be sent to a GPU worker until it is back",
+            repeat=outage_log_interval,
+        )
         self._closed = False  # no more submits
         self._halted = False  # the loops end
         self._wake = asyncio.Event()
         self._workers_seen = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks = Tasks("remote generator")
+        self._replay: dict[str, bytes | str] | None = None  # the read loop's own pending entries
+        self._last_refresh = 0.0
         self._ema_run: float | None = None
 
     # ---- the protocol --------------------------------------------------------------------------
 
     async def start(self) -> None:
         self._client = connect(self._url)
-        with contextlib.suppress(*redis_errors()):
+        try:
             await self._prepare()
             await self._refresh_workers()
-        self._tasks = [
-            asyncio.create_task(self._read_loop(), name="remote-generator-read"),
-            asyncio.create_task(self._pump_loop(), name="remote-generator-pump"),
-        ]
+        except redis_errors() as exc:  # said in the log now; the loops keep trying
+            self._went_down(exc)
+        self._tasks.spawn(self._keep_trying(self._read_once), name="remote-generator-read")
+        self._tasks.spawn(self._keep_trying(self._pump_once), name="remote-generator-pump")
 
     async def submit(self, job_id: int, user_id: int, request: GenerationRequest) -> JobHandle:
         if self._closed:
@@ -169,7 +179,7 @@ class RemoteGenerator:
             await self._settle(job_id, *orphan)
             return handle
         if not self._connected:
-            raise GeneratorUnavailableError(f"generation is unavailable: {self._down_reason}")
+            raise GeneratorUnavailableError(f"generation is unavailable: {self._redis.reason}")
         try:
             state, owner = (
                 text(value)
@@ -186,7 +196,7 @@ class RemoteGenerator:
             self._in_flight.add(job_id)
             if state == "running":
                 self._jobs[job_id].started_at = time.monotonic()
-                handle.publish(Started(total_steps=request.steps))
+                self._places.started(handle, request.steps)
             else:
                 handle.publish(Queued(1, None))
             log.info("job=%s attached to its remote entry (%s)", job_id, state)
@@ -216,7 +226,7 @@ class RemoteGenerator:
         running = sum(1 for job in released if job.started_at is not None)
         workers = len(self._workers)
         if not self._connected:
-            detail = f"Redis is unreachable: {self._down_reason}"
+            detail = f"Redis is unreachable: {self._redis.reason}"
         elif not workers:
             detail = "no generation worker is online"
         else:
@@ -243,12 +253,7 @@ class RemoteGenerator:
                 break
             await asyncio.sleep(0.05)
         self._halted = True
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
+        await self._tasks.close()
         # A release cut short by the cancel went back to the retry list: unfinished too.
         held.extend(job for job in self._retry if job not in held)
         self._retry.clear()
@@ -320,7 +325,7 @@ class RemoteGenerator:
         handle = self._handles.pop(job_id, None)
         self._in_flight.discard(job_id)
         self._cancels.pop(job_id, None)
-        self._shown.pop(job_id, None)
+        self._places.forget(job_id)
         self._recent[job_id] = None
         while len(self._recent) > RECENT_IDS:
             self._recent.popitem(last=False)
@@ -350,14 +355,15 @@ class RemoteGenerator:
             job = self._jobs.get(job_id)
             if job is not None and job.started_at is None:
                 places[job_id] = 1
-        workers = max(1, len(self._workers))
+        workers = len(self._workers)
+        started = [job.started_at for i in self._in_flight if (job := self._jobs.get(i))]
+        oldest = min((at for at in started if at is not None), default=None)
+        running_for = None if oldest is None else time.monotonic() - oldest
         for job_id, place in places.items():
             handle = self._handles.get(job_id)
-            if handle is None or self._shown.get(job_id) == place:
-                continue
-            self._shown[job_id] = place
-            eta = None if self._ema_run is None else math.ceil(place / workers) * self._ema_run
-            handle.publish(Queued(place, eta))
+            if handle is not None:
+                eta = eta_seconds(place, self._ema_run, workers=workers, running_for=running_for)
+                self._places.show(handle, place, eta)
         metrics.QUEUE_LENGTH.set(len(places))
         metrics.RUNNING.set(len(self._running_jobs()))
 
@@ -369,61 +375,63 @@ class RemoteGenerator:
         await ensure_group(client, keys.jobs, WORKERS_GROUP)
         await ensure_group(client, keys.results, BOT_GROUP)
         await ensure_group(client, keys.events, BOT_GROUP, start="$")
-        if not self._connected:
-            log.info("connected to Redis at %s", redact_url(self._url))
+        if not self._connected and not self._redis.down:
+            log.info("connected to Redis at %s", self._redis.where)
+        self._redis.reached()
         self._connected = True
-        self._down_reason = ""
 
     def _went_down(self, exc: BaseException) -> None:
-        if self._connected:
-            log.warning("Redis is unreachable (%s); new jobs are refused until it is back", exc)
+        """Redis could not be reached: new jobs are refused, and the log says so (once, then
+        once a minute while it lasts: `Reachability`)."""
+        self._redis.failed(exc)
         self._connected = False
-        self._down_reason = one_line(exc)
 
-    async def _read_loop(self) -> None:
-        backoff = 0.1
-        replay: dict[str, bytes | str] | None = None  # own pending entries, after (re)connecting
-        while not self._halted:
-            try:
-                if not self._connected:
-                    await self._prepare()
-                    replay = None
-                if replay is None:
-                    replay = {self._keys.events: "0", self._keys.results: "0"}
-                if replay:
-                    reply = await self._client.xreadgroup(
-                        BOT_GROUP, self._consumer, replay, count=READ_COUNT
-                    )
-                    done = True
-                    for stream, entries in by_stream(reply).items():
-                        if entries:
-                            replay[stream] = entries[-1][0]
-                            done = False
-                    if done:
-                        replay = {}
-                else:
-                    reply = await self._client.xreadgroup(
-                        BOT_GROUP,
-                        self._consumer,
-                        {self._keys.events: ">", self._keys.results: ">"},
-                        count=READ_COUNT,
-                        block=READ_BLOCK_MS,
-                    )
-                await self._handle_reply(by_stream(reply))
-                backoff = 0.1
-            except asyncio.CancelledError:
-                raise
-            except redis_errors() as exc:
-                self._went_down(exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self._max_backoff)
-            except Exception as exc:
-                if "NOGROUP" in str(exc):  # Redis lost its data: make the groups again
-                    self._connected = False
-                    continue
-                log.exception("reading results failed; retrying")
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self._max_backoff)
+    async def _keep_trying(self, step: Callable[[], Awaitable[None]]) -> None:
+        """Run `step` until the generator halts (`keep_trying`: Redis unreachable marks it
+        down; Redis lost its groups (NOGROUP): they are made again at once)."""
+
+        def lost_groups(exc: Exception) -> bool:
+            if "NOGROUP" not in str(exc):
+                return False
+            self._connected = False  # the next step prepares the groups again
+            return True
+
+        await keep_trying(
+            step,
+            running=lambda: not self._halted,
+            unreachable=self._went_down,
+            handled=lost_groups,
+            cap=self._max_backoff,
+        )
+
+    async def _read_once(self) -> None:
+        """One read of the events and results streams: first this consumer's own pending
+        entries (after a (re)connect), then new ones, blocking up to `READ_BLOCK_MS`."""
+        if not self._connected:
+            await self._prepare()
+            self._replay = None
+        if self._replay is None:
+            self._replay = {self._keys.events: "0", self._keys.results: "0"}
+        if self._replay:
+            reply = await self._client.xreadgroup(
+                BOT_GROUP, self._consumer, self._replay, count=READ_COUNT
+            )
+            done = True
+            for stream, entries in by_stream(reply).items():
+                if entries:
+                    self._replay[stream] = entries[-1][0]
+                    done = False
+            if done:
+                self._replay = {}
+        else:
+            reply = await self._client.xreadgroup(
+                BOT_GROUP,
+                self._consumer,
+                {self._keys.events: ">", self._keys.results: ">"},
+                count=READ_COUNT,
+                block=READ_BLOCK_MS,
+            )
+        await self._handle_reply(by_stream(reply))
 
     async def _handle_reply(self, reply: dict[str, list[Entry]]) -> None:
         events = reply.get(self._keys.events, [])
@@ -456,9 +464,7 @@ class RemoteGenerator:
         if field(fields, "type") == "started":
             if job.started_at is None:
                 job.started_at = time.monotonic()
-                self._shown.pop(job_id, None)
-                handle.publish(Started(total_steps=total))
-                handle.publish(Progress(job_id, 0, total, 0.0))
+                self._places.started(handle, total)
                 self._refresh_places()
         elif field(fields, "type") == "progress" and job.started_at is not None:
             handle.publish(Progress(job_id, step, total, float(field(fields, "elapsed") or 0)))
@@ -514,35 +520,23 @@ class RemoteGenerator:
             pipe.xdel(keys.results, entry_id)
             await pipe.execute()
 
-    async def _pump_loop(self) -> None:
-        """Refresh the registry, write cancels, release jobs while there is room; repeat."""
-        backoff = 0.1
-        last_refresh = 0.0
-        while not self._halted:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._refresh_interval):
-                    await self._wake.wait()
-            self._wake.clear()
-            try:
-                if not self._connected:
-                    await self._prepare()
-                if time.monotonic() - last_refresh >= self._refresh_interval:
-                    await self._refresh_workers()
-                    await self._resend_lost()
-                    last_refresh = time.monotonic()
-                await self._send_cancels()
-                await self._release()
-                backoff = 0.1
-            except asyncio.CancelledError:
-                raise
-            except redis_errors() as exc:
-                self._went_down(exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self._max_backoff)
-            except Exception:
-                log.exception("the remote generator's pump failed; retrying")
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self._max_backoff)
+    async def _pump_once(self) -> None:
+        """Wait to be woken (or `refresh_interval`), then refresh the registry, write cancels and
+        release jobs while there is room."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._refresh_interval):
+                await self._wake.wait()
+        self._wake.clear()
+        try:
+            if not self._connected:
+                await self._prepare()
+            if time.monotonic() - self._last_refresh >= self._refresh_interval:
+                await self._refresh_workers()
+                await self._resend_lost()
+                self._last_refresh = time.monotonic()
+            await self._send_cancels()
+            await self._release()
+        finally:
             self._refresh_places()
 
     async def _refresh_workers(self) -> None:

@@ -32,19 +32,20 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from generation import metrics
+from generation.backoff import Backoff, keep_trying
 from generation.errors import (
     GenerationError,
-    JobCancelledError,
     PoisonJobError,
     WorkerStoppedError,
     one_line,
 )
+from generation.generator import Cancelled, Done, outcome_of
 from generation.streams import (
     DEAD_MAXLEN,
     EVENTS_MAXLEN,
@@ -52,6 +53,7 @@ from generation.streams import (
     WORKERS_GROUP,
     Entry,
     Keys,
+    Reachability,
     WorkerInfo,
     by_stream,
     connect,
@@ -61,10 +63,10 @@ from generation.streams import (
     encode_result,
     ensure_group,
     field,
-    redact_url,
     redis_errors,
     text,
 )
+from generation.tasks import Tasks
 from generation.types import GenerationResult, Progress
 from generation.worker import EngineProtocol, GenerationWorker
 
@@ -144,6 +146,9 @@ class RemoteWorker:
         self._out: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
         self._room = asyncio.Event()
         self._stop = asyncio.Event()
+        self._redis = Reachability(
+            config.url, impact="this worker takes no job and writes no result until it is back"
+        )
         self._fatal: BaseException | None = None
         self._jobs_done = 0
         self._started_at = time.time()
@@ -165,27 +170,21 @@ class RemoteWorker:
             getattr(self.engine, "device", "?"),
             getattr(self.engine, "model", "?"),
             config.max_batch,
-            redact_url(config.url),
+            self._redis.where,
         )
-        tasks = [
-            asyncio.create_task(self._guard(self._intake_loop), name="worker-intake"),
-            asyncio.create_task(self._guard(self._keeper_loop), name="worker-keeper"),
-            asyncio.create_task(self._guard(self._cancel_loop), name="worker-cancels"),
-        ]
-        writer = asyncio.create_task(self._writer_loop(), name="worker-writer")
+        loops = Tasks(f"worker {config.name}")
+        loops.spawn(self._guard(self._intake_loop), name="worker-intake")
+        loops.spawn(self._guard(self._keeper_loop), name="worker-keeper")
+        loops.spawn(self._guard(self._cancel_loop), name="worker-cancels")
+        writer = Tasks(f"worker {config.name} writer")
+        writer.spawn(self._writer_loop(), name="worker-writer")
         await self._stop.wait()
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await loops.close()
         left = await self._thread.stop(timeout=config.stop_grace)
         if left:
             log.info("worker %s: %s jobs left for another worker: %s", config.name, len(left), left)
         await self._drain_writes()
-        writer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await writer
+        await writer.close()
         with contextlib.suppress(*redis_errors()):
             await self._client.delete(self._keys.worker(config.name))
             await self._client.srem(self._keys.workers, config.name)
@@ -195,21 +194,15 @@ class RemoteWorker:
 
     # ---- loops -----------------------------------------------------------------------------------
 
-    async def _guard(self, loop: Any) -> None:
-        """Run one loop for ever: Redis errors back off and retry, nothing else kills it."""
-        backoff = 0.1
-        while not self._stop.is_set():
-            try:
-                await loop()
-                return
-            except asyncio.CancelledError:
-                raise
-            except redis_errors() as exc:
-                log.warning("Redis: %s; retrying in %.1f s", one_line(exc), backoff)
-            except Exception:
-                log.exception("worker loop %s failed; retrying", loop.__name__)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, self.config.max_backoff)
+    async def _guard(self, loop: Callable[[], Awaitable[None]]) -> None:
+        """Run one loop until the worker stops: Redis errors back off and retry (`keep_trying`),
+        nothing else kills it."""
+        await keep_trying(
+            loop,
+            running=lambda: not self._stop.is_set(),
+            unreachable=self._redis.failed,
+            cap=self.config.max_backoff,
+        )
 
     async def _intake_loop(self) -> None:
         client, keys, config = self._client, self._keys, self.config
@@ -278,6 +271,7 @@ class RemoteWorker:
                         justid=True,
                     )
                 replies = await pipe.execute()
+            self._redis.reached()
             for job_id, cancelled in zip(held, replies[3 : 3 + len(held)], strict=True):
                 if cancelled:
                     self._thread.cancel(job_id)
@@ -318,28 +312,29 @@ class RemoteWorker:
         end, no result would be written while the heartbeat keeps the jobs on this worker."""
         import redis.exceptions
 
-        backoff = 0.1
+        backoff = Backoff(cap=self.config.max_backoff)
         while True:
             action = await self._out.get()
             while True:
                 try:
                     await self._write(action)
-                    backoff = 0.1
+                    backoff.reset()
                     break
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
                     if action[0] == "progress":
                         break  # a newer step follows
-                    log.warning(
-                        "writing %s failed: %s; retrying in %.1f s",
-                        action[0],
-                        one_line(exc),
-                        backoff,
-                        exc_info=not isinstance(exc, redis.exceptions.RedisError | OSError),
-                    )
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, self.config.max_backoff)
+                    if isinstance(exc, redis_errors()):
+                        self._redis.failed(exc)
+                    else:  # refused (out of memory, READONLY) or a bug: each one is news
+                        log.warning(
+                            "writing %s failed: %s; retrying",
+                            action[0],
+                            one_line(exc),
+                            exc_info=not isinstance(exc, redis.exceptions.RedisError),
+                        )
+                    await backoff.wait()
             self._out.task_done()
 
     async def _drain_writes(self) -> None:
@@ -450,29 +445,21 @@ class RemoteWorker:
         self._out.put_nowait(("progress", progress))
 
     def _on_done(self, job_id: int, future: asyncio.Future[GenerationResult]) -> None:
-        if future.cancelled():
-            error: BaseException | None = JobCancelledError("cancelled")
-        else:
-            error = future.exception()
-        if isinstance(error, WorkerStoppedError):
+        outcome = outcome_of(future)
+        if isinstance(outcome, Done):
+            result = outcome.result
+            metrics.record_outcome("done", run=result.run_seconds, images=len(result.images))
+            self._out.put_nowait(("complete", job_id, encode_result(result), "done"))
+        elif isinstance(outcome, Cancelled):
+            self._out.put_nowait(("complete", job_id, {"type": "cancelled"}, "cancelled"))
+        elif isinstance(outcome.error, WorkerStoppedError):
             # Not run (or cut short) because this worker stops: leave the entry pending, so
             # another worker takes it over once it is idle.
             self._held.pop(job_id, None)
             self._room.set()
-            return
-        if error is None:
-            result = future.result()
-            metrics.record_outcome("done", run=result.run_seconds, images=len(result.images))
-            self._out.put_nowait(("complete", job_id, encode_result(result), "done"))
-        elif isinstance(error, JobCancelledError):
-            self._out.put_nowait(("complete", job_id, {"type": "cancelled"}, "cancelled"))
         else:
-            wrapped = (
-                error
-                if isinstance(error, GenerationError)
-                else GenerationError(f"unexpected {type(error).__name__}: {error}")
-            )
-            self._out.put_nowait(("complete", job_id, encode_error(wrapped), wrapped.code))
+            error = outcome.error
+            self._out.put_nowait(("complete", job_id, encode_error(error), error.code))
 
     async def _write(self, action: tuple[Any, ...]) -> None:
         client, keys = self._client, self._keys

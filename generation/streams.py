@@ -32,11 +32,14 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
-from collections.abc import Mapping
+import logging
+import time
+import urllib.parse
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
-from generation.errors import GenerationError
+from generation.errors import GenerationError, one_line
 from generation.types import GeneratedImage, GenerationRequest, GenerationResult
 
 WORKERS_GROUP = "workers"
@@ -46,6 +49,8 @@ CANCELS_MAXLEN = 1_000
 DEAD_MAXLEN = 10_000
 JOB_TTL_SECONDS = 7 * 86400  # a job's hash outlives any plausible bot downtime
 CANCEL_TTL_SECONDS = 86400
+
+log = logging.getLogger(__name__)
 
 
 class Keys:
@@ -91,13 +96,85 @@ def redis_errors() -> tuple[type[BaseException], ...]:
 
 
 def redact_url(url: str) -> str:
-    """The URL without its password, for logs and `doctor`."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
+    """The URL without its password, for logs and `doctor`: `redis://:secret@host:6379/0` ->
+    `redis://host:6379/0`, `rediss://user:pw@host` -> `rediss://user@host`. Split as redis-py
+    splits it (`urllib.parse`), and a `password=` in the query (which redis-py also reads)
+    is left out too."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None and "password" not in urllib.parse.parse_qs(parts.query):
         return url
-    credentials, _, host = rest.rpartition("@")
-    user = credentials.partition(":")[0]
-    return f"{scheme}://{user + ':' if user else ':'}***@{host}"
+    host = parts.netloc.rpartition("@")[2]
+    user = parts.username or ""
+    query = "&".join(
+        pair for pair in parts.query.split("&") if pair and pair.split("=")[0] != "password"
+    )
+    netloc = f"{user}@{host}" if user else host
+    # Not urlunsplit: it drops the `//` of an empty host (`unix:///path` would lose it).
+    return f"{parts.scheme}://{netloc}{parts.path}{'?' if query else ''}{query}"
+
+
+def url_secrets(url: str) -> list[str]:
+    """The password a Redis URL holds (as written, and decoded as redis-py reads it), in its
+    user part or as `password=` in its query: what the log must never show. The rest of the
+    URL may be shown (`redact_url`)."""
+    parts = urllib.parse.urlsplit(url)
+    written = [parts.password or "", *urllib.parse.parse_qs(parts.query).get("password", [])]
+    found = {form for secret in written for form in (secret, urllib.parse.unquote(secret))}
+    return sorted(found - {""}, key=len, reverse=True)
+
+
+class Reachability:
+    """Says in the log whether Redis can be reached, without a line per retry: one warning when
+    it cannot (naming the URL without its password, and what that means for `impact`), again
+    once every `repeat` seconds while that lasts, and one line when it can again."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        impact: str,
+        repeat: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.where = redact_url(url)
+        self.impact = impact
+        self.repeat = repeat
+        self._clock = clock
+        self._down_since: float | None = None
+        self._said_at = 0.0
+        self.reason = "not connected yet"
+
+    @property
+    def down(self) -> bool:
+        return self._down_since is not None
+
+    def failed(self, exc: BaseException) -> None:
+        """A try to reach Redis failed with `exc`."""
+        now = self._clock()
+        self.reason = one_line(exc)
+        if self._down_since is None:
+            self._down_since = self._said_at = now
+            log.warning("cannot reach Redis at %s: %s; %s", self.where, self.reason, self.impact)
+        elif now - self._said_at >= self.repeat:
+            self._said_at = now
+            log.warning(
+                "Redis at %s still cannot be reached after %.0f s: %s; %s",
+                self.where,
+                now - self._down_since,
+                self.reason,
+                self.impact,
+            )
+
+    def reached(self) -> None:
+        """A command reached Redis: says so once if it could not before."""
+        if self._down_since is not None:
+            log.warning(
+                "Redis at %s can be reached again (after %.0f s)",
+                self.where,
+                self._clock() - self._down_since,
+            )
+            self._down_since = None
+        self.reason = ""
 
 
 # ---- the wire format ---------------------------------------------------------------------------
@@ -242,12 +319,21 @@ def encode_result(result: GenerationResult) -> dict[str, str | bytes]:
 
 
 def decode_result(fields: Mapping[bytes, bytes]) -> GenerationResult:
+    """A finished job from its fields. Fields this bot does not know (from a newer worker) are
+    left out, and fields an older worker did not send take their defaults (`model`: "")."""
     meta = _from_json(field(fields, "meta"))
     images = tuple(
-        GeneratedImage(png=bytes(fields.get(f"png{index}".encode(), b"")), **image)
+        GeneratedImage(
+            png=bytes(fields.get(f"png{index}".encode(), b"")), **_known(GeneratedImage, image)
+        )
         for index, image in enumerate(meta.pop("images"))
     )
-    return GenerationResult(images=images, **meta)
+    return GenerationResult(images=images, **_known(GenerationResult, meta))
+
+
+def _known(cls: type[Any], values: dict[str, Any]) -> dict[str, Any]:
+    names = {spec.name for spec in dataclasses.fields(cls)}
+    return {name: value for name, value in values.items() if name in names}
 
 
 def encode_error(error: GenerationError) -> dict[str, str | bytes]:

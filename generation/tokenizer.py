@@ -20,13 +20,13 @@ The algorithm, step by step (each mirrors a line of transformers 4.25):
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+from generation.hub import read_json
 from generation.types import TokenizedPrompt
 
 MAX_LENGTH = 77
@@ -224,9 +224,9 @@ class RinnaTokenizer:
         model_file = folder / SPIECE_FILE
         if not model_file.is_file():
             raise TokenizerLoadError(f"no tokenizer in {folder}: {SPIECE_FILE} is missing")
-        config = _read_json(folder / "tokenizer_config.json")
-        special_map = _read_json(folder / "special_tokens_map.json")
-        added = _read_json(folder / "added_tokens.json")
+        config = read_json(folder / "tokenizer_config.json", error=TokenizerLoadError)
+        special_map = read_json(folder / "special_tokens_map.json", error=TokenizerLoadError)
+        added = read_json(folder / "added_tokens.json", error=TokenizerLoadError)
 
         # tokenizer_config.json gives the init kwargs; special_tokens_map.json overrides them.
         merged: dict[str, Any] = {**config, **special_map}
@@ -342,16 +342,3 @@ def _special(value: object) -> SpecialToken:
             rstrip=bool(entry.get("rstrip", False)),
         )
     return SpecialToken(str(value))
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError) as exc:
-        raise TokenizerLoadError(f"cannot read {path}: {exc}") from exc
-    if not isinstance(data, dict):
-        raise TokenizerLoadError(f"{path} is not a JSON object")
-    # `isinstance` narrows json's Any only to dict[Unknown, Unknown]; JSON keys are strings.
-    return cast("dict[str, Any]", data)

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from generation.errors import ModelLoadError, one_line
+from generation.hub import hub_error, quiet_libraries, resolve
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,6 @@ NUM_BEAMS = 4  # fixed, whatever the checkpoint's generation_config.json says
 _CACHE_SIZE = 256  # translations kept: a re-rolled or popular prompt is not translated twice
 # Files of a MarianMT folder the translator needs (weights are chosen separately).
 _NEEDED = ("config.json", "source.spm", "target.spm", "vocab.json")
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 _JAPANESE = re.compile(
     "["
@@ -184,10 +184,8 @@ def load_translator(source: str | Path, *, device: str = "cpu") -> MarianTransla
 
     if choice.startswith("cuda") and not torch.cuda.is_available():
         raise ModelLoadError(f"translation device {choice} was asked for but CUDA is not available")
-    from generation.loader import _quiet_libraries  # pyright: ignore[reportPrivateUsage]
-
     # Quiet also hides "Recommended: pip install sacremoses" (an optional punctuation normaliser).
-    with _quiet_libraries():
+    with quiet_libraries():
         from transformers import MarianMTModel, MarianTokenizer
 
         try:
@@ -255,17 +253,13 @@ def resolve_translator(source: str | Path, *, download: bool = True) -> Path:
     With `download=False` a Hub id is looked for in the cache only, without asking the Hub;
     not finding it raises `TranslatorNotCachedError`.
     """
-    text = str(source).strip()
-    if not text:
-        raise ModelLoadError(
-            "no translation model given: set POKEMON_TRANSLATE_MODEL to a Hub id or a local folder"
-        )
-    path = Path(text).expanduser()
-    if path.exists():
-        return _check_folder(path)
-    if text.startswith((".", "/", "~")) or "\\" in text or not _HUB_ID.match(text):
-        raise ModelLoadError(f"translation model folder {text} does not exist")
-    return _check_folder(_from_hub(text, download=download))
+    return resolve(
+        source,
+        what="translation model",
+        setting="POKEMON_TRANSLATE_MODEL",
+        check_folder=_check_folder,
+        from_hub=lambda repo_id: _check_folder(_from_hub(repo_id, download=download)),
+    )
 
 
 def _check_folder(path: Path) -> Path:
@@ -312,22 +306,11 @@ def _from_hub(repo_id: str, *, download: bool = True) -> Path:
             ) from exc
         except Exception as exc:  # network and disk errors come from several libraries
             raise ModelLoadError(
-                f"cannot get translation model {repo_id} from the Hugging Face Hub: {_hub_why(exc)}"
+                f"cannot get translation model {repo_id} from the Hugging Face Hub: "
+                f"{hub_error(repo_id, exc)}"
             ) from exc
 
     folder = fetch(["*.json", "*.spm", "model.safetensors"])
     if not (folder / "model.safetensors").is_file():
         folder = fetch(["*.json", "*.spm", "pytorch_model.bin"])
     return folder
-
-
-def _hub_why(exc: Exception) -> str:
-    from huggingface_hub.errors import GatedRepoError, HFValidationError, RepositoryNotFoundError
-
-    if isinstance(exc, GatedRepoError):  # a subclass of RepositoryNotFoundError: first
-        return "it is gated; accept its license and log in (HF_TOKEN) first"
-    if isinstance(exc, RepositoryNotFoundError):
-        return "no such model (check the spelling, or log in with HF_TOKEN if it is private)"
-    if isinstance(exc, HFValidationError):
-        return "not a valid Hub id"
-    return one_line(exc)

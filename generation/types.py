@@ -108,13 +108,16 @@ class GeneratedImage:
 class GenerationResult:
     """A finished job as the worker hands it back to the event loop: its pictures (one per
     `count`, in seed order) and the job's timings. `batch_size` counts the pictures of the
-    engine call the job ran in (its own included)."""
+    engine call the job ran in (its own included). `model`: the model that drew them (the
+    engine's Hub id or folder), which a remote worker may have other than the bot's setting;
+    empty from a worker older than this field."""
 
     job_id: int
     images: tuple[GeneratedImage, ...]
     queued_seconds: float
     run_seconds: float
     batch_size: int = 1
+    model: str = ""
 
     @property
     def first(self) -> GeneratedImage:

@@ -31,6 +31,7 @@ from generation.errors import (
     QueueFullError,
     WorkerStoppedError,
 )
+from generation.generator import eta_seconds
 from generation.queue import FairQueue
 from generation.types import (
     GeneratedImage,
@@ -91,8 +92,10 @@ class _Job:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
-class JobHandle:
-    """A submitted job: its future (a `GenerationResult`, or a `GenerationError`) and a cancel."""
+class Ticket:
+    """A job given to the worker thread: its future (a `GenerationResult`, or a
+    `GenerationError`) and a cancel. `generation.generator.outcome_of(future)` reads the
+    future as a job event; the bot's handle with the events is `generation.generator.JobHandle`."""
 
     job_id: int
     future: asyncio.Future[GenerationResult]
@@ -168,7 +171,7 @@ class GenerationWorker:
         on_progress: Callable[[Progress], None] | None = None,
         on_start: Callable[[], None] | None = None,
         alone: bool = False,
-    ) -> JobHandle:
+    ) -> Ticket:
         """Queue a job (loop thread only). Raises `QueueFullError` at once when full.
 
         `alone`: run it in a batch of its own (a job suspected of crashing its batch)."""
@@ -205,7 +208,7 @@ class GenerationWorker:
 
         # Cancelling the future itself (e.g. a task awaiting it was cancelled) cancels the job.
         job.future.add_done_callback(lambda fut: cancel() if fut.cancelled() else None)
-        return JobHandle(job_id=job_id, future=job.future, _cancel=cancel)
+        return Ticket(job_id=job_id, future=job.future, _cancel=cancel)
 
     def cancel(self, job_id: int) -> bool:
         """Cancel a queued or running job by id (as its handle's `cancel`); False if unknown."""
@@ -225,20 +228,17 @@ class GenerationWorker:
             return self._position_locked(job_id)
 
     def eta_seconds(self, job_id: int) -> float | None:
-        """Seconds until this job's result is expected; None before any run was measured.
-
-        The rest of the running batch, plus one average run per batch ahead and its own.
-        """
+        """Seconds until this job's result is expected (`generation.generator.eta_seconds`: the
+        rest of the running batch, then one average run per batch ahead and its own); None
+        before any run was measured."""
         with self._cond:
             position = self._position_locked(job_id)
             ema = self._ema_run
             run_started = self._run_started
-        if position is None or ema is None:
+        if position is None:
             return None
-        remaining = 0.0
-        if run_started is not None:
-            remaining = max(0.0, ema - (time.monotonic() - run_started))
-        return remaining + position * ema
+        running_for = None if run_started is None else time.monotonic() - run_started
+        return eta_seconds(position, ema, running_for=running_for)
 
     @property
     def queued(self) -> int:
@@ -489,6 +489,7 @@ class GenerationWorker:
             queued_seconds=job.started_at - job.submitted_at,
             run_seconds=run_seconds,
             batch_size=size,
+            model=self._engine.model,
         )
 
     def _turn_unhealthy(self, error: FatalDeviceError) -> list[_Job]:

@@ -22,6 +22,7 @@ from storage.types import (
     UsageTotals,
     UserLimit,
 )
+from storage.user_settings import UserDefaults
 
 __all__ = [
     "JSON",
@@ -40,5 +41,6 @@ __all__ = [
     "Storage",
     "StorageError",
     "UsageTotals",
+    "UserDefaults",
     "UserLimit",
 ]

@@ -222,6 +222,18 @@ class JobRepository:
             (user_id, guild_id, limit),
         )
 
+    async def history(
+        self, user_id: int, guild_id: int, *, limit: int = 25, offset: int = 0
+    ) -> list[JobRecord]:
+        """`/history`: the user's delivered pictures in one server, newest first (a page of
+        `limit` from `offset`)."""
+        return await self._many(
+            _SELECT + " WHERE user_id = ? AND guild_id = ? AND state = 'done' "
+            "AND result_message_id IS NOT NULL "
+            "ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
+            (user_id, guild_id, limit, offset),
+        )
+
     async def _one(self, sql: str, params: tuple[object, ...]) -> JobRecord | None:
         row = await self._db.read(lambda tx: tx.fetchone(sql, params))
         return None if row is None else job_from_row(row)

@@ -15,8 +15,9 @@ Choices:
   transaction: their queued and running jobs are listed as cancelled and deleted with the
   rest, so no process sees them pending afterwards. A bot that runs one of them finds its row
   gone, which it treats as cancelled: it never posts the picture, and takes a job still
-  waiting out of its generator's queue (`bot.service`).
-- Deleting a user removes their jobs and the per-user limits where they are the subject. The
+  waiting out of its generator's queue (`bot.jobs`).
+- Deleting a user removes their jobs, their own `/settings` defaults and the notices shown to
+  them, and the per-user limits where they are the subject. The
   audit logs (limits and blocklist) are admin records of the guild, so their rows stay, but
   the user's id is replaced by NULL wherever it appears (as the actor, the target, the one who
   added a blocked word, or the one who cancelled someone's job). Other users' regenerations
@@ -34,6 +35,7 @@ from typing import cast
 from storage.database import Database, Tx
 from storage.timeutil import Clock, to_db
 from storage.types import JSON, ForgottenUser
+from storage.user_settings import delete_user_settings
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +166,7 @@ async def _delete_user(tx: Tx, user_id: int) -> int:
     )
     total += await tx.execute("DELETE FROM jobs WHERE user_id = ?", (user_id,))
     total += await tx.execute("DELETE FROM user_limits WHERE user_id = ?", (user_id,))
+    total += await delete_user_settings(tx, user_id)
     for sql in _ANONYMISE:
         total += await tx.execute(sql, (user_id,))
     return total

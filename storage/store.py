@@ -16,6 +16,7 @@ from storage.privacy import PrivacyRepository, install_functions
 from storage.timeutil import Clock, system_clock
 from storage.types import Admission, NewJob
 from storage.usage import UsageRepository
+from storage.user_settings import UserSettingsRepository
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ class Storage:
         self.usage = UsageRepository(db, clock)
         self.privacy = PrivacyRepository(db, clock)
         self.blocklist = BlocklistRepository(db, clock)
+        self.user_settings = UserSettingsRepository(db, clock)
 
     @classmethod
     async def open(

@@ -1,5 +1,6 @@
 """Shared fixtures: the tiny reference checkpoint, one Engine loaded from it for the session, and
-a tiny English→Japanese MarianMT folder (`tests/generation/tinymarian.py`)."""
+a tiny English→Japanese MarianMT folder (`tests/generation/tinymarian.py`); which redis-server
+the Redis tests start, in the header and, once they started one, in the summary."""
 
 from __future__ import annotations
 
@@ -19,6 +20,24 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 TINY_MODEL = Path(__file__).resolve().parent / "reference" / "tiny-pokemon-ja"
+
+
+def pytest_report_header() -> str:
+    from tests.redisprocs import redis_build
+
+    try:
+        return f"Redis tests: {redis_build().describe()}"
+    except RuntimeError as exc:
+        return f"Redis tests: {exc}"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    from tests.redisprocs import SERVERS_USED, TLS_USED
+
+    for server in SERVERS_USED:
+        terminalreporter.write_line(f"Redis tests ran on {server}")
+    for way in TLS_USED:
+        terminalreporter.write_line(f"Redis TLS tests went through {way}")
 
 
 @pytest.fixture(scope="session")
@@ -41,3 +60,11 @@ def tiny_marian(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.generation.tinymarian import build_tiny_marian
 
     return build_tiny_marian(tmp_path_factory.mktemp("tiny-marian"))
+
+
+@pytest.fixture(scope="session")
+def tiny_upscaler(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight 4x RRDBNet saved as `tiny-x4.pth` (`tests/generation/tinyupscaler.py`)."""
+    from tests.generation.tinyupscaler import save_tiny_upscaler
+
+    return save_tiny_upscaler(tmp_path_factory.mktemp("tiny-upscaler") / "tiny-x4.pth")

@@ -22,7 +22,8 @@ def test_scale_benchmark_runs_and_reports(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     data = json.loads(out.read_text("utf-8"))
-    assert set(data) >= {"machine", "model", "backlog", "kills", "overhead"}
+    assert set(data) >= {"machine", "redis", "model", "backlog", "kills", "overhead"}
+    assert data["redis"].startswith("redis-server ")  # which one the figures were measured on
     (row,) = data["backlog"]
     assert row["workers"] == 1
     assert row["jobs"] == 2

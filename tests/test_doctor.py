@@ -49,6 +49,8 @@ def doctor(tmp_path: Path, *args: str, **overrides: str | None) -> subprocess.Co
         # The translation model has its own tests below (and the good setup): loading it in
         # every run would only cost seconds.
         POKEMON_TRANSLATE="off",
+        # So has the upscaler (the default is not in this empty cache).
+        POKEMON_UPSCALER="off",
     )
     for key, value in overrides.items():
         if value is None:
@@ -100,11 +102,17 @@ def digest(path: Path) -> str:
 
 
 def test_good_setup_exits_0_with_a_check_mark_for_each_area(
-    tmp_path: Path, tiny_marian: Path
+    tmp_path: Path, tiny_marian: Path, tiny_upscaler: Path
 ) -> None:
-    result = doctor(tmp_path, POKEMON_TRANSLATE="auto", POKEMON_TRANSLATE_MODEL=str(tiny_marian))
+    result = doctor(
+        tmp_path,
+        POKEMON_TRANSLATE="auto",
+        POKEMON_TRANSLATE_MODEL=str(tiny_marian),
+        POKEMON_UPSCALER=str(tiny_upscaler),
+    )
     assert result.returncode == 0, result.stdout
-    areas = ("settings", "DISCORD_TOKEN", "model", "safety checker", "translation", "device")
+    areas = ("settings", "DISCORD_TOKEN", "model", "safety checker", "translation", "upscaler")
+    areas = (*areas, "device")
     for area in (*areas, "database"):
         assert line(result, f"✓ {area}:")
     assert "✗" not in result.stdout
@@ -124,9 +132,10 @@ def test_with_remote_workers_model_and_device_are_left_to_the_workers(tmp_path: 
     )
     assert line(result, "✓ generation:").startswith(
         "✓ generation: on remote workers (POKEMON_REDIS_URL): model, safety checker, translation "
-        "model and GPU are theirs, not checked here; on each worker machine, `pokemon-bot generate"
+        "model, upscaler and GPU are theirs, not checked here; on each worker machine, "
+        "`pokemon-bot generate"
     )
-    for area in ("model", "safety checker", "translation", "device"):
+    for area in ("model", "safety checker", "translation", "upscaler", "device"):
         assert not any(
             text.split(":")[0].endswith(f" {area}") for text in result.stdout.splitlines()
         )
@@ -364,6 +373,37 @@ def test_translation_hub_id_online_is_asked_about_but_never_downloaded(
     gone = check("someone/another-model")
     assert gone.status == FAIL
     assert "the Hub cannot be reached" in gone.detail
+
+
+def test_upscaler_file_that_loads_is_a_check_mark_naming_its_shape(
+    tmp_path: Path, tiny_upscaler: Path
+) -> None:
+    result = doctor(tmp_path, POKEMON_UPSCALER=str(tiny_upscaler))
+    assert line(result, "✓ upscaler:") == (
+        f"✓ upscaler: tiny-x4 (local: {tiny_upscaler}): 4x RRDBNet, 1 blocks, 8 features\n"
+    )
+
+
+def test_upscaler_off_is_reported_as_off(tmp_path: Path) -> None:
+    result = doctor(tmp_path)
+    assert line(result, "✓ upscaler:").startswith("✓ upscaler: off (POKEMON_UPSCALER=off)")
+    assert result.returncode == 0, result.stdout
+
+
+def test_default_upscaler_not_cached_offline_is_a_cross_with_the_fix(tmp_path: Path) -> None:
+    result = doctor(tmp_path, POKEMON_UPSCALER=None)
+    found = line(result, "✗ upscaler:")
+    assert "RealESRGAN_x4plus_anime_6B.pth are not in the Hugging Face cache" in found
+    assert "fix: run once with network access (unset HF_HUB_OFFLINE)" in found
+    assert result.returncode == 1
+
+
+def test_upscaler_file_that_is_no_upscaler_is_a_cross_with_the_fix(tmp_path: Path) -> None:
+    (tmp_path / "w.pth").write_bytes(b"not torch")
+    result = doctor(tmp_path, POKEMON_UPSCALER=str(tmp_path / "w.pth"))
+    found = line(result, "✗ upscaler:")
+    assert "is not a readable weights file" in found
+    assert "fix: set POKEMON_UPSCALER to a Real-ESRGAN 4x" in found
 
 
 def test_unwritable_database_path_is_a_cross_with_the_fix(tmp_path: Path) -> None:

@@ -55,6 +55,15 @@ def test_ci_sets_up_through_the_readme_front_end_not_its_own_pip_lines() -> None
         assert any(tool in line.replace('"', "") for line in ci_commands()), tool
 
 
+def test_ci_installs_nothing_outside_the_venv() -> None:
+    """The tests need only Python: no apt (redis-server, openssl), no npm (pyright is the test
+    extra's, with its own Node.js), so a fresh machine runs .ci/run as it runs the README."""
+    for line in ci_commands():
+        for tool in ("apt-get", "apt ", "npm", "brew"):
+            assert tool not in line, line
+    assert any(line.startswith('"$bin/pyright"') for line in ci_commands())
+
+
 def test_readme_documents_the_torch_choice_and_the_lock() -> None:
     for text in ("POKEMON_TORCH", "`cuda`", "`cpu`", "`default`", "requirements.lock"):
         assert text in README, text

@@ -434,13 +434,14 @@ def measure_plain(model: Path, plan: Any, steps: int | None) -> dict[str, Any]:
 
     from bench.common import peak_memory_bytes, reset_peak_memory
     from bench.generation import PROMPT, median, release
-    from generation.loader import _load_feature_extractor, _quiet_libraries
+    from generation.hub import quiet_libraries
+    from generation.loader import _load_feature_extractor
     from generation.tokenizer import RinnaTokenizer
 
     cuda = plan.device.startswith("cuda")
     dtype = torch.float16 if cuda else torch.float32  # fp16 matmuls are not a CPU thing
     started = time.perf_counter()
-    with _quiet_libraries():  # progress bars and the old config's deprecation notes
+    with quiet_libraries():  # progress bars and the old config's deprecation notes
         pipe: Any = StableDiffusionPipeline.from_pretrained(
             model,
             torch_dtype=dtype,

@@ -15,7 +15,7 @@ from bot.translator import described
 
 if TYPE_CHECKING:
     from bot.client import PokemonBot
-    from bot.service import QueuePlace
+    from bot.jobs.service import QueuePlace
 
 SHOW_MAX_JOBS = 10  # a user has at most POKEMON_USER_MAX_PENDING; this always fits
 

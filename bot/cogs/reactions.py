@@ -15,6 +15,7 @@ from discord.ext import commands
 from bot.i18n import language_of
 from bot.messaging import DELETE_EMOJIS, REGENERATE_EMOJIS, VARY_EMOJIS
 from bot.origins import ReactionOrigin
+from bot.permissions import may_manage_job, owner_ids_of
 from bot.validation import VARY_STRONG
 
 if TYPE_CHECKING:
@@ -74,7 +75,13 @@ class Reactions(commands.Cog):
             log.debug("could not remove 🔁 of user=%s: %s", payload.user_id, exc)
 
     async def _delete(self, payload: discord.RawReactionActionEvent, job: JobRecord) -> None:
-        if not self._may_delete(payload, job):
+        member = payload.member  # guild reactions carry the member, roles included
+        if not may_manage_job(
+            job.user_id,
+            user_id=payload.user_id,
+            owner_ids=owner_ids_of(self.bot),
+            permissions=member.guild_permissions if member is not None else None,
+        ):
             return
         channel = self.bot.get_partial_messageable(payload.channel_id, guild_id=payload.guild_id)
         try:
@@ -85,16 +92,6 @@ class Reactions(commands.Cog):
             log.warning("could not delete result of job=%s: %s", job.id, exc)
             return
         log.info("result of job=%s deleted by user=%s", job.id, payload.user_id)
-
-    def _may_delete(self, payload: discord.RawReactionActionEvent, job: JobRecord) -> bool:
-        """The requester, a configured owner, or a member with Manage Server right now."""
-        user_id = payload.user_id
-        if user_id == job.user_id or self.bot.is_owner_id(user_id):
-            return True
-        member = payload.member  # guild reactions carry the member, roles included
-        if member is None:
-            return False
-        return member.guild_permissions.manage_guild
 
     def _locale(self, payload: discord.RawReactionActionEvent, parent: JobRecord) -> str:
         # A reaction carries no client locale: use the server's language, else the original's.

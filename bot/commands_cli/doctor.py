@@ -296,7 +296,7 @@ def _translator_not_cached(source: str, not_cached: str) -> Check:
     """A Hub id not in the cache: ✗ offline or when the Hub refuses or cannot be reached."""
     from huggingface_hub import constants
 
-    from generation.loader import HubError, hub_files
+    from generation.hub import HubError, hub_files
 
     name = "translation"
     if constants.HF_HUB_OFFLINE:
@@ -331,6 +331,37 @@ def _translator_not_cached(source: str, not_cached: str) -> Check:
         f"{source} is not cached yet but reachable; the first start downloads it "
         f"(a few hundred MB) into {constants.HF_HUB_CACHE}",
     )
+
+
+# --- upscaler -------------------------------------------------------------------------------
+
+_UPSCALER_FIX = (
+    "set POKEMON_UPSCALER to a Real-ESRGAN 4x .pth/.safetensors file, a folder holding one, or a "
+    "Hub file (default {default}), or to off; delete a damaged cached file so that it is "
+    "downloaded again"
+)
+
+
+def _check_upscaler(settings: Settings) -> Check:
+    """The upscaler's weights: present, checksum as pinned, a 4x model (generation says).
+
+    Never downloads: a Hub file not cached yet is ✓ online (the first upscale fetches it) and
+    ✗ with HF_HUB_OFFLINE.
+    """
+    from generation.upscale_weights import DEFAULT_UPSCALER, check_upscaler
+
+    found = check_upscaler(settings.pokemon_upscaler)
+    if found.state in ("off", "ready", "not_cached"):
+        return Check(OK, "upscaler", found.detail)
+    if found.state == "not_cached_offline":
+        return Check(
+            FAIL,
+            "upscaler",
+            found.detail,
+            "run once with network access (unset HF_HUB_OFFLINE) to download it, set HF_HOME "
+            "to the cache that has it, or set POKEMON_UPSCALER to a local file (or off)",
+        )
+    return Check(FAIL, "upscaler", found.detail, _UPSCALER_FIX.format(default=DEFAULT_UPSCALER))
 
 
 # --- device ---------------------------------------------------------------------------------
@@ -512,7 +543,8 @@ def check_redis(url: str, prefix: str = "pokemon") -> Check:
 REMOTE_GENERATION = Check(
     OK,
     "generation",
-    "on remote workers (POKEMON_REDIS_URL): model, safety checker, translation model and GPU "
+    "on remote workers (POKEMON_REDIS_URL): model, safety checker, translation model, upscaler "
+    "and GPU "
     'are theirs, not checked here; on each worker machine, `pokemon-bot generate "テスト" -o '
     'test.png` and `pokemon-bot translate "a fire dragon"` with that worker\'s settings '
     "check them",
@@ -588,6 +620,8 @@ def main(args: argparse.Namespace) -> int:
         translation = {"pokemon_translate", "pokemon_translate_model", "pokemon_translate_device"}
         if not remote and not bad & translation:
             report.show(_guarded("translation", lambda: _check_translator(settings)))
+        if not remote and "pokemon_upscaler" not in bad:
+            report.show(_guarded("upscaler", lambda: _check_upscaler(settings)))
         if not remote and "pokemon_device" not in bad:
             report.show(_guarded("device", lambda: _check_device(settings)))
         if "pokemon_db" not in bad:

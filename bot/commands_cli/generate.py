@@ -15,8 +15,9 @@ import logging
 import random
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO, TypeVar
 
 from pydantic import ValidationError
 
@@ -24,6 +25,11 @@ from bot.cli import CliError
 from bot.commands_cli.run import settings_error_line
 from bot.settings import Settings
 from generation.types import SCHEDULERS, GenerationRequest
+
+if TYPE_CHECKING:
+    from generation.errors import GenerationError
+
+T = TypeVar("T")
 
 SEED_MAX = 2**32 - 1
 STEPS_RANGE = (1, 150)
@@ -158,10 +164,11 @@ def _native_size_unless_given(
 
 
 class ProgressBar:
-    """A one-line text bar on stderr, redrawn after each denoising step."""
+    """A one-line text bar on stderr, redrawn after each denoising step (or tile: `unit`)."""
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, *, unit: str = "steps") -> None:
         self.stream = stream
+        self.unit = unit
         self.started = time.monotonic()
         self.drawn = False
 
@@ -169,7 +176,7 @@ class ProgressBar:
         done = int(BAR_WIDTH * step / max(total, 1))
         bar = "#" * done + "-" * (BAR_WIDTH - done)
         elapsed = time.monotonic() - self.started
-        self.stream.write(f"\r[{bar}] {step}/{total} steps {elapsed:.1f}s")
+        self.stream.write(f"\r[{bar}] {step}/{total} {self.unit} {elapsed:.1f}s")
         self.stream.flush()
         self.drawn = True
 
@@ -177,6 +184,34 @@ class ProgressBar:
         if self.drawn:
             self.stream.write("\n")
             self.stream.flush()
+
+
+def run_with_bar(
+    work: Callable[[ProgressBar], T | GenerationError],
+    *,
+    failed: str,
+    nothing: str,
+    unit: str = "steps",
+) -> tuple[T, float] | None:
+    """`work(bar)` with a progress bar on stderr → (its result, seconds it took).
+
+    A failure of the whole call (out of memory, the device) is one CliError line after `failed`;
+    a result that is itself an error is said on stderr after `nothing`, and gives None (exit 1).
+    """
+    from generation.errors import GenerationError
+
+    bar = ProgressBar(sys.stderr, unit=unit)
+    started = time.monotonic()
+    try:
+        result = work(bar)
+    except GenerationError as exc:  # out of memory, or the device failed
+        raise CliError(f"{failed}: {exc}") from exc
+    finally:
+        bar.close()
+    if isinstance(result, GenerationError):
+        print(f"{nothing} ({result.code}): {result}", file=sys.stderr)
+        return None
+    return result, time.monotonic() - started
 
 
 def main(args: argparse.Namespace) -> int:
@@ -196,7 +231,7 @@ def main(args: argparse.Namespace) -> int:
     setup_logging("WARNING")
     logging.getLogger("generation").setLevel(logging.INFO)  # load and download progress
 
-    from generation.errors import GenerationError, ModelLoadError
+    from generation.errors import ModelLoadError
     from generation.loader import load_engine, native_size, resolve_model
 
     started = time.monotonic()
@@ -213,18 +248,14 @@ def main(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
 
-    bar = ProgressBar(sys.stderr)
-    started = time.monotonic()
-    try:
-        result = engine.generate([request], on_step=bar)[0]
-    except GenerationError as exc:  # out of memory, or the device failed
-        raise CliError(f"generation failed: {exc}") from exc
-    finally:
-        bar.close()
-    run_s = time.monotonic() - started
-    if isinstance(result, GenerationError):
-        print(f"pokemon-bot generate: no image ({result.code}): {result}", file=sys.stderr)
+    done = run_with_bar(
+        lambda bar: engine.generate([request], on_step=bar)[0],
+        failed="generation failed",
+        nothing="pokemon-bot generate: no image",
+    )
+    if done is None:
         return 1
+    result, run_s = done
     try:
         output.write_bytes(encode(result.png, output))
     except OSError as exc:

@@ -46,11 +46,17 @@ def main(args: argparse.Namespace) -> int:
 
     from bot.app import StartupError, run_bot
     from bot.logging_setup import setup_logging
+    from generation.streams import url_secrets
 
+    redis = settings.pokemon_redis_url
     try:
         setup_logging(
             args.log_level or settings.pokemon_log_level,
-            secrets=[settings.discord_token.get_secret_value()],
+            # The Redis password too; its URL without it is shown (generation.streams).
+            secrets=[
+                settings.discord_token.get_secret_value(),
+                *url_secrets(redis.get_secret_value() if redis is not None else ""),
+            ],
         )
     except ValueError as exc:
         raise CliError(str(exc)) from None

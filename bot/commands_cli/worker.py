@@ -72,6 +72,7 @@ def main(args: argparse.Namespace) -> int:
     from generation.errors import ModelLoadError
     from generation.fake_engine import is_fake, open_engine
     from generation.remote_worker import RemoteWorker, WorkerConfig
+    from generation.streams import url_secrets
 
     try:
         settings = Settings()
@@ -81,7 +82,8 @@ def main(args: argparse.Namespace) -> int:
         raise CliError("POKEMON_REDIS_URL is not set; a worker takes its jobs from Redis")
     url = settings.pokemon_redis_url.get_secret_value()
     try:
-        setup_logging(args.log_level or settings.pokemon_log_level, secrets=[url])
+        # The password only: the URL without it names which Redis a log line is about.
+        setup_logging(args.log_level or settings.pokemon_log_level, secrets=url_secrets(url))
     except ValueError as exc:
         raise CliError(str(exc)) from None
     try:

@@ -111,6 +111,40 @@ async def test_new_variation_button_by_another_member_replies_with_a_new_picture
         assert bob.used == 1
 
 
+async def test_six_quick_presses_of_new_variation_draw_one_picture_and_answer_the_other_five(
+    bot_rig: BotRig, fake_discord: FakeDiscord
+) -> None:
+    """Every press is answered: the first starts the variation, each repeat is told privately
+    that it is being drawn (with its place once it is queued), and one picture comes."""
+    fake = fake_discord
+    async with bot_rig.run() as bot:
+        first = await first_result(bot_rig, fake)
+        parent = job_id_of(first)
+        bot_rig.engine.close_gate()
+        # Alice's next picture holds the worker, so Bob's variation waits in the queue.
+        await fake.invoke("pokemon", {"prompt": "ゼニガメ"}, user=fake.alice)
+        await fake.wait_until(lambda: bot_rig.engine.calls == 2, 30)
+        presses = await asyncio.gather(
+            *(fake.press(first, custom_id("regen", parent), user=fake.bob) for _ in range(6))
+        )
+        await fake.wait_until(lambda: all(p.callbacks for p in presses), 10)
+        assert all(p.callbacks[0].type == 6 for p in presses)  # each acknowledged
+        await fake.wait_until(lambda: sum(bool(p.followup_ids) for p in presses) == 5, 30)
+        assert sum(not p.followup_ids for p in presses) == 1  # the press that started it
+        answers = [await private_answer(p) for p in presses if p.followup_ids]
+        place = t("regen.already_pending_place", "en", position=1)
+        assert set(answers) <= {t("regen.already_pending", "en"), place}
+        (child,) = await bot.store.jobs.recent_for_user(fake.bob.id)
+        # Once it shows its place, a further press is told that place.
+        await fake.wait_until(lambda: replies_to(fake, first), 30)
+        later = await fake.press(first, custom_id("regen", parent), user=fake.bob)
+        assert await private_answer(later) == place
+        bot_rig.engine.open_gate()
+        await fake.wait_until(lambda: drawn(fake, first), 30)
+        assert len(replies_to(fake, first)) == 1
+        assert [job.id for job in await bot.store.jobs.recent_for_user(fake.bob.id)] == [child.id]
+
+
 async def test_delete_button_refused_for_others_privately_and_works_for_the_requester(
     bot_rig: BotRig, fake_discord: FakeDiscord
 ) -> None:

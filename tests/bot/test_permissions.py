@@ -1,4 +1,5 @@
-"""`is_admin` and `admin_only()` on real `discord.Interaction` objects built from gateway payloads."""
+"""`is_admin`, `admin_only()` and the 🗑️/✖ check on real `discord.Interaction` objects built
+from gateway payloads, and `may_use_pokemon` where no settings apply."""
 
 from __future__ import annotations
 
@@ -9,7 +10,14 @@ import pytest
 from discord import app_commands
 from discord.ext import commands
 
-from bot.permissions import NotAdminError, admin_only, is_admin
+from bot.permissions import (
+    NotAdminError,
+    admin_only,
+    is_admin,
+    may_manage_job,
+    may_use_pokemon,
+    member_permissions,
+)
 
 GUILD_ID = 100
 OWNER_ID = 7
@@ -131,3 +139,52 @@ def test_admin_only_passes_admins_and_owners() -> None:
         make_bot(frozenset({OWNER_ID})), user_id=OWNER_ID, permissions=discord.Permissions.none()
     )
     assert (check(admin), check(owner)) == (True, True)
+
+
+# ---- 🗑️ / ✖ and /pokemon's settings: one check each for buttons, reactions and the service --
+
+REQUESTER_ID = 55
+
+
+@pytest.mark.parametrize(
+    ("user_id", "owner_ids", "permissions", "allowed"),
+    [
+        (REQUESTER_ID, frozenset(), discord.Permissions.none(), True),  # their own picture
+        (REQUESTER_ID, frozenset(), None, True),  # in a DM too
+        (MEMBER_ID, frozenset({MEMBER_ID}), discord.Permissions.none(), True),  # an owner
+        (MEMBER_ID, frozenset(), discord.Permissions(manage_guild=True), True),
+        (MEMBER_ID, frozenset(), discord.Permissions(administrator=True), True),
+        (MEMBER_ID, frozenset(), discord.Permissions(manage_messages=True), False),
+        (MEMBER_ID, frozenset({OWNER_ID}), discord.Permissions.none(), False),
+        (MEMBER_ID, frozenset(), None, False),  # nobody manages a DM
+    ],
+)
+def test_may_manage_job_is_the_requester_an_owner_or_a_server_manager(
+    user_id: int, owner_ids: frozenset[int], permissions: discord.Permissions | None, allowed: bool
+) -> None:
+    assert (
+        may_manage_job(REQUESTER_ID, user_id=user_id, owner_ids=owner_ids, permissions=permissions)
+        is allowed
+    )
+
+
+def test_a_button_press_and_a_reaction_pass_their_own_values_to_the_same_check() -> None:
+    """A press carries the member's permissions in the interaction; outside a guild none."""
+    bot = make_bot()
+    manager = make_interaction(bot, permissions=discord.Permissions(manage_guild=True))
+    in_dm = make_interaction(bot, permissions=discord.Permissions.all(), guild=False)
+    assert member_permissions(manager) is not None
+    assert member_permissions(in_dm) is None
+    assert may_manage_job(
+        REQUESTER_ID, user_id=MEMBER_ID, owner_ids=(), permissions=member_permissions(manager)
+    )
+    assert not may_manage_job(
+        REQUESTER_ID, user_id=MEMBER_ID, owner_ids=(), permissions=member_permissions(in_dm)
+    )
+
+
+async def test_pokemons_settings_do_not_apply_outside_a_guild_or_without_a_checker() -> None:
+    for guild_id in (None, GUILD_ID):
+        assert await may_use_pokemon(
+            None, guild_id=guild_id, channel_id=1, user_id=MEMBER_ID, member=None
+        )

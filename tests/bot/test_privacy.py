@@ -1,4 +1,4 @@
-"""A user's data on request: `/privacy` with its confirm button, and `pokemon-bot forget-user`.
+"""A user's data on request: `/privacy` with its delete button, and `pokemon-bot forget-user`.
 
 After either, the user's jobs, limits and usage are gone, other users' are untouched, and a
 job of that user still queued is cancelled, never delivered. Real bot, worker thread, SQLite
@@ -11,6 +11,7 @@ import asyncio
 import re
 import sys
 
+from bot.custom_ids import forget_id
 from bot.i18n import t
 from storage import Storage
 from tests.bot.conftest import BotRig
@@ -62,16 +63,15 @@ async def test_privacy_shows_what_is_stored_and_its_button_deletes_only_that_use
         assert "What this bot stores about you" in answer.content
         assert t("count.days", "en", count=30) in answer.content  # the retention period
 
-        pressed = await fake.press(answer, "privacy:forget", user=fake.alice)
-        # Deferred ephemerally, then answered: the answer replaces the "thinking…" message.
-        await fake.wait_until(
-            lambda: pressed.original_message is not None and pressed.original_message.content,
-            30,
-        )
-        done = pressed.original_message
-        assert done is not None
-        assert done.ephemeral
-        assert t("count.queued_pictures", "en", count=1) in done.content
+        assert answer.component(forget_id(fake.alice.id)) is not None
+        pressed = await fake.press(answer, forget_id(fake.alice.id), user=fake.alice)
+        # Acknowledged without a visible change, then the message itself says what was
+        # deleted, and its button is gone.
+        await fake.wait_until(lambda: answer.components == [], 30)
+        assert pressed.callbacks[0].type == 6
+        assert answer.ephemeral
+        assert t("count.queued_pictures", "en", count=1) in answer.content
+        assert "What this bot stores about you" not in answer.content
 
         bot_rig.engine.open_gate()
         await fake.wait_until(lambda: not bot.service.active, 30)
@@ -97,13 +97,12 @@ async def test_only_the_user_who_asked_can_press_their_delete_button(
         answer = asked.original_message
         assert answer is not None
         # Discord shows an ephemeral message to its user only; the bot checks again anyway.
-        pressed = await fake.press(answer, "privacy:forget", user=fake.bob, strict=False)
-        await fake.wait_until(lambda: pressed.original_message is not None)
-        refusal = pressed.original_message
-        assert refusal is not None
+        pressed = await fake.press(answer, forget_id(fake.alice.id), user=fake.bob, strict=False)
+        (refusal,) = await pressed.wait_followups(1)
         assert refusal.ephemeral
         assert refusal.content == t("error.not_allowed", "en")
         assert len(await bot.store.jobs.recent_for_user(fake.alice.id)) == 1  # kept
+        assert answer.component(forget_id(fake.alice.id)) is not None  # still hers to press
 
 
 async def test_forget_user_cli_cancels_the_users_jobs_so_the_running_bot_never_posts_them(

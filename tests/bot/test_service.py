@@ -1,4 +1,4 @@
-"""`bot.service.JobService`: the one way in (validated against today's settings), resume after a
+"""`bot.jobs.service.JobService`: the one way in (validated against today's settings), resume after a
 restart (in the message the user already has, never drawing a picture that already landed,
 never holding up the gateway), and edges of a shutdown racing the start-up.
 
@@ -514,7 +514,7 @@ async def test_queue_place_message_that_cannot_reach_discord_does_not_fail_the_j
 
 
 def test_a_result_that_reports_no_text_used_shows_no_translation_and_no_warning() -> None:
-    from bot.service import translation_shown, untranslated
+    from bot.jobs.results import translation_shown, untranslated
     from generation.types import GenerationRequest
 
     request = GenerationRequest(prompt="a fire dragon", negative_prompt="blurry", translate=True)
@@ -530,7 +530,7 @@ def test_a_result_that_reports_no_text_used_shows_no_translation_and_no_warning(
 def test_a_refunded_job_leaves_the_quota_as_storage_would_count_it() -> None:
     from datetime import UTC, datetime
 
-    from bot.service import without_job
+    from bot.jobs.results import without_job
     from storage import Quota
 
     at = datetime(2030, 1, 1, tzinfo=UTC)

@@ -495,7 +495,8 @@ class RestApi:
         data = payload.get("data")
         if kind not in (1, 4, 5, 6, 7, 8, 9, 10, 12):
             raise invalid_form({"type": f"unknown interaction callback type {kind}"})
-        if kind in (6, 7) and record.type != 3:
+        # Updating the message is for a component's interaction, or a form opened from one.
+        if kind in (6, 7) and (record.type not in (3, 5) or record.message_id is None):
             raise self._reject(
                 record, request, ApiError(400, 40043, "Interaction callback type is invalid here.")
             )

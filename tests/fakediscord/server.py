@@ -309,6 +309,13 @@ class FakeDiscord:
         guild.channels[channel.id] = channel
         return channel
 
+    def add_thread(self, parent: FakeChannel, name: str, *, type: int = 11) -> FakeChannel:
+        """A (public) thread in `parent`: sent in GUILD_CREATE's `threads`, served by
+        `GET /channels/{id}` with its `thread_metadata`; commands and presses work in it."""
+        thread = self.add_channel(self.guilds[parent.guild_id], name, type=type)
+        thread.parent_id = parent.id
+        return thread
+
     def add_member(
         self,
         guild: FakeGuild,
@@ -687,6 +694,32 @@ class FakeDiscord:
             options={},
             age=age,
             message=target,
+        )
+
+    async def submit_form(
+        self,
+        message: FakeMessage | int,
+        custom_id: str,
+        values: Mapping[str, str],
+        *,
+        user: Any = None,
+        locale: str = "en-US",
+    ) -> InteractionRecord:
+        """A user sends a form (a modal the bot opened from a component on `message`) with
+        `values` by text input id: INTERACTION_CREATE type 5 (MODAL_SUBMIT). The bot may
+        answer as it would a component (6, 7 update `message`) or with a message (4, 5)."""
+        target = self.messages.get(resolve_id(message))
+        if target is None or target.deleted:
+            raise ValueError(f"no message {resolve_id(message)} the form came from")
+        user_id = resolve_id(user if user is not None else self.alice)
+        rows = [
+            {"type": 1, "components": [{"type": 4, "custom_id": key, "value": value}]}
+            for key, value in values.items()
+        ]
+        data: dict[str, Any] = {"custom_id": custom_id, "components": rows}
+        where = self._interaction_place(user_id, None, target.channel_id, locale, None)
+        return await self._deliver_interaction(
+            where, 5, data, command="", options={}, age=0.0, message=target
         )
 
     def _interaction_place(

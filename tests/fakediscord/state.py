@@ -224,12 +224,15 @@ class Overwrite:
         }
 
 
+THREAD_TYPES = frozenset({10, 11, 12})  # announcement, public and private threads
+
+
 @dataclass(slots=True)
 class FakeChannel:
     id: int
     guild_id: int
     name: str
-    type: int = 0  # 0 text, 2 voice, 4 category, 5 announcement
+    type: int = 0  # 0 text, 2 voice, 4 category, 5 announcement, 10-12 threads
     position: int = 0
     overwrites: list[Overwrite] = field(default_factory=list)
     parent_id: int | None = None
@@ -249,6 +252,24 @@ class FakeChannel:
             "last_message_id": None if self.last_message_id is None else str(self.last_message_id),
             "rate_limit_per_user": 0,
             "flags": 0,
+        } | (self._thread_fields() if self.is_thread else {})
+
+    @property
+    def is_thread(self) -> bool:
+        return self.type in THREAD_TYPES
+
+    def _thread_fields(self) -> dict[str, Any]:
+        """What a thread's payload adds (its parent is `parent_id`); never archived here."""
+        return {
+            "owner_id": str(self.guild_id),
+            "message_count": 0,
+            "member_count": 0,
+            "thread_metadata": {
+                "archived": False,
+                "auto_archive_duration": 1440,
+                "archive_timestamp": iso(0.0),
+                "locked": False,
+            },
         }
 
 
@@ -346,8 +367,8 @@ class FakeGuild:
             "stickers": [],
             "members": members,
             "member_count": len(self.members),
-            "channels": [c.to_payload() for c in self.channels.values()],
-            "threads": [],
+            "channels": [c.to_payload() for c in self.channels.values() if not c.is_thread],
+            "threads": [c.to_payload() for c in self.channels.values() if c.is_thread],
             "presences": [],
             "voice_states": [],
             "stage_instances": [],

@@ -308,6 +308,22 @@ async def test_bot_connects_with_zlib_and_sees_ready_and_guild_create(fake: Fake
         assert fake.requests_to("GET", "/oauth2/applications/@me")
 
 
+async def test_a_thread_arrives_with_the_guild_and_is_fetched_with_its_parent(
+    fake: FakeDiscord,
+) -> None:
+    thread = fake.add_thread(fake.channel, "thread")
+    async with run_client(fake, DemoBot(fake.guild.id)) as bot:
+        guild = bot.get_guild(fake.guild.id)
+        assert guild is not None
+        cached = guild.get_thread(thread.id)
+        assert cached is not None
+        assert cached.parent_id == fake.channel.id
+        fetched = await bot.fetch_channel(thread.id)
+        assert isinstance(fetched, discord.Thread)
+        assert fetched.parent_id == fake.channel.id
+        assert guild.get_channel(thread.id) is None  # a thread, not one of the channels
+
+
 async def test_tree_sync_is_stored_with_options_localizations_and_permissions(
     fake: FakeDiscord,
 ) -> None:

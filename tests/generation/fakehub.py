@@ -31,7 +31,17 @@ from pathlib import Path
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 # Files a Hub repository keeps in LFS, as its default `.gitattributes` says.
-LFS_SUFFIXES = (".bin", ".safetensors", ".model", ".ckpt", ".pt", ".msgpack", ".h5", ".onnx")
+LFS_SUFFIXES = (
+    ".bin",
+    ".safetensors",
+    ".model",
+    ".ckpt",
+    ".pt",
+    ".pth",
+    ".msgpack",
+    ".h5",
+    ".onnx",
+)
 GITATTRIBUTES = "".join(
     f"*{suffix} filter=lfs diff=lfs merge=lfs -text\n" for suffix in LFS_SUFFIXES
 ).encode()
@@ -91,10 +101,11 @@ class FakeHub:
 
     # -- set-up ---------------------------------------------------------------------------------
 
-    def add_repo(self, repo_id: str, folder: Path) -> str:
+    def add_repo(self, repo_id: str, folder: Path, *, commit: str | None = None) -> str:
         """Serve every file under `folder` (plus a README and .gitattributes) as `repo_id`.
 
-        Returns the commit sha, derived from the content so it changes when a file does.
+        Returns the commit sha, derived from the content so it changes when a file does, unless
+        `commit` names it (to stand in for a repository pinned at a known commit).
         """
         files = {
             path.relative_to(folder).as_posix(): path.read_bytes()
@@ -104,7 +115,7 @@ class FakeHub:
         files.setdefault("README.md", README)
         files.setdefault(".gitattributes", GITATTRIBUTES)
         tree = "".join(f"{name}\0{git_blob_id(data)}\n" for name, data in sorted(files.items()))
-        commit = hashlib.sha1(tree.encode()).hexdigest()
+        commit = commit or hashlib.sha1(tree.encode()).hexdigest()
         with self._lock:
             self._repos[repo_id] = _Repo(files=files, commit=commit)
         return commit

@@ -93,6 +93,7 @@ async def test_a_worker_killed_mid_job_loses_nothing(remote: Remote, workers: Wo
     done = await outcome(handle)
     assert isinstance(done, Done), done
     assert done.result.first.png.startswith(b"\x89PNG")
+    assert done.result.model == "fake:step=0.01"  # the worker that drew it (the rescuer)
     assert done_lines(workers, "doomed") == []
     await assert_done_lines(workers, "rescuer", [1])
     client = connect(workers.url)
@@ -284,6 +285,10 @@ async def test_a_redis_restart_loses_no_accepted_job(
         assert isinstance(done, Done), done
     await assert_done_lines(workers, "w1", list(range(1, 7)))
     assert (await generator.status()).healthy
+    # The worker said so too: once when Redis went, once when it came back.
+    log = workers.log("w1")
+    assert log.count(f"cannot reach Redis at {redis_server.url}: ") == 1, log
+    assert log.count(f"Redis at {redis_server.url} can be reached again") == 1, log
 
 
 async def test_jobs_in_flight_when_redis_loses_its_data_are_sent_again(
@@ -389,7 +394,7 @@ async def test_the_workers_cli_lists_live_workers(
     assert await asyncio.to_thread(cli_main, ["workers"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("1 worker online:")
-    assert "gpu-a  device=cpu  model=fake  batch=3" in out
+    assert "gpu-a  device=cpu  model=fake:step=0.02  batch=3" in out
     # Another bot's prefix (POKEMON_REDIS_PREFIX, or --prefix) has workers of its own.
     monkeypatch.setenv("POKEMON_REDIS_PREFIX", "other-bot")
     assert await asyncio.to_thread(cli_main, ["workers"]) == 0
@@ -585,5 +590,5 @@ async def test_doctor_checks_redis_and_lists_the_workers(
     assert found.detail.endswith("1 worker online: gpu-a (cpu, batch 3)")
     gone = await asyncio.to_thread(check_redis, f"redis://:hunter2@{tmp_path.name}.invalid:1/0")
     assert gone.status == FAIL
-    assert gone.detail.startswith("cannot reach redis://:***@")
+    assert gone.detail.startswith(f"cannot reach redis://{tmp_path.name}.invalid:1/0")
     assert "hunter2" not in gone.detail

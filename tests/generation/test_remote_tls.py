@@ -6,10 +6,6 @@ would reach Redis: a real `redis-server` with TLS on a loopback port and `requir
 from __future__ import annotations
 
 import asyncio
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,54 +15,20 @@ from bot.cli import main as cli_main
 from generation.generator import Done
 from generation.remote import RemoteGenerator
 from generation.types import GenerationRequest
-from tests.redisprocs import Workers
+from tests.redisprocs import TlsRedis, Workers
 
 PASSWORD = "correct-horse"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def tls_redis(tmp_path: Path) -> Iterator[tuple[int, Path]]:
-    """redis-server listening only with TLS on 127.0.0.1, a password required."""
-    if shutil.which("openssl") is None:
-        pytest.fail("openssl is needed to make the test certificate")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        [
-            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-            "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
-            "-addext", "subjectAltName=IP:127.0.0.1",
-        ],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            "redis-server", "--port", "0", "--bind", "127.0.0.1",
-            "--tls-port", str(port), "--tls-cert-file", str(cert), "--tls-key-file", str(key),
-            "--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no",
-            "--requirepass", PASSWORD, "--save", "", "--dir", str(tmp_path),
-        ],
-        stdout=(tmp_path / "redis.log").open("wb"),
-        stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    deadline = time.monotonic() + 20
-    while True:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError((tmp_path / "redis.log").read_text())
-        time.sleep(0.05)
-    yield port, cert
-    proc.terminate()
-    proc.wait(10)
+    """Redis on 127.0.0.1 reached only over TLS, a password required (tests/redisprocs.py:
+    the server's own TLS, or a TLS proxy in front of a Redis built without it); its port and
+    the file of the CA that signed its certificate."""
+    server = TlsRedis(tmp_path, PASSWORD)
+    server.start()
+    yield server.port, server.ca_file
+    server.stop()
 
 
 async def test_a_job_runs_through_redis_over_tls_with_a_password(
@@ -90,6 +52,10 @@ async def test_a_job_runs_through_redis_over_tls_with_a_password(
     finally:
         await generator.stop(timeout=10)
         workers.stop_all()
+    # The worker's log names this Redis (without the password), and never shows the password.
+    log = workers.log("tls-worker")
+    assert f"redis=rediss://127.0.0.1:{port}/0?ssl_ca_certs={cert}" in log
+    assert PASSWORD not in log
 
 
 def test_a_wrong_password_is_one_line(

@@ -403,5 +403,5 @@ def test_unknown_hub_id_is_one_line(hub: FakeHub):  # noqa: F811
     with pytest.raises(ModelLoadError) as caught:
         load_translator("someone/no-such-model")
     message = str(caught.value)
-    assert "no such model" in message
+    assert "unknown Hub model id someone/no-such-model" in message
     assert "\n" not in message

@@ -35,7 +35,7 @@ from generation.types import (
     Progress,
     TokenizedPrompt,
 )
-from generation.worker import THREAD_NAME, GenerationWorker, JobHandle
+from generation.worker import THREAD_NAME, GenerationWorker, Ticket
 
 WAIT = 10.0  # generous bound on waits so a bug fails the test instead of hanging it
 
@@ -156,11 +156,11 @@ async def wait_for(event: asyncio.Event) -> None:
     await asyncio.wait_for(event.wait(), WAIT)
 
 
-async def result_of(handle: JobHandle) -> GenerationResult:
+async def result_of(handle: Ticket) -> GenerationResult:
     return await asyncio.wait_for(handle.future, WAIT)
 
 
-async def error_of(handle: JobHandle) -> BaseException:
+async def error_of(handle: Ticket) -> BaseException:
     with pytest.raises(GenerationError) as caught:
         await asyncio.wait_for(handle.future, WAIT)
     return caught.value
@@ -195,7 +195,7 @@ async def make_worker() -> AsyncIterator[Callable[..., GenerationWorker]]:
 
 async def start_blocker(
     worker: GenerationWorker, engine: StepEngine, job_id: int = 100, user_id: int = 99
-) -> JobHandle:
+) -> Ticket:
     """Hold the engine and get one job running, so later submissions stay queued."""
     engine.hold()
     started = asyncio.Event()
@@ -207,7 +207,7 @@ async def start_blocker(
 # ---- results, progress, thread ---------------------------------------------------------
 
 
-async def test_submit_resolves_future_with_generation_result_and_timings(engine, make_worker):
+async def test_submit_resolves_future_with_generation_result_timings_and_model(engine, make_worker):
     worker = make_worker(engine)
     handle = worker.submit(1, 10, req("ピカチュウ", seed=42, steps=4))
 
@@ -222,6 +222,7 @@ async def test_submit_resolves_future_with_generation_result_and_timings(engine,
     assert result.batch_size == 1
     assert result.queued_seconds >= 0
     assert result.run_seconds >= 0
+    assert result.model == "step-engine"  # the engine that drew it, whatever the settings say
 
 
 async def test_progress_and_on_start_are_delivered_on_the_loop_thread(engine, make_worker):
@@ -812,10 +813,10 @@ async def test_cancel_that_answers_true_as_the_batch_ends_fails_the_job_as_cance
     # The cancel is made to land in the instant after the worker decided this job's outcome,
     # before the batch was cleared: it must either answer False (too late) or win.
     loop = asyncio.get_running_loop()
-    handles: dict[int, JobHandle] = {}
+    handles: dict[int, Ticket] = {}
     answers: list[bool] = []
 
-    async def cancel_now(handle: JobHandle) -> bool:
+    async def cancel_now(handle: Ticket) -> bool:
         return handle.cancel()
 
     class LateCancelWorker(GenerationWorker):

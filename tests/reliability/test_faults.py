@@ -518,7 +518,7 @@ async def test_disk_full_when_a_delivered_job_is_recorded_is_retried_not_drawn_a
         (job,) = await bot.store.jobs.recent_for_user(fake_discord.alice.id)
         assert job.state in {"queued", "running"}  # (even `running` may not have been written)
         filler.unlink()  # space again: the next background attempt records the outcome
-        await fake_discord.wait_until(lambda: not bot.service._unrecorded, 10)
+        await fake_discord.wait_until(lambda: not bot.service.delivery.unrecorded, 10)
         (job,) = await bot.store.jobs.recent_for_user(fake_discord.alice.id)
         assert (job.state, job.result_message_id) == ("done", result.id)
     async with bot_rig.run() as bot:  # so a restart does not draw and post it a second time

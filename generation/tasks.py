@@ -2,7 +2,8 @@
 
 `Tasks.spawn()` keeps a reference (so the task is not garbage-collected mid-flight), logs a
 failure with its traceback the moment the task ends, and `close()` cancels and awaits whatever
-is still running at shutdown. Every fire-and-forget coroutine in the bot goes through one.
+is still running at shutdown. Every fire-and-forget coroutine in the bot and in generation goes
+through one (it lives here, not in `bot/`, because generation may not import the bot).
 """
 
 from __future__ import annotations

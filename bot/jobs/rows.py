@@ -1,7 +1,7 @@
 """A job row and the generation request it holds, each built from the other in one place.
 
 `new_job()` makes the row to admit for a request; `request_from_job()` rebuilds the request from
-a stored row (🔁, resume). The job's life itself is `bot.service.JobService`'s.
+a stored row (🔁, resume). The job's life itself is `bot.jobs.service.JobService`'s.
 """
 
 from __future__ import annotations

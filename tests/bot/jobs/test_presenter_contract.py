@@ -1,0 +1,53 @@
+"""`bot.presentation.Presentation` is the job layer's `Presenter`: the texts it gives for a
+queue place and a progress step, and the buttons the composition root wires in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import discord
+
+from bot.i18n import t
+from bot.jobs.presenter import Presenter, ResultCard
+from bot.presentation import Presentation
+
+
+def test_presentation_makes_the_texts_and_asks_for_the_wired_buttons() -> None:
+    asked: list[tuple[str, int, str, Any]] = []
+
+    def cancel(job_id: int, locale: str) -> discord.ui.View:
+        asked.append(("cancel", job_id, locale, None))
+        return discord.ui.View()
+
+    def result(job_id: int, locale: str, *, pictures: int = 1) -> discord.ui.View:
+        asked.append(("result", job_id, locale, pictures))
+        return discord.ui.View()
+
+    presenter: Presenter = Presentation(cancel_buttons=cancel, result_buttons=result)
+    assert presenter.queued_text("ja", 2, None) == t("pokemon.queued_no_eta", "ja", position=2)
+    assert "<t:" in presenter.queued_text("en", 2, 30.0)  # rendered by each client
+    assert "2/4" in presenter.progress_text("en", 2, 4)
+    assert presenter.ended_text("ja", "nsfw") == t("error.gen.nsfw", "ja")
+    assert presenter.ended_text("en", "prompt_blocked") == t("error.prompt_blocked", "en")
+    unknown = presenter.ended_text("en", "blocked")  # a code no text is written for
+    assert unknown == t("error.gen.generation_failed", "en")
+    assert presenter.already_drawing_text("en", None) == t("regen.already_pending", "en")
+    place = presenter.already_drawing_text("ja", 2)
+    assert place == t("regen.already_pending_place", "ja", position=2)
+    presenter.progress_view(5, "ja")
+    presenter.result_view(5, "en", pictures=3)
+    assert asked == [("cancel", 5, "ja", None), ("result", 5, "en", 3)]
+    card = ResultCard(
+        prompt="ピカチュウ",
+        negative_prompt="",
+        seeds=[1],
+        steps=3,
+        seconds=1.0,
+        user_id=7,
+        quota=None,
+        truncated=False,
+        model="tiny",
+    )
+    embed = presenter.result_embed("en", card)
+    assert embed.description == "ピカチュウ"
+    assert {f.name: f.value for f in embed.fields}[t("pokemon.field_model", "en")] == "tiny"
