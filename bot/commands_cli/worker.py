@@ -66,7 +66,7 @@ def default_name() -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    from bot.generators import load_prompt_translator, start_metrics
+    from bot.generators import engine_sizing, load_prompt_translator, start_fast_path, start_metrics
     from bot.logging_setup import setup_logging
     from bot.settings import Settings
     from generation.errors import ModelLoadError
@@ -117,15 +117,16 @@ def main(args: argparse.Namespace) -> int:
             model,
             device=device,
             safety_checker=settings.pokemon_safety_checker == "on",
-            compile=settings.pokemon_compile == "on",
             translator=translator,
         )
     except ModelLoadError as exc:
         raise CliError(f"model {model}: {exc}") from None
     log.info("loading model… %.1f s", time.perf_counter() - started)
     # The same sizing as the bot's own worker: on a CPU one image per batch and a time limit
-    # that fits; --max-batch, POKEMON_MAX_BATCH and POKEMON_JOB_TIMEOUT win when given.
-    sizing = settings.worker_sizing(str(getattr(engine, "device", device)))
+    # that fits, on a GPU the batch its free memory holds; --max-batch, POKEMON_MAX_BATCH and
+    # POKEMON_JOB_TIMEOUT win when given.
+    sizing = engine_sizing(settings, engine)
+    start_fast_path(settings, engine, max_batch=args.max_batch)  # POKEMON_COMPILE: background
     config = dataclasses.replace(
         config,
         max_batch=args.max_batch or sizing.max_batch,
