@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from .interactions import LOCALES, CallbackRecord, EditRecord, FileRecord, RejectedCall
+from .spec import discord_errors
 from .state import (
     FakeAttachment,
     FakeChannel,
@@ -140,8 +141,9 @@ class FaultRule:
 
 @dataclass(frozen=True, slots=True)
 class Body:
-    json: Any
+    json: Any  # the JSON body, or the `payload_json` part of a multipart one
     files: tuple[FileRecord, ...]
+    media_type: str | None = None  # None when the request had no body
 
 
 BODY_KEY = web.RequestKey("fake_discord_body", Body)
@@ -225,6 +227,7 @@ class RestApi:
         try:
             body = await self._parse(request)
             request[BODY_KEY] = body
+            self._hold_to_spec(request.method, path, body)
             # Interaction callbacks and webhook calls are authenticated by their token.
             needs_auth = not path.startswith(("/interactions/", "/webhooks/"))
             if needs_auth and not authorized:
@@ -289,11 +292,31 @@ class RestApi:
         response.headers.update(decision.headers)
         return response
 
+    def _hold_to_spec(self, method: str, path: str, body: Body) -> None:
+        """Refuse a call that Discord's OpenAPI description does not allow, as Discord would
+        (404 or 405 for an endpoint it does not have, 400 50035 for a body), and keep the
+        violation: the fake fails the test at its end unless the test took them."""
+        spec = self.fake.spec
+        if spec is None:
+            return
+        violations = spec.check(method, path, body.media_type, body.json)
+        if not violations:
+            return
+        self.fake.spec_violations.extend(violations)
+        first = violations[0]
+        if first.status == 404:
+            raise ApiError(404, 0, "404: Not Found")
+        if first.status == 405:
+            raise ApiError(405, 0, "405: Method Not Allowed")
+        raise invalid_form(discord_errors(violations))
+
     async def _parse(self, request: web.Request) -> Body:
         if request.content_type == "application/json":
             raw = await request.read()
             try:
-                return Body(json.loads(raw) if raw else None, ())
+                return Body(
+                    json.loads(raw) if raw else None, (), request.content_type if raw else None
+                )
             except ValueError as exc:
                 raise ApiError(400, 50109, "The request body contains invalid JSON.") from exc
         if request.content_type == "multipart/form-data":
@@ -316,9 +339,10 @@ class RestApi:
                 )
             if len(files) > MAX_FILES:
                 raise invalid_form({"files": f"at most {MAX_FILES} files per message"})
-            return Body(payload, tuple(f for _, f in sorted(files, key=lambda x: x[0])))
-        await request.read()
-        return Body(None, ())
+            ordered = tuple(f for _, f in sorted(files, key=lambda x: x[0]))
+            return Body(payload, ordered, request.content_type)
+        raw = await request.read()
+        return Body(None, (), request.content_type if raw else None)
 
     @staticmethod
     def body(request: web.Request) -> Body:
