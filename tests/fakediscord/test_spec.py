@@ -7,6 +7,7 @@ import hashlib
 import http.server
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -18,10 +19,12 @@ from pathlib import Path
 import aiohttp
 import discord
 import pytest
+from aiohttp import web
 from discord import app_commands
 
 from tests.fakediscord import FakeDiscord, SpecViolationError, run_client
 from tests.fakediscord.plugin import fake_discord  # noqa: F401  (pytest finds it by name)
+from tests.fakediscord.rest import API_PREFIX, RestApi
 from tests.fakediscord.spec import discord_spec, refresh
 from tests.fakediscord.spec.validator import SPEC_FILE
 
@@ -324,3 +327,24 @@ def test_refresh_refuses_a_document_that_is_not_openapi_3_1_and_keeps_the_old_co
         refresh.refresh(COMMIT, directory=tmp_path, **github.urls)
     assert [p.name for p in tmp_path.iterdir()] == ["openapi.json"]
     assert (tmp_path / "openapi.json").read_text() == "old"
+
+
+def test_every_endpoint_the_fake_serves_is_in_the_spec() -> None:
+    app = web.Application()
+    RestApi(FakeDiscord(populate=False)).install(app)
+    spec = discord_spec()
+    served = [
+        (route.method, route.resource.canonical[len(API_PREFIX) :])
+        for route in app.router.routes()
+        if route.resource is not None
+        and route.resource.canonical.startswith(API_PREFIX)
+        and route.method != "*"
+    ]
+    assert len(served) > 30
+    missing = []
+    for method, canonical in served:
+        path = re.sub(r"\{[^}]+\}", "1", canonical)
+        template = spec.template(path)
+        if template is None or spec.operation(method, template) is None:
+            missing.append(f"{method} {canonical}")
+    assert missing == []
