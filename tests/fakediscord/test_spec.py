@@ -113,7 +113,9 @@ async def test_a_label_of_80_characters_is_accepted(fake: FakeDiscord) -> None:
     assert fake.spec_violations == []
     message = record.original_message
     assert message is not None
-    assert message.component("panel:go")["label"] == "x" * 80
+    button = message.component("panel:go")
+    assert button is not None
+    assert button["label"] == "x" * 80
 
 
 async def test_snowflakes_discord_py_sends_as_numbers_are_accepted(fake: FakeDiscord) -> None:
@@ -291,7 +293,7 @@ def github() -> Iterator[GitHubStandIn]:
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, *args: object) -> None:
+        def log_message(self, format: str, *args: object) -> None:
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)

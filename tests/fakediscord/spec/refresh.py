@@ -123,7 +123,8 @@ def refresh(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tests.fakediscord.spec.refresh", description=__doc__.split("\n\n")[0]
+        prog="python -m tests.fakediscord.spec.refresh",
+        description=(__doc__ or "").split("\n\n")[0],
     )
     parser.add_argument(
         "ref", nargs="?", default="main", help="commit, tag or branch (default: main)"

@@ -286,7 +286,7 @@ def _rules_out(error: ValidationError) -> bool:
 def _violation(op: Operation, path: str, error: ValidationError) -> SpecViolation:
     location = tuple(error.absolute_path)
     keyword = str(error.validator)
-    value = error.validator_value
+    value: Any = error.validator_value
     message = _MESSAGES.get(keyword, lambda _v: None)(value) or _shorten(error.message)
     where = error.json_path
     if keyword == "required" and isinstance(error.instance, dict):
