@@ -249,6 +249,16 @@ def test_integer_fields_take_int_parseable_strings_as_discord_says() -> None:
     assert violation.where == "$.default_member_permissions"
 
 
+def test_a_body_is_required_where_the_spec_says_so_and_files_alone_are_one() -> None:
+    spec = discord_spec()
+    (missing,) = spec.check("POST", "/channels/1/messages", None, None)
+    assert (missing.rule, missing.message) == ("required", "a request body is required")
+    # A multipart form of files without a payload_json is a body (of no other field).
+    assert spec.check("POST", "/channels/1/messages", "multipart/form-data", None) == []
+    (extra,) = spec.check("POST", "/channels/1/typing", "application/json", {})
+    assert extra.message == "this operation takes no body"
+
+
 def test_the_vendored_spec_is_the_file_its_source_names() -> None:
     source = json.loads(SPEC_FILE.with_name("source.json").read_text())
     assert source["repository"] == "discord/discord-api-spec"

@@ -153,7 +153,7 @@ class DiscordSpec:
         """What is wrong with this request by the spec (empty when nothing is).
 
         `media_type` is None when the request had no body; for a multipart request `body` is
-        its `payload_json` (None when it had none)."""
+        its `payload_json` (None when it had none: a form of files alone)."""
         template = self.template(path)
         if template is None:
             return [_endpoint(method, path, 404, "unknown endpoint", "not in Discord's spec")]
@@ -164,7 +164,9 @@ class DiscordSpec:
                 _endpoint(method, path, 405, "method not allowed", f"{template} takes {allowed}")
             ]
         spec_body = op.request_body
-        if media_type is None or (media_type == "multipart/form-data" and body is None):
+        if media_type == "multipart/form-data" and body is None:
+            body = {}  # files without a payload_json: no other field was sent
+        if media_type is None:
             if spec_body is not None and spec_body.get("required"):
                 return [_body_rule(op, path, (), "required", "a request body is required")]
             return []
