@@ -293,7 +293,7 @@ async def _main(args: argparse.Namespace) -> LoadReport:
     config = LoadConfig(users=args.users, requests=args.requests, queue_size=args.queue_size)
     with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
         # The fake runs on the bot's event loop: its check of every call against Discord's
-        # spec (about 1 ms each) would be timed as the bot's; the tests hold the bot to it.
+        # spec (0.1-3 ms a call) would be timed as the bot's; the tests hold the bot to it.
         async with FakeDiscord(hold_to_spec=False) as fake:
             return await run_load(
                 make_rig(fake, engine, Path(tmp) / "load.sqlite3", config), config
