@@ -19,6 +19,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from tests.fakediscord import FakeDiscord
 from tests.reliability.test_process import bot_env
 from tests.torchthreads import PREFIX
@@ -26,6 +28,10 @@ from tests.torchthreads import PREFIX
 THREAD_SETTINGS = ("OMP_", "GOMP_", "KMP_", "MKL_", "OPENBLAS_")
 START_WITHIN = 180.0  # imports torch and loads two models on a shared 2-core CPU: a hang guard
 DRAW_WITHIN = 180.0
+
+pytestmark = pytest.mark.skipif(
+    not Path("/proc/self/task").is_dir(), reason="reads thread names from Linux's /proc"
+)
 
 
 def clean_env(fake: FakeDiscord, tmp_path: Path, translator: Path) -> dict[str, str]:
