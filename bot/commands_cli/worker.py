@@ -22,7 +22,7 @@ import os
 import signal
 import socket
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -73,6 +73,7 @@ def main(args: argparse.Namespace) -> int:
     from generation.fake_engine import is_fake, open_engine
     from generation.remote_worker import RemoteWorker, WorkerConfig
     from generation.streams import url_secrets
+    from generation.threads import call_on_own_thread
 
     try:
         settings = Settings()
@@ -107,18 +108,24 @@ def main(args: argparse.Namespace) -> int:
         start_metrics(settings)
     except OSError as exc:
         raise CliError(f"POKEMON_METRICS_PORT {settings.pokemon_metrics_port}: {exc}") from None
-    # As the bot's in-process path does: a translator that will not load leaves generation
-    # working and English passed through (one warning line). The fake engine has no use for one.
-    translator = None if is_fake(model) else load_prompt_translator(settings)
-    log.info("loading model %s on %s…", model, device)
-    started = time.perf_counter()
-    try:
-        engine = open_engine(
+
+    def load() -> Any:
+        # As the bot's in-process path does: a translator that will not load leaves generation
+        # working and English passed through (one warning line). The fake engine needs none.
+        translator = None if is_fake(model) else load_prompt_translator(settings)
+        return open_engine(
             model,
             device=device,
             safety_checker=settings.pokemon_safety_checker == "on",
             translator=translator,
         )
+
+    log.info("loading model %s on %s…", model, device)
+    started = time.perf_counter()
+    try:
+        # On a thread that ends, as `pokemon-bot run` does: torch on this thread would keep
+        # an OpenMP team alive beside the worker thread's (generation/threads.py).
+        engine = call_on_own_thread(load, name="model-load")
     except ModelLoadError as exc:
         raise CliError(f"model {model}: {exc}") from None
     log.info("loading model… %.1f s", time.perf_counter() - started)
