@@ -116,12 +116,19 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
+    from generation.threads import call_on_own_thread
+
     cores = torch.get_num_threads()
     repeats = 5 if args.quick else 200
     # One torch thread, and the engine's default (every core): torch's threads wait for work
     # by spinning, which on a busy machine shows in the small tensors a preview takes.
-    previews = [row for threads in sorted({1, cores}) for row in one_preview(repeats, threads)]
-    torch.set_num_threads(cores)
+    # Measured on a thread that ends (and its OpenMP team with it), so that the jobs below run
+    # torch on the `generation-worker` thread alone, as the bot does (generation/threads.py).
+    previews = [
+        row
+        for threads in sorted({1, cores})
+        for row in call_on_own_thread(one_preview, repeats, threads, name="bench-preview")
+    ]
     print(table(
         [
             [r["torch_threads"], r["pictures"], r["latents"], r["ms_p50"], r["ms_p95"], r["bytes"]]
