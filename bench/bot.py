@@ -69,7 +69,7 @@ def timed_engine_class() -> type:
             self,
             requests: Sequence[Any],
             *,
-            on_step: Callable[[int, int], None] | None = None,
+            on_step: Callable[[int, int, Callable[[], Any]], None] | None = None,
             is_cancelled: Callable[[int], bool] | None = None,
         ) -> list[Any]:
             entered = time.monotonic()

@@ -99,6 +99,7 @@ def make_generator(settings: Settings, engine: Any) -> Any:
             max_batch=sizing.max_batch,
             job_timeout=sizing.job_timeout,
             heartbeat_file=settings.pokemon_heartbeat_file,
+            previews=settings.preview_pacing(),
         )
     )
 

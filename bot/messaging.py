@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 RESULT_FILENAME = "pokemon.png"
+PREVIEW_FILENAME = "preview.jpg"  # a running job's preview (replaced by its picture)
 REGENERATE_EMOJI = "🔁"
 REGENERATE_EMOJIS = frozenset({"🔁", "🔁\ufe0f"})  # with and without the variation selector
 VARY_EMOJI = "🎨"  # a reaction: the strong variation of the picture (image-to-image)
@@ -324,6 +325,7 @@ async def send_safely(
     view: discord.ui.View | None = None,
     retry_delays: Sequence[float] = (),
     new_post: bool = True,
+    drop_attachments: bool = False,
 ) -> discord.Message:
     """Show `content`/`embed`/`png` (as `pokemon.png`), `files` ((name, bytes) pairs) and the
     buttons of `view` (None: no buttons; each call sets the message's whole state) as this
@@ -337,12 +339,17 @@ async def send_safely(
     moved to another route: the failed attempt may have landed, and a second route would post
     the picture twice). With `new_post=False`, route 3 raises `NoMessageToEdit` instead of
     posting (the caller posts and records a message first, then edits it).
+
+    An edit with `png` or `files` replaces every attachment the message had (a preview goes
+    when the picture comes); one without keeps them, unless `drop_attachments`.
     """
 
     def edit_kwargs() -> dict[str, Any]:
         edit: dict[str, Any] = {"content": content, "embed": embed, "view": view}
         if png is not None or files:
             edit["attachments"] = _files(png, files)  # fresh Files per attempt
+        elif drop_attachments:
+            edit["attachments"] = []
         return edit
 
     if dest.interaction is not None and dest.message is None:

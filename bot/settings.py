@@ -14,6 +14,7 @@ from generation.upscale_weights import DEFAULT_UPSCALER
 
 if TYPE_CHECKING:
     from generation.device_policy import DeviceDefaults
+    from generation.preview import PreviewPacing
 
 DEFAULT_MODEL = "svjack/Stable-Diffusion-Pokemon-ja"
 
@@ -130,6 +131,10 @@ class Settings(BaseSettings):
         default=Path("data/compile-cache"),
         description="Folder of compiled artefacts, reused at the next start; empty: none.",
     )
+    pokemon_preview: Literal["on", "off"] = Field(
+        default="on",
+        description="on / off: progress edits of a long job show a small preview of it.",
+    )
     pokemon_log_level: str = Field(default="INFO", description="Log level for the bot's loggers.")
     pokemon_heartbeat_file: Annotated[Path | None, BeforeValidator(_empty_to_none)] = Field(
         default=None, description="If set, the worker touches this file while healthy."
@@ -203,6 +208,12 @@ class Settings(BaseSettings):
     @property
     def default_limit(self) -> tuple[int, str]:
         return self.pokemon_rate_limit, self.pokemon_rate_period
+
+    def preview_pacing(self) -> PreviewPacing | None:
+        """When the generation side makes previews (`generation.preview`), or None: never."""
+        from generation.preview import PreviewPacing
+
+        return PreviewPacing() if self.pokemon_preview == "on" else None
 
     def worker_sizing(
         self, device: str, *, cores: int | None = None, free_bytes: int | None = None

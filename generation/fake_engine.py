@@ -49,6 +49,22 @@ class FakeOptions:
     crash: str = ""
 
 
+def _fake_latents(requests: Sequence[GenerationRequest], step: int, total: int) -> Any:
+    """Latents for a preview, one row per picture: each seed's noise fading towards a colour
+    as the steps go (torch only once a preview asks for them)."""
+    import torch
+
+    first = requests[0]
+    shape = (4, first.height // 8, first.width // 8)
+    done = step / max(total, 1)
+    rows = [
+        torch.randn(shape, generator=torch.Generator().manual_seed(seed)) * (1 - done) + done
+        for request in requests
+        for seed in request.seeds()
+    ]
+    return torch.stack(rows)
+
+
 def is_fake(model: str) -> bool:
     return model.startswith(PREFIX)
 
@@ -97,7 +113,7 @@ class FakeEngine:
         self,
         requests: Sequence[GenerationRequest],
         *,
-        on_step: Callable[[int, int], None] | None = None,
+        on_step: Callable[[int, int, Callable[[], Any]], None] | None = None,
         is_cancelled: Callable[[int], bool] | None = None,
     ) -> list[GeneratedImage | GenerationError]:
         options = self.options
@@ -114,7 +130,7 @@ class FakeEngine:
                 break
             time.sleep(self.step_seconds(len(requests)))
             if on_step is not None:
-                on_step(step, total)
+                on_step(step, total, lambda step=step: _fake_latents(requests, step, total))
         if options.crash and any(options.crash in r.prompt for r in requests):
             os._exit(CRASH_EXIT)
         check()

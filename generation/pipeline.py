@@ -53,7 +53,9 @@ from generation.types import (
 
 log = logging.getLogger(__name__)
 
-OnStep = Callable[[int, int], None]
+# `on_step(step, total, peek)`: `peek()` gives the batch's current latents, one row per
+# picture of the call (for a live preview: only called when one is due, during the step).
+OnStep = Callable[[int, int, Callable[[], Any]], None]
 IsCancelled = Callable[[int], bool]
 
 WARMUP_SIZE = 512  # the model's native resolution: what torch.compile is warmed up for
@@ -157,6 +159,12 @@ class Engine:
         poll_cancelled()
         # Members cancelled while queued for this batch are dropped before any work.
         live = [i for i in range(len(requests)) if i not in cancelled]
+
+        def on_live_step(step: int, total: int, peek: Callable[[], Any]) -> None:
+            # The latents hold the live members only: a preview's rows are every member's.
+            assert on_step is not None
+            on_step(step, total, lambda: _every_member(peek(), live, len(requests)))
+
         results: list[GeneratedImage | GenerationError] = [
             JobCancelledError("cancelled before it started") for _ in requests
         ]
@@ -184,7 +192,7 @@ class Engine:
                     live,
                     cancelled,
                     poll_cancelled,
-                    on_step,
+                    on_live_step if on_step is not None else None,
                     sources=[sources[i] for i in live if i in sources],
                 )
             )
@@ -249,7 +257,7 @@ class Engine:
             if cancelled.issuperset(members):
                 pipeline._interrupt = True  # the loop skips every remaining step
             elif on_step is not None:
-                _safe_call(on_step, index + 1, pipeline.num_timesteps)
+                _safe_call(on_step, index + 1, pipeline.num_timesteps, lambda: tensors["latents"])
             return tensors
 
         scheduler = self._scheduler(first.scheduler)
@@ -486,6 +494,15 @@ def _png(pixels: Any, parameters: str) -> bytes:
         buffer, format="PNG", pnginfo=info, compress_level=PNG_COMPRESS_LEVEL
     )
     return buffer.getvalue()
+
+
+def _every_member(latents: Any, live: Sequence[int], members: int) -> Any:
+    """`latents` of the `live` members as rows of all `members` (zeros for the others)."""
+    if len(live) == members:
+        return latents
+    every = latents.new_zeros((members, *latents.shape[1:]))
+    every[list(live)] = latents
+    return every
 
 
 def _safe_call(callback: Callable[..., Any], *args: Any) -> Any:

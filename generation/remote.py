@@ -440,6 +440,10 @@ class RemoteGenerator:
                 if fields:
                     self._on_event(fields)
             await self._client.xack(self._keys.events, BOT_GROUP, *[e[0] for e in events])
+            # Entries with a preview are the large ones: gone once read, not left until trimmed.
+            read = [entry_id for entry_id, fields in events if fields.get(b"preview")]
+            if read:
+                await self._client.xdel(self._keys.events, *read)
         for entry_id, fields in reply.get(self._keys.results, []):
             if not fields:  # deleted while pending
                 await self._client.xack(self._keys.results, BOT_GROUP, entry_id)
@@ -467,7 +471,8 @@ class RemoteGenerator:
                 self._places.started(handle, total)
                 self._refresh_places()
         elif field(fields, "type") == "progress" and job.started_at is not None:
-            handle.publish(Progress(job_id, step, total, float(field(fields, "elapsed") or 0)))
+            elapsed = float(field(fields, "elapsed") or 0)
+            handle.publish(Progress(job_id, step, total, elapsed, fields.get(b"preview") or None))
 
     async def _drop_result(self, entry_id: bytes) -> None:
         keys = self._keys

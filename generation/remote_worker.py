@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections import OrderedDict
@@ -46,6 +47,7 @@ from generation.errors import (
     one_line,
 )
 from generation.generator import Cancelled, Done, outcome_of
+from generation.preview import PreviewPacing
 from generation.streams import (
     DEAD_MAXLEN,
     EVENTS_MAXLEN,
@@ -60,6 +62,7 @@ from generation.streams import (
     dead_letter,
     decode_request,
     encode_error,
+    encode_progress,
     encode_result,
     ensure_group,
     field,
@@ -106,6 +109,7 @@ class WorkerConfig:
     stop_grace: float = 30.0  # on SIGTERM, how long the running batch may take to finish
     heartbeat_file: Path | None = None  # touched while healthy (the image's healthcheck reads it)
     max_backoff: float = 15.0
+    previews: PreviewPacing | None = dataclasses.field(default_factory=PreviewPacing)  # None: none
 
     def __post_init__(self) -> None:
         if self.max_batch < 1:
@@ -136,6 +140,7 @@ class RemoteWorker:
             max_batch=config.max_batch,
             job_timeout=config.job_timeout,
             heartbeat_file=config.heartbeat_file,
+            previews=config.previews,
         )
         self._client: Any = None
         self._complete: Any = None
@@ -466,17 +471,7 @@ class RemoteWorker:
         kind = action[0]
         if kind == "progress":
             progress: Progress = action[1]
-            await client.xadd(
-                keys.events,
-                {
-                    "type": "progress",
-                    "job": str(progress.job_id),
-                    "step": str(progress.step),
-                    "total": str(progress.total),
-                    "elapsed": f"{progress.elapsed:.3f}",
-                },
-                maxlen=EVENTS_MAXLEN,
-            )
+            await client.xadd(keys.events, encode_progress(progress), maxlen=EVENTS_MAXLEN)
         elif kind == "started":
             _, job_id, steps = action
             async with client.pipeline(transaction=True) as pipe:

@@ -11,7 +11,9 @@ The layout (every key under one prefix, `pokemon` by default):
   read when it comes back. The bot acknowledges and deletes an entry once it handed it on.
 - `P:events`: started and progress entries (lossy, trimmed to about `EVENTS_MAXLEN`), read by
   the bot in the same XREADGROUP call as the results, so a job's progress is never read after
-  its result.
+  its result. A progress entry may carry a `preview` field (a small JPEG, at most
+  `PREVIEW_WIRE_MAX_BYTES`; a larger one is left out, the entry still goes); the bot deletes
+  such an entry once read.
 - `P:job:ID`: a hash per released job (`state`: queued, running, done, delivered) that makes a
   second submit of the same job attach instead of running it twice, and a second completion
   change nothing. While the bot has the job in flight, a missing hash means Redis lost its
@@ -40,11 +42,15 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from generation.errors import GenerationError, one_line
-from generation.types import GeneratedImage, GenerationRequest, GenerationResult
+from generation.types import GeneratedImage, GenerationRequest, GenerationResult, Progress
 
 WORKERS_GROUP = "workers"
 BOT_GROUP = "bot"
 EVENTS_MAXLEN = 10_000
+# A progress entry carries a preview only up to this size (a 128² JPEG is 3-7 KB, a set of four
+# side by side up to about 24 KB while still noisy: docs/PERFORMANCE.md). The bot deletes an
+# entry with a preview once it read it, so previews stay in Redis only while the bot is behind.
+PREVIEW_WIRE_MAX_BYTES = 32 * 1024
 CANCELS_MAXLEN = 1_000
 DEAD_MAXLEN = 10_000
 JOB_TTL_SECONDS = 7 * 86400  # a job's hash outlives any plausible bot downtime
@@ -305,6 +311,22 @@ def _encoded_size(value: object) -> int | None:
         if isinstance(encoded, str):
             return len(encoded) * 3 // 4 - encoded[-2:].count("=")
     return None
+
+
+def encode_progress(progress: Progress) -> dict[str, str | bytes]:
+    """A progress entry's fields; its preview only when within `PREVIEW_WIRE_MAX_BYTES` (a
+    larger one is left out: the progress still goes)."""
+    entry: dict[str, str | bytes] = {
+        "type": "progress",
+        "job": str(progress.job_id),
+        "step": str(progress.step),
+        "total": str(progress.total),
+        "elapsed": f"{progress.elapsed:.3f}",
+    }
+    preview = progress.preview
+    if preview is not None and len(preview) <= PREVIEW_WIRE_MAX_BYTES:
+        entry["preview"] = preview
+    return entry
 
 
 def encode_result(result: GenerationResult) -> dict[str, str | bytes]:

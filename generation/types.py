@@ -79,12 +79,15 @@ class TokenizedPrompt:
 
 @dataclass(frozen=True, slots=True)
 class Progress:
-    """One denoising step finished. `elapsed` counts from when the job started running."""
+    """One denoising step finished. `elapsed` counts from when the job started running.
+    `preview`: a small JPEG of the job's picture(s) so far, on the steps that made one
+    (`generation.preview.BatchPreviews`), else None."""
 
     job_id: int
     step: int
     total: int
     elapsed: float
+    preview: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

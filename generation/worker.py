@@ -32,6 +32,7 @@ from generation.errors import (
     WorkerStoppedError,
 )
 from generation.generator import eta_seconds
+from generation.preview import BatchPreviews, Peek, PreviewPacing
 from generation.queue import FairQueue
 from generation.types import (
     GeneratedImage,
@@ -70,7 +71,7 @@ class EngineProtocol(Protocol):
         self,
         requests: Sequence[GenerationRequest],
         *,
-        on_step: Callable[[int, int], None] | None = None,
+        on_step: Callable[[int, int, Peek], None] | None = None,
         is_cancelled: Callable[[int], bool] | None = None,
     ) -> list[GeneratedImage | GenerationError]: ...
 
@@ -118,7 +119,10 @@ class GenerationWorker:
         job_timeout: float = 300.0,
         heartbeat_file: Path | None = None,
         heartbeat_interval: float = 5.0,
+        previews: PreviewPacing | None = None,
     ) -> None:
+        """`previews`: when running jobs' progress carries a preview of their pictures
+        (`generation.preview`); None: never."""
         if queue_size < 1:
             raise ValueError(f"queue_size must be at least 1, got {queue_size}")
         if max_batch < 1:
@@ -133,6 +137,7 @@ class GenerationWorker:
         self._heartbeat_interval = heartbeat_interval
         self._last_beat = float("-inf")
         self._heartbeat_warned = False
+        self._previews = previews
 
         self._cond = threading.Condition()
         self._intake: FairQueue[_Job] = FairQueue(queue_size)  # guarded by _cond
@@ -358,12 +363,16 @@ class GenerationWorker:
             if job.on_start is not None:
                 self._post(job.on_start)
 
-        def on_step(step: int, total: int) -> None:
+        previews = BatchPreviews(self._previews, [job.request.count for job in batch])
+
+        def on_step(step: int, total: int, peek: Peek | None = None) -> None:
             self._beat()
             elapsed = time.monotonic() - started
-            for job in batch:
+            shown = previews.take(step, total, elapsed, peek)  # decoded here, off the loop
+            for job, preview in zip(batch, shown, strict=True):
                 if job.on_progress is not None and not job.cancel_requested.is_set():
-                    self._post(job.on_progress, Progress(job.job_id, step, total, elapsed))
+                    progress = Progress(job.job_id, step, total, elapsed, preview)
+                    self._post(job.on_progress, progress)
 
         # The engine answers one entry per picture: a job of count n gets n of them.
         images = sum(job.request.count for job in batch)

@@ -178,11 +178,11 @@ def test_build_sd1x_writes_the_published_layout_that_the_project_loader_loads(
     assert getattr(image, "png", b"").startswith(b"\x89PNG")
 
 
-def test_quick_bot_bench_reports_ack_latency_and_overhead_percentiles(tmp_path: Path) -> None:
-    out = tmp_path / "bot.json"
+def quick_bench(script: str, out: Path) -> dict[str, Any]:
+    """Run `bench/SCRIPT --quick --json OUT` on the CPU; its JSON."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "bot.py"), "--quick", "--json", str(out)],
+        [sys.executable, str(ROOT / "bench" / script), "--quick", "--json", str(out)],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -191,7 +191,11 @@ def test_quick_bot_bench_reports_ack_latency_and_overhead_percentiles(tmp_path: 
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    data = json.loads(out.read_text())
+    return json.loads(out.read_text())
+
+
+def test_quick_bot_bench_reports_ack_latency_and_overhead_percentiles(tmp_path: Path) -> None:
+    data = quick_bench("bot.py", tmp_path / "bot.json")
     users = data["config"]["users"]
     for key in ("ack_latency_s", "job_overhead_idle_s", "job_overhead_busy_s"):
         assert data[key].keys() >= {"p50", "p99", "max", "n"}, key
@@ -200,3 +204,17 @@ def test_quick_bot_bench_reports_ack_latency_and_overhead_percentiles(tmp_path: 
     assert data["job_overhead_busy_s"]["n"] == users * data["config"]["rounds"]
     assert data["job_overhead_idle_s"]["n"] == data["config"]["idle_jobs"]
     assert data["jobs"]["rejected_calls"] == 0
+
+
+def test_quick_preview_bench_reports_cost_bytes_and_where_previews_were_made(
+    tmp_path: Path,
+) -> None:
+    data = quick_bench("preview.py", tmp_path / "preview.json")
+    for row in data["preview"]:
+        assert row.keys() >= {"torch_threads", "pictures", "ms_p50", "ms_p95", "bytes"}
+        assert row["bytes"] > 0
+    slow, fast = data["jobs"].values()
+    assert slow["previews"] >= 1
+    assert slow["threads"] == ["generation-worker"]
+    assert fast["previews"] == 0
+    assert fast["bytes_sent"] == 0

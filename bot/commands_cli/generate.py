@@ -172,7 +172,7 @@ class ProgressBar:
         self.started = time.monotonic()
         self.drawn = False
 
-    def __call__(self, step: int, total: int) -> None:
+    def __call__(self, step: int, total: int, _peek: object = None) -> None:
         done = int(BAR_WIDTH * step / max(total, 1))
         bar = "#" * done + "-" * (BAR_WIDTH - done)
         elapsed = time.monotonic() - self.started

@@ -98,6 +98,7 @@ def main(args: argparse.Namespace) -> int:
             max_attempts=args.max_attempts,
             heartbeat=args.heartbeat,
             heartbeat_file=settings.pokemon_heartbeat_file,
+            previews=settings.preview_pacing(),
         )
     except ValueError as exc:
         raise CliError(str(exc)) from None

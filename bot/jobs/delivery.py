@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import discord
 
 from bot.messaging import (
+    PREVIEW_FILENAME,
     REGENERATE_EMOJI,
     SERVER_ERROR_RETRY_DELAYS,
     TRANSIENT_ERRORS,
@@ -56,15 +57,22 @@ class Delivery:
 
     # ---- the job's message ------------------------------------------------------------------
 
-    async def show(self, active: ActiveJob, text: str) -> None:
-        """Show a queue place or progress `text` with the job's ✖ (each edit sets the buttons).
-        Cosmetic: the job is on the generator already and never fails with its message."""
+    async def show(self, active: ActiveJob, text: str, *, preview: bytes | None = None) -> None:
+        """Show a queue place or progress `text` with the job's ✖ (each edit sets the buttons),
+        and `preview` (a JPEG) in place of the one the message had; without one, the message
+        keeps what it had. Cosmetic: the job is on the generator already and never fails with
+        its message."""
         view = self.ctx.presenter.progress_view(active.job_id, active.locale)
+        files = [(PREVIEW_FILENAME, preview)] if preview is not None else []
         try:
-            message = await send_safely(self.ctx.client, active.dest, content=text, view=view)
+            message = await send_safely(
+                self.ctx.client, active.dest, content=text, view=view, files=files
+            )
         except DISCORD_ERRORS as exc:
             log.warning("job=%s: progress message failed: %s", active.job_id, exc)
             return
+        if preview is not None:
+            active.preview_shown = preview
         await self.remember(active, message)
 
     async def remember(self, active: ActiveJob, message: discord.Message) -> None:
@@ -263,7 +271,10 @@ class Delivery:
                 # The message the user has had since before the restart says it, in place.
                 with contextlib.suppress(*DISCORD_ERRORS):
                     await dest.message.edit(
-                        content=f"<@{active.user_id}> {text}", embed=None, view=None
+                        content=f"<@{active.user_id}> {text}",
+                        embed=None,
+                        view=None,
+                        attachments=[],  # a preview shown before the restart goes
                     )
                     return
             if dest.message is not None:
@@ -276,7 +287,15 @@ class Delivery:
         async with active.lock:
             active.finished = True
             try:
-                await send_safely(self.ctx.client, active.dest, content=text, embed=None, view=None)
+                await send_safely(
+                    self.ctx.client,
+                    active.dest,
+                    content=text,
+                    embed=None,
+                    view=None,
+                    # A preview goes (this process's, or one shown before a restart).
+                    drop_attachments=active.preview_shown is not None or active.resumed,
+                )
             except DISCORD_ERRORS as exc:
                 log.info("job=%s: could not say it was cancelled: %s", active.job_id, exc)
 

@@ -37,6 +37,8 @@ class ActiveJob:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     handle: JobHandle | None = None
     latest: Progress | None = None
+    preview: bytes | None = None  # the newest preview of its picture so far (from a Progress)
+    preview_shown: bytes | None = None  # the preview its message carries now
     queued_at: Queued | None = None
     edit_scheduled: bool = False
     finished: bool = False

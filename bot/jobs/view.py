@@ -1,4 +1,5 @@
-"""The live view of a job: its place in the queue and its progress, shown in its message, and
+"""The live view of a job: its place in the queue and its progress (with the newest preview of
+its picture, when the generation side made one), shown in its message, and
 the pacing of those edits (at most one every `progress_interval` per message, `EditThrottle`;
 our cosmetic edits in one channel stay under Discord's per-channel limit together,
 `ChannelPacer`). It decides nothing about a job's state: the texts come from the presenter and
@@ -37,8 +38,11 @@ class JobView:
             self.request_edit(active)
 
     def progress(self, active: ActiveJob, event: Progress) -> None:
-        """A step drawn: shown when the throttle next allows (steps in between coalesce)."""
+        """A step drawn: shown when the throttle next allows (steps in between coalesce; the
+        newest preview among them goes with that edit)."""
         active.latest = event
+        if event.preview is not None:
+            active.preview = event.preview
         self.request_edit(active)
 
     def queued_text(self, active: ActiveJob) -> str | None:
@@ -75,18 +79,22 @@ class JobView:
                     await self._show_locked(active, text)
                 return
             text = self.ctx.presenter.progress_text(active.locale, progress.step, progress.total)
-            await self._show_locked(active, text)
+            # An edit with an upload costs more than a text edit: only a new preview goes.
+            preview = active.preview if active.preview is not active.preview_shown else None
+            await self._show_locked(active, text, preview)
 
     async def show(self, active: ActiveJob, text: str) -> None:
         async with active.lock:
             if not active.finished:
                 await self._show_locked(active, text)
 
-    async def _show_locked(self, active: ActiveJob, text: str) -> None:
+    async def _show_locked(
+        self, active: ActiveJob, text: str, preview: bytes | None = None
+    ) -> None:
         if self.ctx.stopping:
             return  # shutting down: the job resumes (and shows itself) after the restart
         await self.pacer.wait(active.dest.channel_id)
         try:
-            await self.delivery.show(active, text)
+            await self.delivery.show(active, text, preview=preview)
         finally:
             active.throttle.mark()

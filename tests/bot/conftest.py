@@ -16,7 +16,8 @@ Fixtures (all function-scoped unless noted):
   `close_gate()` holds every generation before its first step until `open_gate()`, to keep
   jobs queued or running as long as a test needs (the engine itself is the real one);
   `hold_each()` then `let_through(n)` lets calls through one at a time (a queue that moves);
-  `fail_with = FatalDeviceError(...)` makes the next call fail as a broken GPU would.
+  `fail_with = FatalDeviceError(...)` makes the next call fail as a broken GPU would;
+  `step_seconds` makes every denoising step take that long (a job of a few seconds).
 - `pokemon_bot`: `bot_rig.run()` already entered: a ready `PokemonBot`.
 
 Helpers: `BotRig.wait_result(record)` waits for the final image on an interaction and returns
@@ -30,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import io
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +45,7 @@ from bot.client import PokemonBot
 from bot.settings import Settings
 from generation.errors import GenerationError
 from generation.local import ThreadGenerator
+from generation.preview import PreviewPacing
 from generation.types import GeneratedImage, GenerationRequest, TokenizedPrompt
 from generation.worker import GenerationWorker
 from storage import Storage
@@ -67,6 +70,8 @@ class GatedEngine:
         self.fail_with: BaseException | None = None  # raised by the next call (a device fault)
         # `hold_each()`: every call waits for its own permit (`let_through`), one batch at a time.
         self._permits: threading.Semaphore | None = None
+        # Seconds each denoising step is made to take (a slow device: a job of a few seconds).
+        self.step_seconds = 0.0
 
     def close_gate(self) -> None:
         self._gate.clear()
@@ -92,7 +97,7 @@ class GatedEngine:
         self,
         requests: Sequence[GenerationRequest],
         *,
-        on_step: Callable[[int, int], None] | None = None,
+        on_step: Callable[[int, int, Callable[[], Any]], None] | None = None,
         is_cancelled: Callable[[int], bool] | None = None,
     ) -> list[GeneratedImage | GenerationError]:
         self.calls += 1
@@ -103,6 +108,15 @@ class GatedEngine:
         if self.fail_with is not None:
             error, self.fail_with = self.fail_with, None
             raise error
+        delay = self.step_seconds
+        if delay and on_step is not None:
+            forward = on_step
+
+            def slow_step(step: int, total: int, peek: Callable[[], Any]) -> None:
+                time.sleep(delay)
+                forward(step, total, peek)
+
+            on_step = slow_step
         return self._engine.generate(requests, on_step=on_step, is_cancelled=is_cancelled)
 
 
@@ -143,6 +157,9 @@ class BotRig:
     settings: Settings
     engine: GatedEngine
     progress_interval: float = 0.0  # every step may edit (production: 2 s), so tests see them
+    # While POKEMON_PREVIEW=on, previews paced like this instead of production's (after 2 s,
+    # then every 2 s): a test's job of a few seconds shows some.
+    preview_pacing: PreviewPacing | None = None
     bots: list[PokemonBot] = field(default_factory=list)
 
     @contextlib.asynccontextmanager
@@ -154,11 +171,13 @@ class BotRig:
             owner_ids=settings.pokemon_owner_ids,
             max_pending=settings.pokemon_user_max_pending,
         )
+        pacing = settings.preview_pacing()
         worker = GenerationWorker(
             self.engine,
             queue_size=settings.pokemon_queue_size,
             max_batch=settings.pokemon_max_batch,
             job_timeout=settings.pokemon_job_timeout,
+            previews=pacing and (self.preview_pacing or pacing),
         )
         generator = ThreadGenerator(worker)
         await generator.start()

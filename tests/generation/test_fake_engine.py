@@ -51,7 +51,7 @@ def test_a_batch_reports_steps_fails_one_member_and_cancels_another() -> None:
     steps: list[tuple[int, int]] = []
     out = engine.generate(
         [req("good"), req("bad one"), req("cancel me")],
-        on_step=lambda step, total: steps.append((step, total)),
+        on_step=lambda step, total, _peek: steps.append((step, total)),
         is_cancelled=lambda index: index == 2,
     )
     assert steps == [(1, 2), (2, 2)]

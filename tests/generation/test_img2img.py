@@ -198,7 +198,9 @@ def test_every_source_broken_runs_nothing(tiny_engine):
 
 def test_on_step_reports_the_steps_that_run(tiny_engine, source):
     steps: list[tuple[int, int]] = []
-    tiny_engine.generate([vary(png_bytes(source))], on_step=lambda s, t: steps.append((s, t)))
+    tiny_engine.generate(
+        [vary(png_bytes(source))], on_step=lambda s, t, _peek: steps.append((s, t))
+    )
     assert steps == [(1, 3), (2, 3), (3, 3)]  # int(6 * 0.5)
 
 

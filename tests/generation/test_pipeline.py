@@ -189,12 +189,12 @@ def test_empty_batch_is_refused(tiny_engine):
 
 def test_on_step_reports_every_step_with_the_total(tiny_engine):
     steps: list[tuple[int, int]] = []
-    tiny_engine.generate([request_for(CASES[1])], on_step=lambda s, t: steps.append((s, t)))
+    tiny_engine.generate([request_for(CASES[1])], on_step=lambda s, t, _peek: steps.append((s, t)))
     assert steps == [(1, 4), (2, 4), (3, 4), (4, 4)]
 
 
 def test_failing_progress_callback_does_not_lose_the_image(tiny_engine):
-    def broken(_step: int, _total: int) -> None:
+    def broken(_step: int, _total: int, _peek: object) -> None:
         raise RuntimeError("bug in a progress hook")
 
     result = tiny_engine.generate([request_for(CASES[1])], on_step=broken)[0]
@@ -214,7 +214,7 @@ def test_cancelled_member_is_never_decoded_and_the_other_is_unchanged(tiny_engin
     requests = [request_for(case), request_for(case, seed=5)]
     with count_calls(tiny_engine) as counts:
         results = tiny_engine.generate(
-            requests, on_step=lambda s, _t: steps_seen.append(s), is_cancelled=cancelled
+            requests, on_step=lambda s, _t, _peek: steps_seen.append(s), is_cancelled=cancelled
         )
     assert isinstance(results[1], JobCancelledError)
     assert np.abs(pixels(results[0]) - reference(case)).max() <= TOLERANCE
@@ -227,7 +227,7 @@ def test_all_members_cancelled_stops_within_one_step_and_decodes_nothing(tiny_en
     with count_calls(tiny_engine) as counts:
         results = tiny_engine.generate(
             requests,
-            on_step=lambda s, _t: steps_seen.append(s),
+            on_step=lambda s, _t, _peek: steps_seen.append(s),
             is_cancelled=lambda _i: len(steps_seen) >= 2,
         )
     assert all(isinstance(r, JobCancelledError) for r in results)

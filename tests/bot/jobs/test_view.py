@@ -31,9 +31,13 @@ class ShownTexts:
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
         self.shown: list[tuple[float, str]] = []
+        self.previews: list[bytes | None] = []  # what each edit uploaded
 
-    async def show(self, active: ActiveJob, text: str) -> None:
+    async def show(self, active: ActiveJob, text: str, *, preview: bytes | None = None) -> None:
         self.shown.append((self.clock(), text))
+        self.previews.append(preview)
+        if preview is not None:
+            active.preview_shown = preview  # as `Delivery.show` records once it is on Discord
 
     def texts(self) -> list[str]:
         return [text for _, text in self.shown]
@@ -71,6 +75,25 @@ async def test_steps_between_two_edits_coalesce_into_one_edit_of_the_latest_step
     await settle()
     assert shown.texts() == ["step 1/5", "step 4/5"]
     assert [at for at, _ in shown.shown] == [0.0, 2.0]
+
+
+async def test_an_edit_uploads_the_newest_preview_only_when_it_changed() -> None:
+    view, shown, active, clock = view_with_clock()
+    first, second = b"jpeg 1", b"jpeg 2"
+    view.progress(active, Progress(1, 1, 5, 2.1, first))
+    await settle()
+    clock.now = 2.0
+    view.progress(active, progress(2))  # no new preview: a text edit
+    await settle()
+    clock.now = 4.0
+    view.progress(active, Progress(1, 3, 5, 4.1, second))
+    view.progress(active, progress(4))  # coalesced: its edit still carries the new preview
+    await settle()
+    clock.now = 6.0
+    view.progress(active, progress(5))
+    await settle()
+    assert shown.texts() == ["step 1/5", "step 2/5", "step 4/5", "step 5/5"]
+    assert shown.previews == [first, None, second, None]
 
 
 async def test_the_first_queue_place_shows_at_once_and_a_moved_queue_waits_for_the_throttle() -> (
