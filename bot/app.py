@@ -77,10 +77,32 @@ def load_model(settings: Settings) -> Any:
     )
 
 
-def make_generator(settings: Settings, engine: Any) -> Any:
-    """The in-process generator: one worker thread over `engine`, sized by the settings for
-    the engine's device (not started): on the CPU one image per batch and a timeout that fits
-    its speed."""
+def load_upscaler(settings: Settings, device: str) -> Any:
+    """The upscaler (POKEMON_UPSCALER) for the worker thread, on the engine's `device`; None
+    when it is off, or does not load (said in one warning line: ⬆️ then answers that upscaling
+    is off, and drawing goes on)."""
+    from generation.errors import ModelLoadError
+    from generation.upscale_job import load_upscale_runner
+    from generation.upscale_weights import parse_upscaler
+
+    if parse_upscaler(settings.pokemon_upscaler) is None:
+        log.info("upscaling is off (POKEMON_UPSCALER=off)")
+        return None
+    try:
+        return load_upscale_runner(settings.pokemon_upscaler, device=device)
+    except ModelLoadError as exc:
+        log.warning("upscaler %s not loaded, upscaling is off: %s", settings.pokemon_upscaler, exc)
+        return None
+
+
+def no_upscaler(settings: Settings, device: str) -> None:
+    """For a custom engine factory (tests) that brings no upscaler: upscaling is off."""
+
+
+def make_generator(settings: Settings, engine: Any, upscaler: Any = None) -> Any:
+    """The in-process generator: one worker thread over `engine` (and `upscaler` for ⬆️),
+    sized by the settings for the engine's device (not started): on the CPU one image per
+    batch and a timeout that fits its speed."""
     from generation.local import ThreadGenerator
     from generation.worker import GenerationWorker
 
@@ -88,6 +110,7 @@ def make_generator(settings: Settings, engine: Any) -> Any:
     return ThreadGenerator(
         GenerationWorker(
             engine,
+            upscaler=upscaler,
             queue_size=settings.pokemon_queue_size,
             max_batch=sizing.max_batch,
             job_timeout=sizing.job_timeout,
@@ -133,6 +156,7 @@ async def run_bot(
     settings: Settings,
     *,
     engine_factory: Callable[[Settings], Any] = load_model,
+    upscaler_factory: Callable[[Settings, str], Any] | None = None,
     bot_factory: Callable[..., PokemonBot] = PokemonBot,
     crash_guard: CrashLoopGuard | None = None,
 ) -> int:
@@ -145,11 +169,17 @@ async def run_bot(
     cannot be interrupted, and a first download runs on huggingface_hub's ThreadPoolExecutor,
     whose threads the interpreter joins at exit after they have drained every queued file
     (minutes). `os._exit` leaves without them.
+
+    `upscaler_factory` (settings, device): the upscaler loaded after the engine; by default
+    `load_upscaler` with `load_model`, and none with another engine factory.
     """
+    if upscaler_factory is None:
+        upscaler_factory = load_upscaler if engine_factory is load_model else no_upscaler
     try:
         return await _run_bot(
             settings,
             engine_factory=engine_factory,
+            upscaler_factory=upscaler_factory,
             bot_factory=bot_factory,
             crash_guard=crash_guard,
         )
@@ -161,6 +191,7 @@ async def _run_bot(
     settings: Settings,
     *,
     engine_factory: Callable[[Settings], Any],
+    upscaler_factory: Callable[[Settings, str], Any],
     bot_factory: Callable[..., PokemonBot],
     crash_guard: CrashLoopGuard | None,
 ) -> int:
@@ -230,7 +261,11 @@ async def _run_bot(
                 )
                 if stop_requested.is_set():
                     return EXIT_OK
-                generator = make_generator(settings, engine)
+                device = str(getattr(engine, "device", "cpu"))
+                upscaler = await asyncio.to_thread(upscaler_factory, settings, device)
+                if stop_requested.is_set():
+                    return EXIT_OK
+                generator = make_generator(settings, engine, upscaler)
             await generator.start()
             if not await _back_off(crash_guard, stop_requested):
                 return EXIT_OK

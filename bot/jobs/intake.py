@@ -21,7 +21,12 @@ from bot.moderation import blocked_word
 from bot.permissions import may_use_pokemon
 from bot.sources import read_result_picture
 from bot.validation import check_request
-from generation.errors import GeneratorUnavailableError, QueueFullError, WorkerStoppedError
+from generation.errors import (
+    GeneratorUnavailableError,
+    QueueFullError,
+    UpscalerOffError,
+    WorkerStoppedError,
+)
 from storage import StorageError
 
 if TYPE_CHECKING:
@@ -258,6 +263,8 @@ class Intake:
             ) from None
         except WorkerStoppedError as exc:
             raise UserFacingError("error.shutting_down", code=exc.code) from None
+        except UpscalerOffError as exc:  # off, not loaded, or on remote workers: say which
+            raise UserFacingError(f"error.{exc.code}", code=exc.code) from None
         except GeneratorUnavailableError as exc:
             raise UserFacingError("error.generation_unavailable", code=exc.code) from None
         active.handle = handle

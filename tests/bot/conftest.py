@@ -18,6 +18,8 @@ Fixtures (all function-scoped unless noted):
   `hold_each()` then `let_through(n)` lets calls through one at a time (a queue that moves);
   `fail_with = FatalDeviceError(...)` makes the next call fail as a broken GPU would.
 - `pokemon_bot`: `bot_rig.run()` already entered: a ready `PokemonBot`.
+- `tiny_upscale_runner` (session): the tiny random-weight 4x upscaler (`tiny_upscaler`), loaded
+  for the worker; `bot_rig.upscaler` is it (⬆️ works), None turns upscaling off.
 
 Helpers: `BotRig.wait_result(record)` waits for the final image on an interaction and returns
 the result `FakeMessage`; `png_of(message)` decodes its attachment with Pillow;
@@ -142,6 +144,7 @@ class BotRig:
     fake: FakeDiscord
     settings: Settings
     engine: GatedEngine
+    upscaler: Any = None  # the worker's upscale runner (None: upscaling off)
     progress_interval: float = 0.0  # every step may edit (production: 2 s), so tests see them
     bots: list[PokemonBot] = field(default_factory=list)
 
@@ -156,6 +159,7 @@ class BotRig:
         )
         worker = GenerationWorker(
             self.engine,
+            upscaler=self.upscaler,
             queue_size=settings.pokemon_queue_size,
             max_batch=settings.pokemon_max_batch,
             job_timeout=settings.pokemon_job_timeout,
@@ -217,13 +221,26 @@ def png_of(message: FakeMessage) -> Image.Image:
     return image
 
 
+@pytest.fixture(scope="session")
+def tiny_upscale_runner(tiny_upscaler: Path) -> Any:
+    from generation.upscale_job import load_upscale_runner
+
+    return load_upscale_runner(str(tiny_upscaler), device="cpu")
+
+
 @pytest.fixture
 def bot_rig(
     fake_discord: FakeDiscord,  # noqa: F811
     bot_settings: Settings,
     tiny_engine: Any,
+    tiny_upscale_runner: Any,
 ) -> BotRig:
-    return BotRig(fake=fake_discord, settings=bot_settings, engine=GatedEngine(tiny_engine))
+    return BotRig(
+        fake=fake_discord,
+        settings=bot_settings,
+        engine=GatedEngine(tiny_engine),
+        upscaler=tiny_upscale_runner,
+    )
 
 
 @pytest_asyncio.fixture
