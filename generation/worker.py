@@ -433,7 +433,7 @@ class GenerationWorker:
             self._run_started = None
 
         outcomes = [
-            self._outcome(job, entry, run_seconds, images, runner.model)
+            self._outcome(job, entry, run_seconds, images)
             for job, entry in zip(batch, entries, strict=True)
         ]
         if fatal is None and all(isinstance(o, GenerationResult) for o in outcomes):
@@ -476,7 +476,7 @@ class GenerationWorker:
         return error
 
     def _outcome(
-        self, job: _Job, entry: Any, run_seconds: float, size: int, model: str
+        self, job: _Job, entry: Any, run_seconds: float, size: int
     ) -> GenerationResult | GenerationError:
         """What this job's future gets. A stop the worker asked for wins over what came back.
 
@@ -508,7 +508,7 @@ class GenerationWorker:
             queued_seconds=job.started_at - job.submitted_at,
             run_seconds=run_seconds,
             batch_size=size,
-            model=model,
+            model=self._runners[job.request.kind].model,  # what made it: engine or upscaler
         )
 
     def _turn_unhealthy(self, error: FatalDeviceError) -> list[_Job]:
