@@ -60,18 +60,19 @@ FROM base AS runtime
 # that require a non-root user (Kubernetes runAsNonRoot) can verify it.
 ARG APP_UID=10001
 RUN useradd --create-home --uid "${APP_UID}" --shell /usr/sbin/nologin app \
-    && mkdir -p /data/hf /data/db \
+    && mkdir -p /data/hf /data/db /data/compile \
     && chown -R app:app /data
 COPY --from=deps /opt/venv /opt/venv
 COPY --from=app /opt/app /opt/app
-# The model cache and the database live on volumes, never in the image. The heartbeat file is
+# The model cache, the database and torch.compile's artefacts live on volumes, never in the image. The heartbeat file is
 # what `doctor --quick` (the healthcheck) reads; the worker touches it while healthy.
 ENV PATH=/opt/app/bin:/opt/venv/bin:$PATH \
     PYTHONPATH=/opt/app \
     HF_HOME=/data/hf \
     POKEMON_DB=/data/db/pokemon-bot.sqlite3 \
+    POKEMON_COMPILE_CACHE=/data/compile \
     POKEMON_HEARTBEAT_FILE=/tmp/pokemon-bot.heartbeat
-VOLUME ["/data/hf", "/data/db"]
+VOLUME ["/data/hf", "/data/db", "/data/compile"]
 WORKDIR /home/app
 USER ${APP_UID}
 # Healthy = the generation worker beat within 60 s. The start period covers the first start,

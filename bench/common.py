@@ -10,9 +10,13 @@ import platform
 import re
 import statistics
 import sys
-from collections.abc import Iterable, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+from generation import threads
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_MODEL = ROOT / "tests" / "reference" / "tiny-pokemon-ja"
@@ -89,6 +93,65 @@ def peak_memory_source(device: str) -> str:
     if device.startswith("cuda"):
         return "torch.cuda.max_memory_allocated"
     return "peak RSS (VmHWM, reset per configuration)"
+
+
+# ---- threads ----------------------------------------------------------------------------------
+#
+# torch's CPU kernels run in an OpenMP team owned by the calling thread, and two live teams on
+# 2 cores cost the second 2.5× (generation/threads.py). The benchmarks run torch as the bot
+# does: never on the main thread, each part on a thread that has ended before the next begins
+# (`generation.threads.call_on_own_thread`). `second_team` brings the cost back on purpose, to
+# measure it.
+
+
+@contextlib.contextmanager
+def second_team() -> Iterator[None]:
+    """Another live thread that owns an OpenMP team, as the main thread would after running
+    torch once: it runs one parallel kernel, then waits until the block ends."""
+    import torch
+
+    ready, leave = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        torch.ones(1 << 20).add_(1)  # above ATen's grain size: a parallel region
+        ready.set()
+        leave.wait()
+
+    thread = threading.Thread(target=hold, name="bench-second-team", daemon=True)
+    thread.start()
+    ready.wait()
+    try:
+        yield
+    finally:
+        leave.set()
+        thread.join()
+        threads.wait_ended([thread.native_id])
+
+
+def second_team_cost(call: Callable[[int], Any], rounds: int) -> dict[str, Any]:
+    """Seconds of `call(round)` alone and with `second_team()` held, in turns (median of
+    `rounds` each, after one warm-up): the penalty the bot must never pay, and how much."""
+    call(0)
+    alone: list[float] = []
+    contended: list[float] = []
+    for index in range(rounds):
+        for sample, held in ((alone, False), (contended, True)):
+            with second_team() if held else contextlib.nullcontext():
+                started = time.perf_counter()
+                call(index + 1)
+                sample.append(time.perf_counter() - started)
+    alone_s, contended_s = median(alone), median(contended)
+    return {
+        "rounds": rounds,
+        "alone_s": alone_s,
+        "second_team_s": contended_s,
+        "ratio": contended_s / alone_s,
+        "omp_env": {
+            key: value
+            for key, value in sorted(os.environ.items())
+            if key.startswith(("OMP_", "GOMP_", "KMP_", "MKL_"))
+        },
+    }
 
 
 # ---- the machine ------------------------------------------------------------------------------

@@ -6,6 +6,9 @@ POKEMON_STEPS, fp16 weights on CUDA), (c) a backlog through a real `GenerationWo
 `max_batch` 1, 2, 4 and 8, and the per-step cost of LMS's scheduler (diffusers' own vs. the
 project's cached coefficients). CPU runs use the tiny reference checkpoint at 64²; CUDA runs
 use the full SD 1.x architecture with random weights built from `bench/sd1x-config/` at 512².
+Torch runs as in the bot: the main thread never runs it, each part runs on a thread that has
+ended before the next starts; on CPU (b) is also timed beside a second thread's OpenMP team,
+the cost the bot must never pay (`bench.common.second_team`).
 
     python bench/generation.py                    # CPU: tiny model; CUDA: SD 1.x, 512²
     python bench/generation.py --quick --json out.json   # CI smoke (seconds)
@@ -27,10 +30,9 @@ import argparse
 import asyncio
 import contextlib
 import gc
-import hashlib
 import logging
 import os
-import shutil
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -38,7 +40,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.common import (
-    SD1X_CONFIG,
     TINY_MODEL,
     machine,
     median,
@@ -46,9 +47,12 @@ from bench.common import (
     peak_memory_bytes,
     peak_memory_source,
     reset_peak_memory,
+    second_team_cost,
     table,
     write_json,
 )
+from bench.sd1x import build_sd1x  # also imported from here by bench/gpu/run.py and tests
+from generation.threads import call_on_own_thread, wait_ended
 
 log = logging.getLogger("bench.generation")
 
@@ -172,8 +176,6 @@ def make_plan(args: argparse.Namespace, device: str) -> Plan:
     for name in ("steps", "card_steps", "backlog", "repeats"):
         if getattr(plan, name) < 1:
             raise BenchError(f"--{name.replace('_', '-')} must be at least 1")
-    if not batch_sizes or min(batch_sizes) < 1:
-        raise BenchError("--batch-sizes must be positive integers")
     return plan
 
 
@@ -201,81 +203,6 @@ def pick_device(choice: str) -> str:
     if choice != "cpu" and not choice.startswith("cuda"):
         raise BenchError(f"--device must be auto, cpu, cuda or cuda:N, not {choice!r}")
     return choice
-
-
-# ---- the SD 1.x checkpoint with random weights ------------------------------------------------
-
-
-def _stamp(config_dir: Path, tokenizer_dir: Path) -> str:
-    """A hash of every input of the build, so an edited config rebuilds the cache."""
-    digest = hashlib.sha256()
-    for folder in (config_dir, tokenizer_dir):
-        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-            digest.update(str(path.relative_to(folder)).encode())
-            digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
-def build_sd1x(
-    target: Path,
-    *,
-    config_dir: Path = SD1X_CONFIG,
-    tokenizer_dir: Path = TINY_MODEL / "tokenizer",
-    device: str = "cpu",
-) -> Path:
-    """A checkpoint in the published layout with random weights of the SD 1.x architecture.
-
-    Each component is instantiated from its config (same compute as the real model, nothing
-    downloaded) and saved with `save_pretrained`; the tokenizer folder is the tiny
-    checkpoint's. Reused while `config_dir` and the tokenizer are unchanged.
-    """
-    import torch
-    from diffusers import AutoencoderKL, UNet2DConditionModel
-    from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
-    from transformers import CLIPConfig, CLIPTextConfig, CLIPTextModel
-
-    stamp = _stamp(config_dir, tokenizer_dir)
-    stamp_file = target / ".bench-stamp"
-    if stamp_file.is_file() and stamp_file.read_text() == stamp:
-        log.info("reusing the random SD 1.x checkpoint in %s", target)
-        return target
-    started = time.perf_counter()
-    partial = target.with_name(target.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    torch.manual_seed(0)
-    # Initialising on the GPU is much faster than on CPU; save_pretrained copies back.
-    init_device = device if device.startswith("cuda") else "cpu"
-    builders: list[tuple[str, Any]] = [
-        ("unet", lambda: UNet2DConditionModel.from_config(
-            UNet2DConditionModel.load_config(config_dir / "unet"))),
-        ("vae", lambda: AutoencoderKL.from_config(AutoencoderKL.load_config(config_dir / "vae"))),
-        ("text_encoder", lambda: CLIPTextModel(
-            CLIPTextConfig.from_pretrained(config_dir / "text_encoder"))),
-        ("safety_checker", lambda: StableDiffusionSafetyChecker(
-            CLIPConfig.from_pretrained(config_dir / "safety_checker"))),
-    ]  # fmt: skip
-    for name, build in builders:
-        with torch.device(init_device):
-            model = build()
-        model.save_pretrained(partial / name, safe_serialization=True)
-        log.info(
-            "built %s: %.0fM parameters", name, sum(p.numel() for p in model.parameters()) / 1e6
-        )
-        del model
-    for name in ("scheduler", "feature_extractor"):
-        shutil.copytree(config_dir / name, partial / name)
-    shutil.copy2(config_dir / "model_index.json", partial / "model_index.json")
-    shutil.copytree(tokenizer_dir, partial / "tokenizer")
-    (partial / ".bench-stamp").write_text(stamp)
-    shutil.rmtree(target, ignore_errors=True)
-    partial.rename(target)
-    if init_device.startswith("cuda"):
-        torch.cuda.empty_cache()
-    log.info(
-        "built the random SD 1.x checkpoint in %s (%.0fs)", target, time.perf_counter() - started
-    )
-    return target
 
 
 # ---- measuring --------------------------------------------------------------------------------
@@ -406,10 +333,11 @@ async def _backlog_once(
     engine: Any, plan: Plan, max_batch: int, jobs: int, first_id: int
 ) -> tuple[float, Counter[str], Counter[int]]:
     """Queue `jobs` jobs at once on a fresh worker; seconds until the last one is done."""
-    from generation.worker import GenerationWorker
+    from generation.worker import THREAD_NAME, GenerationWorker
 
     worker = GenerationWorker(engine, queue_size=jobs, max_batch=max_batch)
     worker.start()
+    threads = [t.native_id for t in threading.enumerate() if t.name == THREAD_NAME]
     requests = _requests(
         plan, scheduler=plan.scheduler, steps=plan.steps, count=jobs, seed=first_id
     )
@@ -423,6 +351,7 @@ async def _backlog_once(
         wall = time.perf_counter() - started
     finally:
         await worker.stop(timeout=60.0)
+        wait_ended(threads)  # its OpenMP team gone before the next worker's thread starts
     sizes = Counter(
         getattr(r, "batch_size", 0) for r in results if not isinstance(r, BaseException)
     )
@@ -461,6 +390,17 @@ def measure_backlog(engine: Any, plan: Plan, max_batch: int) -> dict[str, Any]:
         "outcomes": dict(outcomes),
         "batch_sizes_seen": {str(k): v for k, v in sorted(sizes.items())},
     }
+
+
+def measure_second_team(engine: Any, plan: Plan) -> dict[str, Any]:
+    """(b) alone, and while another live thread owns an OpenMP team: what torch on a second
+    thread (the main thread, an executor's) would cost each picture. CPU only."""
+
+    def call(seed: int) -> None:
+        requests = _requests(plan, scheduler=plan.scheduler, steps=plan.steps, count=1, seed=seed)
+        engine.generate(requests)
+
+    return second_team_cost(call, plan.repeats)
 
 
 def measure_scheduler(steps: int, repeats: int) -> dict[str, Any]:
@@ -562,7 +502,9 @@ def release(engine: Any, device: str) -> None:
 def run(plan: Plan) -> dict[str, Any]:
     """Every measurement of `plan`; the JSON document."""
     if plan.model == SD1X:
-        model = build_sd1x(plan.cache / "sd1x-random", device=plan.device)
+        model = call_on_own_thread(
+            build_sd1x, plan.cache / "sd1x-random", device=plan.device, name="bench-build"
+        )
     else:
         model = Path(plan.model)
     results: dict[str, Any] = {
@@ -584,30 +526,39 @@ def run(plan: Plan) -> dict[str, Any]:
         },
         "peak_memory_source": peak_memory_source(plan.device),
     }
+    # Torch runs as in the bot: never on this thread, each part on a thread that ends first.
     log.info("LMS scheduler overhead (%s steps)…", plan.scheduler_steps)
-    results["scheduler_overhead"] = measure_scheduler(plan.scheduler_steps, plan.scheduler_repeats)
-
+    results["scheduler_overhead"] = call_on_own_thread(
+        measure_scheduler, plan.scheduler_steps, plan.scheduler_repeats, name="bench-scheduler"
+    )
     cuda = plan.device.startswith("cuda")
-    engine = load(model, plan)
     default = Variant("default", plan.scheduler, plan.steps)
-    log.info("(b) default: %s, %s steps, %s…", plan.scheduler, plan.steps, engine.dtype)
-    card = card_variants(engine, plan.card_steps)
-    if cuda:
-        results.update(measure_single(engine, plan, [default]))
-    else:
-        # Same fp32 engine for both on CPU: measure them in turns.
-        log.info("(a) model card: lms, %s steps, %s…", plan.card_steps, engine.dtype)
-        results.update(measure_single(engine, plan, [*card, default]))
+
+    def singles(engine: Any, *, card_only: bool = False) -> dict[str, dict[str, Any]]:
+        card = card_variants(engine, plan.card_steps)
+        if card_only:  # CUDA: the card's fp32 engine under autocast
+            steps, dtype = plan.card_steps, engine.dtype
+            log.info("(a) model card: lms, %s steps, %s + autocast…", steps, dtype)
+            return measure_single(engine, plan, card, autocast=True)
+        log.info("(b) default: %s, %s steps, %s…", plan.scheduler, plan.steps, engine.dtype)
+        # On CPU the same fp32 engine serves (a) and (b): measured in turns.
+        return measure_single(engine, plan, [default] if cuda else [*card, default])
+
+    engine = call_on_own_thread(load, model, plan, name="model-load")
+    results.update(call_on_own_thread(singles, engine, name="bench-generation"))
+    if not cuda:
+        log.info("(b) alone and beside a second thread's OpenMP team…")
+        results["second_team"] = call_on_own_thread(
+            measure_second_team, engine, plan, name="bench-generation"
+        )
     results["batches"] = []
     for max_batch in plan.batch_sizes:
         log.info("(c) backlog of %s jobs, max_batch=%s…", max(plan.backlog, max_batch), max_batch)
         results["batches"].append(measure_backlog(engine, plan, max_batch))
     if cuda:
         release(engine, plan.device)
-        engine = load(model, plan, card=True)
-        card = card_variants(engine, plan.card_steps)
-        log.info("(a) model card: lms, %s steps, %s + autocast…", plan.card_steps, engine.dtype)
-        results.update(measure_single(engine, plan, card, autocast=True))
+        engine = call_on_own_thread(load, model, plan, card=True, name="model-load")
+        results.update(call_on_own_thread(singles, engine, card_only=True, name="bench-generation"))
     release(engine, plan.device)
 
     best = max(results["batches"], key=lambda row: row["images_per_s"])
@@ -618,6 +569,12 @@ def run(plan: Plan) -> dict[str, Any]:
         "best_max_batch": best["max_batch"],
         "speedup_vs_card": best["images_per_s"] / card_rate,
         "default_speedup_vs_card": results["default"]["images_per_s"] / card_rate,
+        # The issue-22 check: through the worker, one at a time, as fast as a direct call.
+        "backlog1_vs_default": next(
+            (r["s_per_image"] for r in results["batches"] if r["max_batch"] == 1), float("nan")
+        )
+        / results["default"]["s_per_image"],
+        "second_team_ratio": results.get("second_team", {}).get("ratio"),
     }
     return results
 
@@ -667,9 +624,27 @@ def render(results: dict[str, Any]) -> str:
             "",
             f"default {summary['default_s_per_image']:.3f} s/image; best backlog "
             f"{summary['best_backlog_images_per_s']:.2f} images/s (max_batch="
-            f"{summary['best_max_batch']}) = {summary['speedup_vs_card']:.1f}× the model card",
+            f"{summary['best_max_batch']}) = {summary['speedup_vs_card']:.1f}× the model card; "
+            f"max_batch=1 through the worker costs {summary['backlog1_vs_default']:.2f}× (b)",
+            *_render_second_team(results.get("second_team")),
         ]
     )
+
+
+def _render_second_team(row: dict[str, Any] | None) -> list[str]:
+    if row is None:
+        return []
+    return [
+        "",
+        f"(b) on one thread, alone and while another thread owns an OpenMP team (medians of "
+        f"{row['rounds']}, in turns; {row['omp_env'] or 'no OMP_/GOMP_ settings'}):",
+        "",
+        table(
+            [["alone", row["alone_s"], 1.0], ["beside a second team", row["second_team_s"],
+             row["ratio"]]],
+            ["(b) s/image", "s", "×"],
+        ),
+    ]  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -27,7 +27,12 @@ import yarl
 
 from bot.client import EXIT_OK, PokemonBot
 from bot.crashloop import CrashLoopGuard, starts_file_for
-from bot.generators import load_prompt_translator, make_remote_generator, start_metrics
+from bot.generators import (
+    load_prompt_translator,
+    make_remote_generator,
+    start_fast_path,
+    start_metrics,
+)
 from bot.settings import Settings
 
 if TYPE_CHECKING:
@@ -68,13 +73,14 @@ def load_model(settings: Settings) -> Any:
     generation working and English prompts untranslated (said once in the log)."""
     from generation.loader import load_engine
 
-    return load_engine(
+    engine = load_engine(
         settings.pokemon_model,
         device=settings.pokemon_device,
         safety_checker=settings.pokemon_safety_checker == "on",
-        compile=settings.pokemon_compile == "on",
         translator=load_prompt_translator(settings),
     )
+    start_fast_path(settings, engine)  # POKEMON_COMPILE: warms up in the background
+    return engine
 
 
 def load_upscaler(settings: Settings, device: str) -> Any:
@@ -106,7 +112,8 @@ def make_generator(settings: Settings, engine: Any, upscaler: Any = None) -> Any
     from generation.local import ThreadGenerator
     from generation.worker import GenerationWorker
 
-    sizing = log_device_sizing(settings, str(getattr(engine, "device", "cpu")))
+    device = str(getattr(engine, "device", "cpu"))
+    sizing = log_device_sizing(settings, device, getattr(engine, "free_bytes", None))
     return ThreadGenerator(
         GenerationWorker(
             engine,
@@ -119,9 +126,17 @@ def make_generator(settings: Settings, engine: Any, upscaler: Any = None) -> Any
     )
 
 
-def log_device_sizing(settings: Settings, device: str) -> Any:
-    """`settings.worker_sizing(device)`, with one start-up line saying what to expect there."""
-    sizing = settings.worker_sizing(device)
+def log_device_sizing(settings: Settings, device: str, free_bytes: int | None = None) -> Any:
+    """`settings.worker_sizing(device, free_bytes=...)`, with one start-up line saying what to
+    expect there (`free_bytes`: GPU memory free once the model loaded, when known)."""
+    sizing = settings.worker_sizing(device, free_bytes=free_bytes)
+    if sizing.minutes_per_image is None and "max_batch" in sizing.changed:
+        log.info(
+            "running on %s: batches of up to %d pictures, what fits in its free memory "
+            "(set POKEMON_MAX_BATCH to choose)",
+            device,
+            sizing.max_batch,
+        )
     if sizing.minutes_per_image is not None:
         log.warning(
             "running on %s: expect about %.0f min per %d² image at %d steps; batch %d, "

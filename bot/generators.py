@@ -5,7 +5,9 @@ returns a `RemoteGenerator` (not started) that submits to `pokemon-bot worker` p
 the bot loads no model; without it, None, and the bot builds its in-process `ThreadGenerator`
 as before (`bot.app.make_generator`). `load_prompt_translator(settings)` is the translator for
 wherever generation runs: the bot's own engine and each `pokemon-bot worker` load it through
-this one function. `start_metrics` serves the Prometheus endpoint.
+this one function. `start_metrics` serves the Prometheus endpoint. `engine_sizing` and
+`start_fast_path` size a loaded engine's worker (on a GPU from its free memory) and start
+POKEMON_COMPILE's compiled path for the shapes that worker will draw.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING
 from bot.settings import Settings
 
 if TYPE_CHECKING:
+    from generation.device_policy import DeviceDefaults
     from generation.remote import RemoteGenerator
     from generation.translate import Translator
 
@@ -50,6 +53,29 @@ def load_prompt_translator(settings: Settings) -> Translator:
         return NullTranslator("POKEMON_TRANSLATE is off")
     return load_translator_or_null(
         settings.pokemon_translate_model, device=settings.pokemon_translate_device
+    )
+
+
+def engine_sizing(settings: Settings, engine: object) -> DeviceDefaults:
+    """`settings.worker_sizing` for a loaded engine: its device, and on a GPU the memory that
+    was free once the model was loaded (so an unset POKEMON_MAX_BATCH fits the card)."""
+    device = str(getattr(engine, "device", "cpu"))
+    return settings.worker_sizing(device, free_bytes=getattr(engine, "free_bytes", None))
+
+
+def start_fast_path(settings: Settings, engine: object, *, max_batch: int | None = None) -> None:
+    """POKEMON_COMPILE for a loaded engine (generation.fastpath): compiled modules for every
+    batch size up to the worker's max_batch (`max_batch` when given: `worker --max-batch`) at
+    the three sizes, warmed in the background (`on`: the first one before this returns),
+    reusing POKEMON_COMPILE_CACHE."""
+    from generation.fastpath import start_for_engine
+
+    start_for_engine(
+        engine,
+        settings.pokemon_compile,
+        max_batch=max_batch or engine_sizing(settings, engine).max_batch,
+        size=settings.pokemon_size,
+        cache_dir=settings.pokemon_compile_cache,
     )
 
 

@@ -90,7 +90,11 @@ class Settings(BaseSettings):
         default=2, ge=1, le=100, description="Queued + running jobs per user."
     )
     pokemon_max_batch: int = Field(
-        default=4, ge=1, le=16, description="Most compatible queued jobs run as one batch."
+        default=4,
+        ge=1,
+        le=16,
+        description="Most compatible queued jobs run as one batch. Unset: on a GPU, what fits "
+        "in its free memory (up to 16); 4 where that is unknown; 1 on the CPU.",
     )
     pokemon_job_timeout: Duration = Field(
         default=300.0, description="Time limit for one job once it runs (e.g. 300s, 5m)."
@@ -116,8 +120,15 @@ class Settings(BaseSettings):
     pokemon_resume_max_age: Duration = Field(
         default=6 * 3600.0, description="Jobs older than this are failed, not resumed (e.g. 6h)."
     )
-    pokemon_compile: Literal["on", "off"] = Field(
-        default="off", description="torch.compile the UNet at start-up (CUDA only)."
+    pokemon_compile: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="torch.compile the UNet, VAE decode and safety checker (CUDA only). auto: "
+        "compile in the background, serving uncompiled until ready; on: wait for the first "
+        "shape before serving; off: never.",
+    )
+    pokemon_compile_cache: Annotated[Path | None, BeforeValidator(_empty_to_none)] = Field(
+        default=Path("data/compile-cache"),
+        description="Folder of compiled artefacts, reused at the next start; empty: none.",
     )
     pokemon_log_level: str = Field(default="INFO", description="Log level for the bot's loggers.")
     pokemon_heartbeat_file: Annotated[Path | None, BeforeValidator(_empty_to_none)] = Field(
@@ -193,9 +204,12 @@ class Settings(BaseSettings):
     def default_limit(self) -> tuple[int, str]:
         return self.pokemon_rate_limit, self.pokemon_rate_period
 
-    def worker_sizing(self, device: str, *, cores: int | None = None) -> DeviceDefaults:
-        """Batch size and per-image timeout on `device` (the CPU gets what can finish there);
-        POKEMON_MAX_BATCH and POKEMON_JOB_TIMEOUT, when set, are kept as they are."""
+    def worker_sizing(
+        self, device: str, *, cores: int | None = None, free_bytes: int | None = None
+    ) -> DeviceDefaults:
+        """Batch size and per-image timeout on `device` (the CPU gets what can finish there, a
+        GPU with `free_bytes` of memory free the batch that fits); POKEMON_MAX_BATCH and
+        POKEMON_JOB_TIMEOUT, when set, are kept as they are."""
         from generation.device_policy import device_defaults
 
         fields = {"pokemon_max_batch": "max_batch", "pokemon_job_timeout": "job_timeout"}
@@ -208,4 +222,5 @@ class Settings(BaseSettings):
             job_timeout=self.pokemon_job_timeout,
             explicit=frozenset(v for k, v in fields.items() if k in self.model_fields_set),
             cores=cores,
+            free_bytes=free_bytes,
         )

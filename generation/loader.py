@@ -416,6 +416,9 @@ def load_engine(
         scheduler_config=scheduler_config,
         translator=translator,
     )
+    from generation.fastpath import free_gpu_bytes
+
+    engine.free_bytes = free_gpu_bytes(torch_device)  # sizes the batches (device_policy)
     log.info(
         "loaded %s on %s (%s, safety checker %s) in %.1fs",
         source,

@@ -38,6 +38,7 @@ from generation.errors import (
     UnsafeImageError,
     one_line,
 )
+from generation.fastpath import EagerPath, begin_at_zero
 from generation.images import BadInputImageError, decode_image
 from generation.pnginfo import PNG_PARAMETERS_KEY, a1111_parameters
 from generation.tokenizer import RinnaTokenizer
@@ -56,6 +57,9 @@ OnStep = Callable[[int, int], None]
 IsCancelled = Callable[[int], bool]
 
 WARMUP_SIZE = 512  # the model's native resolution: what torch.compile is warmed up for
+# zlib level 1: the same pixels, 7× less CPU than Pillow's default 6 for 14 % more bytes on a
+# 512² drawing (docs/PERFORMANCE.md, "PNG compression level"); the PNG is on the critical path.
+PNG_COMPRESS_LEVEL = 1
 
 
 class Engine:
@@ -85,6 +89,9 @@ class Engine:
         self._schedulers: dict[str, Any] = {}
         self._img2img: Any = None
         self.compiled = False
+        # Which modules run each batch: eager, or compiled for warmed shapes (generation.fastpath).
+        self.path: EagerPath = EagerPath()
+        self.free_bytes: int | None = None  # GPU memory free once loaded (set by the loader)
 
     # -- public ------------------------------------------------------------------------
 
@@ -171,13 +178,15 @@ class Engine:
         # Read only after `_generate` returned; bound here because an OOM leaves it unset.
         produced: list[GeneratedImage | GenerationError] = []
         try:
-            produced = self._generate(
-                [requests[i] for i in live],
-                live,
-                cancelled,
-                poll_cancelled,
-                on_step,
-                sources=[sources[i] for i in live if i in sources],
+            produced = self.path.guard(
+                lambda: self._generate(
+                    [requests[i] for i in live],
+                    live,
+                    cancelled,
+                    poll_cancelled,
+                    on_step,
+                    sources=[sources[i] for i in live if i in sources],
+                )
             )
         except torch.cuda.OutOfMemoryError as exc:
             # Only the text is kept: the traceback's frames still hold the batch's tensors,
@@ -195,18 +204,12 @@ class Engine:
         return results
 
     def compile_unet(self) -> None:
-        """Wrap the UNet in `torch.compile` and warm it up at the native size (CUDA only)."""
-        import torch
+        """The fast path (`generation.fastpath`), warmed up for one picture at the native size
+        before this returns (CUDA only; a failure leaves the engine eager, with one warning)."""
+        from generation.fastpath import TIMESTEP_DTYPES, enable
 
-        started = time.monotonic()
-        # torch's stubs leave the backend callable's return type bare in `compile`'s overloads.
-        self.pipe.unet = torch.compile(self.pipe.unet)  # pyright: ignore[reportUnknownMemberType]
-        self.compiled = True
-        warmup = GenerationRequest(
-            prompt="ウォームアップ", steps=2, height=WARMUP_SIZE, width=WARMUP_SIZE
-        )
-        self.generate([warmup])
-        log.info("UNet compiled and warmed up in %.1fs", time.monotonic() - started)
+        dtype = TIMESTEP_DTYPES["dpmpp-2m"]
+        enable(self, mode="blocking", shapes=[(1, WARMUP_SIZE, WARMUP_SIZE, dtype)])
 
     # -- steps -------------------------------------------------------------------------
 
@@ -250,6 +253,7 @@ class Engine:
             return tensors
 
         scheduler = self._scheduler(first.scheduler)
+        self.path.select(self.pipe, len(requests), first.height, first.width, first.scheduler)
         started = time.perf_counter()
         if first.is_img2img:
             latents = self._img2img_pipe(scheduler)(
@@ -380,7 +384,7 @@ class Engine:
         started = time.perf_counter()
         with torch.no_grad():
             scaled = latents / pipe.vae.config.scaling_factor
-            decoded = pipe.vae.decode(scaled, return_dict=False)[0]
+            decoded = self.path.decode(pipe.vae, scaled)
             image = (decoded / 2 + 0.5).clamp(0, 1).cpu().permute(0, 2, 3, 1).float().numpy()
         timings["decode"] = time.perf_counter() - started
 
@@ -432,7 +436,8 @@ class Engine:
         if scheduler is None:
             from generation.schedulers import make_scheduler
 
-            scheduler = make_scheduler(name, self._scheduler_config)
+            # Text-to-image starts at index 0: no search for it on the GPU (a sync) per job.
+            scheduler = begin_at_zero(make_scheduler(name, self._scheduler_config))
             self._schedulers[name] = scheduler
         return scheduler
 
@@ -477,7 +482,9 @@ def _png(pixels: Any, parameters: str) -> bytes:
     info = PngInfo()
     info.add_text(PNG_PARAMETERS_KEY, parameters)  # tEXt if Latin-1, else an iTXt chunk
     buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG", pnginfo=info)
+    Image.fromarray(pixels).save(
+        buffer, format="PNG", pnginfo=info, compress_level=PNG_COMPRESS_LEVEL
+    )
     return buffer.getvalue()
 
 

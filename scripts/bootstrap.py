@@ -176,6 +176,19 @@ def make_venv(env: Path) -> None:
         raise SetupError(f"cannot create a virtual environment in {env}: {exc}") from None
 
 
+# A new venv's pip is the one its Python bundles (23.2 with 3.11.7), which shows neither a
+# PEP 639 license (`pip show pokemon-bot`: "License-Expression: MIT") nor today's resolver
+# fixes; a newer one is asked for once, and the set-up goes on with the bundled one offline.
+PIP_WANTED = "pip>=25.1"
+
+
+def current_pip(python: Path) -> None:
+    try:
+        pip(python, PIP_WANTED)
+    except SetupError:
+        say(f"could not install {PIP_WANTED}; going on with the pip this Python bundles")
+
+
 def installed_version(python: Path, name: str) -> str | None:
     code = (
         "import importlib.metadata as m, sys\n"
@@ -216,6 +229,7 @@ def set_up(env: Path, *, test: bool) -> Path:
         return python
     if not pip_works(python):
         make_venv(env)
+        current_pip(python)
     constraints = ("-c", str(LOCK))
     present = installed_version(python, "torch")
     if plan.satisfied_by(present):

@@ -31,8 +31,10 @@ RUN_SH = ROOT / "bench" / "gpu" / "run.sh"
 RUN_PY = ROOT / "bench" / "gpu" / "run.py"
 SINGLE_KEYS = {"scheduler", "steps", "dtype", "autocast", "s_per_image", "images_per_s",
                "peak_memory_bytes", "load_s"}  # fmt: skip
-BENCH_PHASES = ["env", "build", "default", "backlog-1", "backlog-2", "backlog-4", "backlog-8",
-                "card", "plain", "tests", "compile"]  # fmt: skip
+BENCH_PHASES = ["env", "build", "eager", "backlog-1", "backlog-2", "backlog-4", "backlog-8",
+                "fast", "card", "tests", "plain"]  # fmt: skip
+FIGURES = {"gpu", "commit", "default_s_per_image", "compiled_s_per_image", "backlog_images_per_s",
+           "card_s_per_image", "max_abs_mean_diff_vs_eager", "peak_mib"}  # fmt: skip
 
 
 def _run(command: list[str], out: Path) -> subprocess.CompletedProcess[str]:
@@ -70,15 +72,23 @@ def test_dry_run_runs_every_phase_and_skips_only_the_install(dry_run: dict[str, 
 def test_dry_run_reports_every_configuration_of_the_real_run(dry_run: dict[str, Any]) -> None:
     data = dry_run["data"]
     results = data["results"]
-    for name in ("card", "card_cached_lms", "plain", "default"):
+    for name in ("card", "card_cached_lms", "plain", "eager", "fast"):
         assert results[name].keys() >= SINGLE_KEYS, name
-    assert results["compiled"].keys() >= SINGLE_KEYS - {"load_s"} | {"load_and_compile_s"}
     assert results["card"]["lms"] == "diffusers LMSDiscreteScheduler"
     assert results["card"]["dtype"] == "float32"
-    assert results["default"]["scheduler"] == "dpmpp-2m"  # the settings' default
+    assert results["eager"]["scheduler"] == "dpmpp-2m"  # the settings' default
     assert results["plain"]["scheduler"] == "LMSDiscreteScheduler"  # the checkpoint's own
     assert results["plain"]["pipeline"].startswith("diffusers StableDiffusionPipeline")
-    assert results["compiled"]["compiled"] is False  # torch.compile is CUDA only
+    # The fast path ran for real through dynamo (its eager backend on the CPU): warmed up,
+    # measured, its pictures compared with the eager phase's for the same seeds.
+    fast = results["fast"]
+    assert fast["compiled"] is True
+    assert fast["options"]["backend"] == "eager"
+    assert fast["warmup_s"] > 0
+    assert len(fast["mean_abs_diff_vs_eager"]) == 3
+    assert fast["max_abs_mean_diff_vs_eager"] <= 2 / 255
+    assert [row["max_batch"] for row in fast["backlogs"]] == [1]
+    assert fast["backlogs"][0]["outcomes"] == {"ok": fast["backlogs"][0]["jobs"]}
     batches = results["batches"]
     assert [row["max_batch"] for row in batches] == [1, 2, 4, 8]
     for row in batches:
@@ -87,7 +97,10 @@ def test_dry_run_reports_every_configuration_of_the_real_run(dry_run: dict[str, 
     assert data["config"]["steps"] == 2
     assert {"card_s_per_image", "default_speedup_vs_card", "default_speedup_vs_plain",
             "compile_speedup", "best_backlog_images_per_s", "best_max_batch",
-            "best_backlog_speedup_vs_card"} <= data["summary"].keys()  # fmt: skip
+            "best_backlog_speedup_vs_card", "eager_s_per_image",
+            "max_abs_mean_diff_vs_eager"} <= data["summary"].keys()  # fmt: skip
+    # POKEMON_COMPILE=auto is eager on the CPU: the default is the eager row there.
+    assert data["summary"]["default_s_per_image"] == results["eager"]["s_per_image"]
     assert data["env"]["import_errors"] == {}
     assert data["env"]["versions"]["diffusers"]
 
@@ -102,15 +115,19 @@ def test_dry_run_runs_the_gpu_marked_tests_and_counts_them(dry_run: dict[str, An
     assert tests["counts"]["skipped"] >= 4
 
 
-def test_dry_run_writes_three_files_and_prints_the_table_last(dry_run: dict[str, Any]) -> None:
+def test_dry_run_writes_four_files_and_prints_the_table_last(dry_run: dict[str, Any]) -> None:
     out = dry_run["out"]
+    figures_file = f"gpu-{dry_run['data']['started_utc'][:10].replace('-', '')}-cpu-dry-run.json"
     assert sorted(p.name for p in out.iterdir()) == [
+        figures_file,
         "gpu-results.json",
         "gpu-results.md",
         "gpu-run.log",
     ]
     markdown = (out / "gpu-results.md").read_text()
-    assert "| (b) project default" in markdown
+    assert "| (b) eager (POKEMON_COMPILE=off)" in markdown
+    assert "| (b) fast path (the CUDA default) (backend eager)" in markdown
+    assert "| (c) backlog 8, max_batch=1 + fast path" in markdown
     assert "| plain diffusers pipeline" in markdown
     assert "| (c) backlog 8, max_batch=8" in markdown
     assert "| phase" in markdown
@@ -118,7 +135,32 @@ def test_dry_run_writes_three_files_and_prints_the_table_last(dry_run: dict[str,
     assert "| (a) model card (stock LMS)" in tail
     assert "gpu-marked tests:" in tail
     assert "exit status 0" in tail
-    assert "| (b) project default" in (out / "gpu-run.log").read_text()
+    assert "| (b) eager (POKEMON_COMPILE=off)" in (out / "gpu-run.log").read_text()
+
+
+def test_dry_run_figures_name_the_gpu_the_commit_and_the_headline_numbers(
+    dry_run: dict[str, Any],
+) -> None:
+    (path,) = [p for p in dry_run["out"].iterdir() if p.name.endswith("-cpu-dry-run.json")]
+    figures = json.loads(path.read_text())
+    assert figures.keys() >= FIGURES
+    assert figures["gpu"] == "cpu (dry run)"
+    assert figures["commit"] == os.environ.get("GPU_CHECK_COMMIT", _head())
+    results = dry_run["data"]["results"]
+    assert figures["default_s_per_image"] == results["eager"]["s_per_image"]
+    assert figures["compiled_s_per_image"] == results["fast"]["s_per_image"]
+    best = max(results["batches"] + results["fast"]["backlogs"], key=lambda r: r["images_per_s"])
+    assert figures["backlog_images_per_s"] == best["images_per_s"]
+    assert figures["card_s_per_image"] == results["card"]["s_per_image"]
+    assert figures["max_abs_mean_diff_vs_eager"] == results["fast"]["max_abs_mean_diff_vs_eager"]
+    assert figures["peak_mib"] > 0
+
+
+def _head() -> str:
+    proc = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    return proc.stdout.strip() or "unknown"
 
 
 def test_budget_running_out_writes_partial_results_and_exits_3(tmp_path: Path) -> None:
@@ -132,7 +174,7 @@ def test_budget_running_out_writes_partial_results_and_exits_3(tmp_path: Path) -
     assert data["aborted"].startswith("budget of 3s ran out")
     statuses = [phase["status"] for phase in data["phases"].values()]
     assert statuses.count("timed out") <= 1
-    assert "compile" not in data["phases"]  # the last phase never started
+    assert "plain" not in data["phases"]  # the last phase never started
     assert (tmp_path / "gpu-results.md").read_text().startswith("# GPU check (dry run)")
     assert "partial results written" in proc.stdout
 
@@ -141,9 +183,24 @@ def test_unknown_phase_to_skip_is_one_line(tmp_path: Path) -> None:
     proc = _run([sys.executable, str(RUN_PY), "--dry-run", "--skip", "nothing"], tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        "error: --skip takes install, env, build, default, backlog, card, plain, tests, "
-        "compile, not nothing"
+        "error: --skip takes install, env, build, eager, backlog, fast, card, tests, "
+        "plain, not nothing"
     ]
+
+
+def test_junit_properties_come_back_with_the_test_counts(tmp_path: Path) -> None:
+    """A gpu test's `record_property` (the restart's warm-up seconds) reaches the results."""
+    from bench.gpu.run import parse_junit
+
+    junit = tmp_path / "junit.xml"
+    junit.write_text(
+        '<testsuites><testsuite><testcase classname="t" name="restart"><properties>'
+        '<property name="restart_warmup_s" value="3.5"/></properties></testcase>'
+        '<testcase classname="t" name="other"/></testsuite></testsuites>'
+    )
+    parsed = parse_junit(junit)
+    assert parsed["passed"] == ["t::restart", "t::other"]
+    assert parsed["properties"] == {"t::restart": {"restart_warmup_s": "3.5"}}
 
 
 # ---- the wheels -------------------------------------------------------------------------------

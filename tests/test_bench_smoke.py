@@ -101,7 +101,18 @@ def test_quick_generation_bench_json_has_every_section(quick_results: dict[str, 
         "best_backlog_images_per_s",
         "best_max_batch",
         "speedup_vs_card",
+        "backlog1_vs_default",
+        "second_team_ratio",
     } <= quick_results["summary"].keys()
+
+
+def test_quick_generation_bench_times_the_default_beside_a_second_openmp_team(
+    quick_results: dict[str, Any],
+) -> None:
+    second = quick_results["second_team"]
+    assert second.keys() >= {"rounds", "alone_s", "second_team_s", "ratio", "omp_env"}
+    assert second["ratio"] == pytest.approx(second["second_team_s"] / second["alone_s"])
+    assert quick_results["summary"]["second_team_ratio"] == second["ratio"]
 
 
 def test_quick_generation_bench_runs_every_batch_size_through_the_worker(

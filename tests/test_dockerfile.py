@@ -121,6 +121,8 @@ def test_model_cache_and_database_are_on_volumes() -> None:
     assert hf_home in declared
     assert database.parent in declared
     assert database.name.endswith(".sqlite3")
+    # torch.compile's artefacts survive a new container: a restart does not compile again.
+    assert Path(env["POKEMON_COMPILE_CACHE"]) in declared
 
 
 def exec_form(args: str) -> list[str]:
@@ -344,6 +346,7 @@ def test_compose_puts_database_and_cache_on_named_volumes(service: dict[str, obj
     mounts = dict(reversed(v.split(":")[:2]) for v in service["volumes"])  # type: ignore[union-attr]
     assert mounts[env["HF_HOME"]] in service["_volumes"]  # type: ignore[operator]
     assert mounts[str(Path(env["POKEMON_DB"]).parent)] in service["_volumes"]  # type: ignore[operator]
+    assert mounts[env["POKEMON_COMPILE_CACHE"]] in service["_volumes"]  # type: ignore[operator]
 
 
 def test_compose_environment_keeps_the_images_paths(service: dict[str, object]) -> None:

@@ -32,6 +32,7 @@ from bench.gpu.wheels import (
     DEVICE_VERSIONS,
     MAX_BYTES,
     PYTHON_VERSION,
+    ROOT,
     WHEEL_DIR,
     normalize,
     parse_wheel_name,
@@ -213,6 +214,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     for path in files:
         print(f"  {path.stat().st_size / 2**20:6.2f} MiB  {path.name}")
     print(f"ready: {len(files)} wheels, {total / 2**20:.1f} MiB in {args.dest}")
+    # The GPU machine gets a copy without .git: run.sh reads the commit measured from here.
+    commit = subprocess.run(
+        ["git", "describe", "--always", "--dirty", "--abbrev=40"],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    ).stdout.strip()  # fmt: skip
+    (args.dest / "COMMIT").write_text((commit or "unknown") + "\n", encoding="utf-8")
     print('on the CUDA machine: run with carry [".whl"] the command  bash bench/gpu/run.sh')
     return 0
 

@@ -22,7 +22,7 @@ import os
 import signal
 import socket
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -66,13 +66,14 @@ def default_name() -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    from bot.generators import load_prompt_translator, start_metrics
+    from bot.generators import engine_sizing, load_prompt_translator, start_fast_path, start_metrics
     from bot.logging_setup import setup_logging
     from bot.settings import Settings
     from generation.errors import ModelLoadError
     from generation.fake_engine import is_fake, open_engine
     from generation.remote_worker import RemoteWorker, WorkerConfig
     from generation.streams import url_secrets
+    from generation.threads import call_on_own_thread
 
     try:
         settings = Settings()
@@ -107,25 +108,32 @@ def main(args: argparse.Namespace) -> int:
         start_metrics(settings)
     except OSError as exc:
         raise CliError(f"POKEMON_METRICS_PORT {settings.pokemon_metrics_port}: {exc}") from None
-    # As the bot's in-process path does: a translator that will not load leaves generation
-    # working and English passed through (one warning line). The fake engine has no use for one.
-    translator = None if is_fake(model) else load_prompt_translator(settings)
-    log.info("loading model %s on %s…", model, device)
-    started = time.perf_counter()
-    try:
-        engine = open_engine(
+
+    def load() -> Any:
+        # As the bot's in-process path does: a translator that will not load leaves generation
+        # working and English passed through (one warning line). The fake engine needs none.
+        translator = None if is_fake(model) else load_prompt_translator(settings)
+        return open_engine(
             model,
             device=device,
             safety_checker=settings.pokemon_safety_checker == "on",
-            compile=settings.pokemon_compile == "on",
             translator=translator,
         )
+
+    log.info("loading model %s on %s…", model, device)
+    started = time.perf_counter()
+    try:
+        # On a thread that ends, as `pokemon-bot run` does: torch on this thread would keep
+        # an OpenMP team alive beside the worker thread's (generation/threads.py).
+        engine = call_on_own_thread(load, name="model-load")
     except ModelLoadError as exc:
         raise CliError(f"model {model}: {exc}") from None
     log.info("loading model… %.1f s", time.perf_counter() - started)
     # The same sizing as the bot's own worker: on a CPU one image per batch and a time limit
-    # that fits; --max-batch, POKEMON_MAX_BATCH and POKEMON_JOB_TIMEOUT win when given.
-    sizing = settings.worker_sizing(str(getattr(engine, "device", device)))
+    # that fits, on a GPU the batch its free memory holds; --max-batch, POKEMON_MAX_BATCH and
+    # POKEMON_JOB_TIMEOUT win when given.
+    sizing = engine_sizing(settings, engine)
+    start_fast_path(settings, engine, max_batch=args.max_batch)  # POKEMON_COMPILE: background
     config = dataclasses.replace(
         config,
         max_batch=args.max_batch or sizing.max_batch,

@@ -49,3 +49,12 @@ def test_gpu_keeps_the_settings_and_logs_no_estimate(caplog) -> None:
     sizing = log_device_sizing(Settings(), "cuda")
     assert (sizing.max_batch, sizing.job_timeout) == (4, 300.0)
     assert not caplog.records
+
+
+def test_gpu_batch_comes_from_free_memory_and_is_logged(
+    clean_env: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="bot.app")
+    sizing = log_device_sizing(Settings(), "cuda", 75 * 1024**3)
+    assert sizing.max_batch == 16
+    assert "batches of up to 16 pictures" in caplog.text

@@ -21,7 +21,8 @@ from .interactions import (
 from .plugin import fake_discord, run_client
 from .ratelimit import ChannelRateLimit
 from .rest import FaultRule, RequestRecord
-from .server import CommandSync, FakeDiscord
+from .server import CommandSync, FakeDiscord, SpecViolationError
+from .spec import SpecViolation
 from .state import (
     FakeAttachment,
     FakeChannel,
@@ -60,6 +61,8 @@ __all__ = [
     "Perm",
     "RejectedCall",
     "RequestRecord",
+    "SpecViolation",
+    "SpecViolationError",
     "WireValue",
     "fake_discord",
     "run_client",

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pytest
 import pytest_asyncio
 
-from .server import FakeDiscord
+from .server import FakeDiscord, SpecViolationError
 
 if TYPE_CHECKING:
     import discord
@@ -26,11 +26,16 @@ ClientT = TypeVar("ClientT", bound="discord.Client")
 
 @pytest_asyncio.fixture
 async def fake_discord(request: pytest.FixtureRequest) -> AsyncIterator[FakeDiscord]:
-    """A started fake Discord with discord.py redirected to it; stopped afterwards."""
+    """A started fake Discord with discord.py redirected to it; stopped afterwards. The test
+    fails at teardown if it made calls that break Discord's API spec and did not take them
+    (`fake.take_spec_violations()`)."""
     options: dict[str, Any] = getattr(request, "param", None) or {}
     async with FakeDiscord(**options) as fake:
         with fake.redirect():
             yield fake
+        if fake.spec_violations:
+            # Calls Discord would refuse fail the test that made them (unless it took them).
+            pytest.fail(str(SpecViolationError(fake.take_spec_violations())), pytrace=False)
 
 
 @contextlib.asynccontextmanager

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from .interactions import LOCALES, CallbackRecord, EditRecord, FileRecord, RejectedCall
+from .spec import discord_errors
 from .state import (
     FakeAttachment,
     FakeChannel,
@@ -140,8 +141,9 @@ class FaultRule:
 
 @dataclass(frozen=True, slots=True)
 class Body:
-    json: Any
+    json: Any  # the JSON body, or the `payload_json` part of a multipart one
     files: tuple[FileRecord, ...]
+    media_type: str | None = None  # None when the request had no body
 
 
 BODY_KEY = web.RequestKey("fake_discord_body", Body)
@@ -225,6 +227,7 @@ class RestApi:
         try:
             body = await self._parse(request)
             request[BODY_KEY] = body
+            self._hold_to_spec(request.method, path, body)
             # Interaction callbacks and webhook calls are authenticated by their token.
             needs_auth = not path.startswith(("/interactions/", "/webhooks/"))
             if needs_auth and not authorized:
@@ -289,11 +292,31 @@ class RestApi:
         response.headers.update(decision.headers)
         return response
 
+    def _hold_to_spec(self, method: str, path: str, body: Body) -> None:
+        """Refuse a call that Discord's OpenAPI description does not allow, as Discord would
+        (404 or 405 for an endpoint it does not have, 400 50035 for a body), and keep the
+        violation: the fake fails the test at its end unless the test took them."""
+        spec = self.fake.spec
+        if spec is None:
+            return
+        violations = spec.check(method, path, body.media_type, body.json)
+        if not violations:
+            return
+        self.fake.spec_violations.extend(violations)
+        first = violations[0]
+        if first.status == 404:
+            raise ApiError(404, 0, "404: Not Found")
+        if first.status == 405:
+            raise ApiError(405, 0, "405: Method Not Allowed")
+        raise invalid_form(discord_errors(violations))
+
     async def _parse(self, request: web.Request) -> Body:
         if request.content_type == "application/json":
             raw = await request.read()
             try:
-                return Body(json.loads(raw) if raw else None, ())
+                return Body(
+                    json.loads(raw) if raw else None, (), request.content_type if raw else None
+                )
             except ValueError as exc:
                 raise ApiError(400, 50109, "The request body contains invalid JSON.") from exc
         if request.content_type == "multipart/form-data":
@@ -316,9 +339,10 @@ class RestApi:
                 )
             if len(files) > MAX_FILES:
                 raise invalid_form({"files": f"at most {MAX_FILES} files per message"})
-            return Body(payload, tuple(f for _, f in sorted(files, key=lambda x: x[0])))
-        await request.read()
-        return Body(None, ())
+            ordered = tuple(f for _, f in sorted(files, key=lambda x: x[0]))
+            return Body(payload, ordered, request.content_type)
+        raw = await request.read()
+        return Body(None, (), request.content_type if raw else None)
 
     @staticmethod
     def body(request: web.Request) -> Body:
@@ -965,39 +989,25 @@ def _int(raw: str) -> int:
         raise ApiError(400, 50035, "Invalid Form Body", {"id": "Value is not snowflake."}) from None
 
 
-EMBED_LIMITS = {"title": 256, "description": 4096}
-
-
 def validate_embeds(embeds: list[dict[str, Any]]) -> dict[str, Any]:
-    """Discord's embed limits; returns the errors by index (empty when valid)."""
+    """Discord's embed rules that its OpenAPI spec does not state (the spec, checked before
+    any handler runs, holds the counts and lengths): a field's name and value are not empty,
+    and all the text of a message's embeds is at most 6000 characters. Returns the errors by
+    position (empty when valid)."""
     errors: dict[str, Any] = {}
-    if len(embeds) > 10:
-        return {"_errors": "at most 10 embeds"}
     total = 0
     for i, embed in enumerate(embeds):
         problems: dict[str, str] = {}
-        for key, limit in EMBED_LIMITS.items():
-            text = embed.get(key) or ""
-            total += len(text)
-            if len(text) > limit:
-                problems[key] = f"Must be {limit} or fewer in length."
-        fields = embed.get("fields") or []
-        if len(fields) > 25:
-            problems["fields"] = "at most 25 fields"
-        for j, fld in enumerate(fields):
+        total += len(embed.get("title") or "") + len(embed.get("description") or "")
+        for j, fld in enumerate(embed.get("fields") or []):
             name, value = str(fld.get("name", "")), str(fld.get("value", ""))
             total += len(name) + len(value)
-            if not name or len(name) > 256:
+            if not name:
                 problems[f"fields.{j}.name"] = "Must be between 1 and 256 in length."
-            if not value or len(value) > 1024:
+            if not value:
                 problems[f"fields.{j}.value"] = "Must be between 1 and 1024 in length."
-        footer = str((embed.get("footer") or {}).get("text", ""))
-        author = str((embed.get("author") or {}).get("name", ""))
-        total += len(footer) + len(author)
-        if len(footer) > 2048:
-            problems["footer.text"] = "Must be 2048 or fewer in length."
-        if len(author) > 256:
-            problems["author.name"] = "Must be 256 or fewer in length."
+        total += len(str((embed.get("footer") or {}).get("text", "")))
+        total += len(str((embed.get("author") or {}).get("name", "")))
         if problems:
             errors[str(i)] = problems
     if total > 6000:
@@ -1005,14 +1015,12 @@ def validate_embeds(embeds: list[dict[str, Any]]) -> dict[str, Any]:
     return errors
 
 
-BUTTON_STYLES = {1, 2, 3, 4, 5, 6}  # primary, secondary, success, danger, link, premium
-
-
 def validate_components(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Discord's checks on classic components: at most 5 action rows of at most 5 buttons
-    (or one select), each button with a style, a label of at most 80 characters and a
-    `custom_id` (at most 100 characters, unique in the message) or, for links, a `url`.
-    Returns the errors by position (empty when valid); Components V2 layouts pass unchecked."""
+    """Discord's rules on classic components that its OpenAPI spec does not state (the spec
+    holds the row sizes, styles and lengths): at most 5 action rows; a link button has a
+    `url` and no `custom_id`; a select fills its row alone; every other component has a
+    `custom_id`, unique in the message. Returns the errors by position (empty when valid);
+    Components V2 layouts pass unchecked."""
     errors: dict[str, Any] = {}
     if any(int(row.get("type", 0)) != 1 for row in rows):
         return errors  # Components V2 (sections, containers...): not modelled
@@ -1021,17 +1029,11 @@ def validate_components(rows: list[dict[str, Any]]) -> dict[str, Any]:
     seen: set[str] = set()
     for i, row in enumerate(rows):
         children = list(row.get("components") or [])
-        if not 1 <= len(children) <= 5:
-            errors[f"{i}.components"] = "an action row holds 1 to 5 components"
         for j, child in enumerate(children):
             at = f"{i}.components.{j}"
             custom_id = child.get("custom_id")
             if int(child.get("type", 0)) == 2:
                 style = int(child.get("style", 0))
-                if style not in BUTTON_STYLES:
-                    errors[f"{at}.style"] = "unknown button style"
-                if len(str(child.get("label") or "")) > 80:
-                    errors[f"{at}.label"] = "Must be 80 or fewer in length."
                 if style == 5:  # a link: a url, and no custom_id to check
                     if not child.get("url") or custom_id is not None:
                         errors[at] = "a link button has a url and no custom_id"
@@ -1040,8 +1042,8 @@ def validate_components(rows: list[dict[str, Any]]) -> dict[str, Any]:
                     continue
             elif len(children) > 1:
                 errors[at] = "a select fills its action row alone"
-            if not isinstance(custom_id, str) or not 1 <= len(custom_id) <= 100:
-                errors[f"{at}.custom_id"] = "Must be between 1 and 100 in length."
+            if not isinstance(custom_id, str):
+                errors[f"{at}.custom_id"] = "This field is required"
             elif custom_id in seen:
                 errors[f"{at}.custom_id"] = "COMPONENT_CUSTOM_ID_DUPLICATED"
             else:

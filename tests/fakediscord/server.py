@@ -31,6 +31,7 @@ from .interactions import (
 )
 from .ratelimit import ChannelRateLimit
 from .rest import FaultRule, RequestRecord, RestApi
+from .spec import DiscordSpec, SpecViolation, discord_spec
 from .state import (
     FakeApplication,
     FakeAttachment,
@@ -66,6 +67,18 @@ class _Place:
     permissions: int
 
 
+class SpecViolationError(AssertionError):
+    """Raised when the fake stops: calls were made that Discord's OpenAPI spec refuses."""
+
+    def __init__(self, violations: list[SpecViolation]) -> None:
+        self.violations = violations
+        lines = "\n".join(f"  - {v}" for v in violations)
+        super().__init__(
+            f"{len(violations)} call(s) broke Discord's API spec "
+            f"(tests/fakediscord/spec/openapi.json):\n{lines}"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class CommandSync:
     """One bulk overwrite (`tree.sync()`): where, when, which names, how many were new."""
@@ -98,6 +111,7 @@ class FakeDiscord:
         privileged_intents: int = 0,
         channel_rate_limit: ChannelRateLimit | None = None,
         populate: bool = True,
+        hold_to_spec: bool = True,
     ) -> None:
         self.token = token
         self.interaction_deadline = interaction_deadline
@@ -121,6 +135,10 @@ class FakeDiscord:
         self.interactions_by_token: dict[str, InteractionRecord] = {}
         self.requests: list[RequestRecord] = []
         self.faults: list[FaultRule] = []
+        # Discord's OpenAPI description: every REST call is checked against it; what breaks
+        # it is refused as Discord would and kept here (see `take_spec_violations`).
+        self.spec: DiscordSpec | None = discord_spec() if hold_to_spec else None
+        self.spec_violations: list[SpecViolation] = []
         # Discord's 5 posts per 5 s per channel; None (the default) lets every post through.
         self.channel_rate_limit = channel_rate_limit
         self.gateway = Gateway(self, heartbeat_interval_ms=heartbeat_interval_ms)
@@ -186,8 +204,21 @@ class FakeDiscord:
         await self.start()
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
         await self.stop()
+        if self.spec_violations:
+            failure = SpecViolationError(self.take_spec_violations())
+            if exc is None:
+                raise failure
+            exc.add_note(str(failure))
+
+    def take_spec_violations(self) -> list[SpecViolation]:
+        """The calls that broke Discord's spec so far, and forget them: a test that makes
+        one on purpose takes it, so that the fake does not fail the test when it stops."""
+        taken, self.spec_violations = self.spec_violations, []
+        return taken
 
     @property
     def base_url(self) -> str:

@@ -869,6 +869,13 @@ async def test_invalid_components_are_refused_like_discord_does(fake: FakeDiscor
             )
             assert (response.status, (await response.json())["code"]) == (400, 50035), rows
     assert fake.channel_messages(fake.channel) == []
+    # The spec itself refuses the long custom_id and the empty row; the duplicate and the
+    # link without a url are rules the spec cannot state, checked by the fake's own code.
+    taken = fake.take_spec_violations()
+    assert [(v.where, v.rule) for v in taken] == [
+        ("$.components[0].components[0].custom_id", "maxLength: 100"),
+        ("$.components[0].components", "minItems: 1"),
+    ]
 
 
 async def test_a_channel_edit_of_an_interaction_message_is_recorded_and_read_back(

@@ -334,9 +334,16 @@ def test_cuda_loads_fp16_weights_channels_last_and_matches_reference_loosely(tin
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_compile_wraps_the_unet_and_still_makes_images(tiny_model):
     engine = load_engine(tiny_model, device="cuda", compile=True)
+    from generation.fastpath import FastPath
+
     assert engine.compiled is True
-    assert type(engine.pipe.unet).__name__ == "OptimizedModule"
+    path = engine.path
+    assert isinstance(path, FastPath)
+    assert path.active, path.failed
+    assert type(path.unet).__name__ == "OptimizedModule"
+    # Warmed for one 512² picture only: a 64² picture runs on the eager UNet, no compile.
     assert case1_pixels(engine).shape == (64, 64, 3)
+    assert engine.pipe.unet is path.eager_unet
 
 
 def test_describe_device_names_cpu_and_its_precision() -> None:
