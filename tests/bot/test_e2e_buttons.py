@@ -581,7 +581,13 @@ def test_result_buttons_fit_discords_rows_for_one_picture_and_for_a_set_of_four(
         return [[c["custom_id"] for c in row["components"]] for row in view.to_components()]
 
     assert rows(1) == [
-        ["pkmn:regen:7", "pkmn:info:7", "pkmn:delete:7", "pkmn:vary:7:subtle", "pkmn:vary:7:strong"],
+        [
+            "pkmn:regen:7",
+            "pkmn:info:7",
+            "pkmn:delete:7",
+            "pkmn:vary:7:subtle",
+            "pkmn:vary:7:strong",
+        ],
         ["pkmn:up:7"],  # the first row is full: ⬆️ on a second
     ]
     assert rows(4) == [
