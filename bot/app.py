@@ -29,6 +29,7 @@ from bot.client import EXIT_OK, PokemonBot
 from bot.crashloop import CrashLoopGuard, starts_file_for
 from bot.generators import (
     load_prompt_translator,
+    load_upscaler,
     make_remote_generator,
     start_fast_path,
     start_metrics,
@@ -81,24 +82,6 @@ def load_model(settings: Settings) -> Any:
     )
     start_fast_path(settings, engine)  # POKEMON_COMPILE: warms up in the background
     return engine
-
-
-def load_upscaler(settings: Settings, device: str) -> Any:
-    """The upscaler (POKEMON_UPSCALER) for the worker thread, on the engine's `device`; None
-    when it is off, or does not load (said in one warning line: ⬆️ then answers that upscaling
-    is off, and drawing goes on)."""
-    from generation.errors import ModelLoadError
-    from generation.upscale_job import load_upscale_runner
-    from generation.upscale_weights import parse_upscaler
-
-    if parse_upscaler(settings.pokemon_upscaler) is None:
-        log.info("upscaling is off (POKEMON_UPSCALER=off)")
-        return None
-    try:
-        return load_upscale_runner(settings.pokemon_upscaler, device=device)
-    except ModelLoadError as exc:
-        log.warning("upscaler %s not loaded, upscaling is off: %s", settings.pokemon_upscaler, exc)
-        return None
 
 
 def no_upscaler(settings: Settings, device: str) -> None:
@@ -276,10 +259,15 @@ async def _run_bot(
                 )
                 if stop_requested.is_set():
                     return EXIT_OK
+                # On a thread that ends, as the model: no torch thread is left beside the
+                # worker's, and a stop meanwhile leaves at once.
                 device = str(getattr(engine, "device", "cpu"))
-                upscaler = await asyncio.to_thread(upscaler_factory, settings, device)
+                upscaler = await _until_stopped(
+                    lambda s: upscaler_factory(s, device), settings, stop_requested
+                )
                 if stop_requested.is_set():
-                    return EXIT_OK
+                    log.info("stopped while the upscaler was loading")
+                    raise _StoppedWhileLoading
                 generator = make_generator(settings, engine, upscaler)
             await generator.start()
             if not await _back_off(crash_guard, stop_requested):

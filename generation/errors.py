@@ -82,12 +82,6 @@ class UpscalerOffError(GeneratorUnavailableError):
     code = "upscaler_off"
 
 
-class UpscaleRemoteError(UpscalerOffError):
-    """An upscale was asked of the remote generator: upscales run on the bot's own GPU only."""
-
-    code = "upscale_remote"
-
-
 class PoisonJobError(GenerationError):
     """A remote job was handed to workers too many times (it crashed or hung each of them); it
     was set aside in the dead-letter stream instead of being retried for ever."""

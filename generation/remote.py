@@ -30,7 +30,6 @@ from generation.backoff import keep_trying
 from generation.errors import (
     GeneratorUnavailableError,
     QueueFullError,
-    UpscaleRemoteError,
     WorkerStoppedError,
     one_line,
 )
@@ -68,7 +67,7 @@ from generation.streams import (
     text,
 )
 from generation.tasks import Tasks
-from generation.types import DRAW, GenerationRequest, Progress
+from generation.types import GenerationRequest, Progress
 
 log = logging.getLogger(__name__)
 
@@ -167,8 +166,6 @@ class RemoteGenerator:
     async def submit(self, job_id: int, user_id: int, request: GenerationRequest) -> JobHandle:
         if self._closed:
             raise WorkerStoppedError("the generator is stopped")
-        if request.kind != DRAW:  # workers on Redis draw only, for now: ⬆️ says so at once
-            raise UpscaleRemoteError(f"remote workers run no {request.kind} jobs")
         if job_id in self._handles:
             raise ValueError(f"job {job_id} is already queued or running")
         orphan = self._orphans.pop(job_id, None)

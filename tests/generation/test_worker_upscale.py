@@ -168,14 +168,3 @@ async def test_cancel_stops_a_running_upscale_between_tiles(
     # The worker carries on: the next upscale comes out.
     again = await result_of(worker.submit(2, 10, up(png(8, 8, (1, 2, 3)))))
     assert again.images[0].width == 32
-
-
-async def test_the_remote_generator_refuses_an_upscale_at_once() -> None:
-    # Upscales run on the bot's own GPU only, for now: nothing reaches Redis (none runs here).
-    from generation.errors import UpscaleRemoteError
-    from generation.remote import RemoteGenerator
-
-    remote = RemoteGenerator("redis://127.0.0.1:9/0", queue_size=4)
-
-    with pytest.raises(UpscaleRemoteError):
-        await remote.submit(1, 10, up(png(8, 8, (1, 2, 3))))
