@@ -15,10 +15,14 @@ import discord
 
 from bot.i18n import catalog, t
 from bot.messaging import escape_user_text, progress_bar, quota_text, relative, result_embed
+from generation.types import DRAW, UPSCALE
 
 if TYPE_CHECKING:
     from bot.jobs.presenter import ResultCard, UpscaleCard
 
+
+# A running job's progress line, by the kind of request: steps drawn, or tiles upscaled.
+PROGRESS_KEYS = {DRAW: "pokemon.progress", UPSCALE: "upscale.progress"}
 
 # Codes a job ends with that the bot decides, not the generator: their text is the refusal's.
 ENDED_BY_THE_BOT = {"prompt_blocked": "error.prompt_blocked"}
@@ -48,8 +52,9 @@ class Presentation:
         when = relative(discord.utils.utcnow() + dt.timedelta(seconds=eta_seconds))
         return t("pokemon.queued", locale, position=position, eta=when)
 
-    def progress_text(self, locale: str, step: int, total: int) -> str:
-        return t("pokemon.progress", locale, bar=progress_bar(step, total), step=step, total=total)
+    def progress_text(self, locale: str, step: int, total: int, *, kind: str = DRAW) -> str:
+        key = PROGRESS_KEYS.get(kind, PROGRESS_KEYS[DRAW])
+        return t(key, locale, bar=progress_bar(step, total), step=step, total=total)
 
     def posting_text(self, locale: str) -> str:
         return t("pokemon.posting", locale)

@@ -68,8 +68,8 @@ class Presenter(Protocol):
         """A queued job's place (1 = next) and, when known, when it is expected to start."""
         ...
 
-    def progress_text(self, locale: str, step: int, total: int) -> str:
-        """A running job's progress."""
+    def progress_text(self, locale: str, step: int, total: int, *, kind: str = "draw") -> str:
+        """A running job's progress: denoising steps of a drawing, tiles of an upscale."""
         ...
 
     def posting_text(self, locale: str) -> str:

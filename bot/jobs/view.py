@@ -74,7 +74,9 @@ class JobView:
                 if text is not None:
                     await self._show_locked(active, text)
                 return
-            text = self.ctx.presenter.progress_text(active.locale, progress.step, progress.total)
+            text = self.ctx.presenter.progress_text(
+                active.locale, progress.step, progress.total, kind=active.request.kind
+            )
             await self._show_locked(active, text)
 
     async def show(self, active: ActiveJob, text: str) -> None:

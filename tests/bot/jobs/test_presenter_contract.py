@@ -27,6 +27,9 @@ def test_presentation_makes_the_texts_and_asks_for_the_wired_buttons() -> None:
     assert presenter.queued_text("ja", 2, None) == t("pokemon.queued_no_eta", "ja", position=2)
     assert "<t:" in presenter.queued_text("en", 2, 30.0)  # rendered by each client
     assert "2/4" in presenter.progress_text("en", 2, 4)
+    upscaling = presenter.progress_text("en", 1, 4, kind="upscale")
+    assert "1/4" in upscaling
+    assert upscaling != presenter.progress_text("en", 1, 4)  # tiles, not steps
     assert presenter.ended_text("ja", "nsfw") == t("error.gen.nsfw", "ja")
     assert presenter.ended_text("en", "prompt_blocked") == t("error.prompt_blocked", "en")
     unknown = presenter.ended_text("en", "blocked")  # a code no text is written for
