@@ -10,9 +10,9 @@ from typing import Any
 
 from bot.buttons import custom_id
 from bot.i18n import t
-from bot.messaging import REGENERATE_EMOJI
+from bot.messaging import REGENERATE_EMOJI, VARY_EMOJI
 from generation.upscale_encode import read_parameters
-from tests.bot.conftest import BotRig, png_of
+from tests.bot.conftest import BotRig, notices_for, png_of
 from tests.bot.test_e2e_vary import delivered, replies_with_pictures
 from tests.fakediscord import FakeDiscord, FakeMessage
 
@@ -92,6 +92,19 @@ async def test_upscale_button_replies_4x_larger_for_the_requester_and_anyone_els
         (answer,) = await again.wait_followups(1)
         assert answer.ephemeral
         assert answer.content == t("upscale.already", "en")
+        assert await used(bot, fake_discord, bob) == 1
+        assert len(await bot.store.jobs.recent_for_user(bob.id)) == 1
+
+        # 🎨 and 🔁 reactions on it: refused (they start from a drawing), nothing charged.
+        refusal = t("upscale.not_a_drawing", "en")
+        for n, emoji in enumerate((VARY_EMOJI, REGENERATE_EMOJI), start=1):
+            await fake_discord.react(bob, reply.channel_id, reply.id, emoji)
+            await fake_discord.wait_until(
+                lambda n=n: (
+                    [m.content.endswith(refusal) for m in notices_for(fake_discord, bob)]
+                    == [True] * n
+                )
+            )
         assert await used(bot, fake_discord, bob) == 1
         assert len(await bot.store.jobs.recent_for_user(bob.id)) == 1
 
