@@ -7,23 +7,28 @@ the pressed picture read from its message as 🎨 reads it, never stored) and ha
 admission (one picture of the presser's limit), submit, queue place, progress and ✖ as any
 job. `UpscaleFollower` is that intake's follower: a finished upscale is delivered with the
 small embed and buttons of an upscaled picture instead of a result card. An upscaled picture is
-refused before anything is read or charged. A job left by the last process has no source
+refused before anything is read or charged, and a picture over the upscaler's limit once read,
+before it is charged. A job left by the last process has no source
 picture any more and is refused on resume (`error.source_gone`), as a 🎨 job is.
 """
 
 from __future__ import annotations
 
+import asyncio
+import io
 import logging
 from typing import TYPE_CHECKING
 
 import discord
 
+from bot.errors import UserFacingError
 from bot.i18n import t
 from bot.jobs.follow import Follower
 from bot.jobs.presenter import UpscaleCard
 from bot.jobs.rows import request_from_job
 from generation import metrics
 from generation.types import UPSCALE, GenerationRequest, member_seed
+from generation.upscale import MAX_SOURCE_PIXELS
 from storage import JSON
 
 if TYPE_CHECKING:
@@ -53,6 +58,14 @@ def upscale_request(parent: JobRecord, picture: int) -> GenerationRequest:
     )
 
 
+def picture_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from a checked picture's header."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as image:
+        return image.size
+
+
 class Upscales:
     """`JobService.upscale`: ⬆️ under a result."""
 
@@ -67,7 +80,15 @@ class Upscales:
             await origin.refuse(self.intake.ctx.client, t("upscale.already", origin.locale))
             return None
         request = upscale_request(parent, origin.picture)
-        source = self.intake.result_picture(origin, origin.message_id, origin.picture)
+        read = self.intake.result_picture(origin, origin.message_id, origin.picture)
+
+        async def source() -> bytes:  # checked like 🎨's, then against the upscaler's limit
+            data = await read()
+            width, height = await asyncio.to_thread(picture_size, data)
+            if width * height > MAX_SOURCE_PIXELS:
+                raise UserFacingError("error.gen.upscale_source_too_large")
+            return data
+
         return await self.intake.start_child(origin, request, source)
 
 

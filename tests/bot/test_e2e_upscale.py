@@ -6,7 +6,10 @@ a reply to it; the original message stays as it was."""
 from __future__ import annotations
 
 import copy
+import io
 from typing import Any
+
+from PIL import Image
 
 from bot.buttons import custom_id
 from bot.i18n import t
@@ -214,5 +217,29 @@ async def test_with_upscaling_off_the_button_says_so_and_charges_nothing(
         (answer,) = await record.wait_followups(1)
         assert answer.ephemeral
         assert answer.content == t("error.upscaler_off", "en")
+        assert await used(bot, fake_discord, bob) == 0
+        assert upscaled_replies(fake_discord, first) == []
+
+
+async def test_a_picture_over_the_upscalers_limit_or_gone_is_refused_without_charge(
+    bot_rig: BotRig, fake_discord: FakeDiscord
+) -> None:
+    async with bot_rig.run() as bot:
+        first = await delivered(bot_rig, await fake_discord.invoke("pokemon", {"prompt": "ピカ"}))
+        (job,) = await bot.store.jobs.recent_for_user(fake_discord.alice.id)
+        bob = fake_discord.bob
+        # Its picture swapped for one over 1024² pixels (a larger POKEMON_MAX_PIXELS, say).
+        big = io.BytesIO()
+        Image.new("RGB", (1100, 1000), (10, 20, 30)).save(big, format="PNG")
+        first.attachments[0].data = big.getvalue()
+        first.attachments[0].width, first.attachments[0].height = 1100, 1000
+        record = await fake_discord.press(first, custom_id("up", job.id), user=bob)
+        (answer,) = await record.wait_followups(1)
+        assert answer.content == t("error.gen.upscale_source_too_large", "en")
+        # The picture removed from its message: the same refusal as 🎨's.
+        first.attachments.clear()
+        record = await fake_discord.press(first, custom_id("up", job.id), user=bob)
+        (answer,) = await record.wait_followups(1)
+        assert answer.content == t("error.source_gone", "en")
         assert await used(bot, fake_discord, bob) == 0
         assert upscaled_replies(fake_discord, first) == []
