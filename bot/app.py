@@ -29,6 +29,7 @@ from bot.client import EXIT_OK, PokemonBot
 from bot.crashloop import CrashLoopGuard, starts_file_for
 from bot.generators import (
     load_prompt_translator,
+    load_upscaler,
     make_remote_generator,
     start_fast_path,
     start_metrics,
@@ -83,10 +84,14 @@ def load_model(settings: Settings) -> Any:
     return engine
 
 
-def make_generator(settings: Settings, engine: Any) -> Any:
-    """The in-process generator: one worker thread over `engine`, sized by the settings for
-    the engine's device (not started): on the CPU one image per batch and a timeout that fits
-    its speed."""
+def no_upscaler(settings: Settings, device: str) -> None:
+    """For a custom engine factory (tests) that brings no upscaler: upscaling is off."""
+
+
+def make_generator(settings: Settings, engine: Any, upscaler: Any = None) -> Any:
+    """The in-process generator: one worker thread over `engine` (and `upscaler` for ⬆️),
+    sized by the settings for the engine's device (not started): on the CPU one image per
+    batch and a timeout that fits its speed."""
     from generation.local import ThreadGenerator
     from generation.worker import GenerationWorker
 
@@ -95,6 +100,7 @@ def make_generator(settings: Settings, engine: Any) -> Any:
     return ThreadGenerator(
         GenerationWorker(
             engine,
+            upscaler=upscaler,
             queue_size=settings.pokemon_queue_size,
             max_batch=sizing.max_batch,
             job_timeout=sizing.job_timeout,
@@ -149,6 +155,7 @@ async def run_bot(
     settings: Settings,
     *,
     engine_factory: Callable[[Settings], Any] = load_model,
+    upscaler_factory: Callable[[Settings, str], Any] | None = None,
     bot_factory: Callable[..., PokemonBot] = PokemonBot,
     crash_guard: CrashLoopGuard | None = None,
 ) -> int:
@@ -161,11 +168,17 @@ async def run_bot(
     cannot be interrupted, and a first download runs on huggingface_hub's ThreadPoolExecutor,
     whose threads the interpreter joins at exit after they have drained every queued file
     (minutes). `os._exit` leaves without them.
+
+    `upscaler_factory` (settings, device): the upscaler loaded after the engine; by default
+    `load_upscaler` with `load_model`, and none with another engine factory.
     """
+    if upscaler_factory is None:
+        upscaler_factory = load_upscaler if engine_factory is load_model else no_upscaler
     try:
         return await _run_bot(
             settings,
             engine_factory=engine_factory,
+            upscaler_factory=upscaler_factory,
             bot_factory=bot_factory,
             crash_guard=crash_guard,
         )
@@ -177,6 +190,7 @@ async def _run_bot(
     settings: Settings,
     *,
     engine_factory: Callable[[Settings], Any],
+    upscaler_factory: Callable[[Settings, str], Any],
     bot_factory: Callable[..., PokemonBot],
     crash_guard: CrashLoopGuard | None,
 ) -> int:
@@ -246,7 +260,16 @@ async def _run_bot(
                 )
                 if stop_requested.is_set():
                     return EXIT_OK
-                generator = make_generator(settings, engine)
+                # On a thread that ends, as the model: no torch thread is left beside the
+                # worker's, and a stop meanwhile leaves at once.
+                device = str(getattr(engine, "device", "cpu"))
+                upscaler = await _until_stopped(
+                    lambda s: upscaler_factory(s, device), settings, stop_requested
+                )
+                if stop_requested.is_set():
+                    log.info("stopped while the upscaler was loading")
+                    raise _StoppedWhileLoading
+                generator = make_generator(settings, engine, upscaler)
             await generator.start()
             if not await _back_off(crash_guard, stop_requested):
                 return EXIT_OK

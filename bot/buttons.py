@@ -13,7 +13,11 @@ in memory per message, and no press is answered twice.
   `pkmn:vary:<job>:subtle|strong`). Under a set of several pictures the 🎨 buttons name the
   picture they start from, one row per strength (`pkmn:vary:<job>:subtle2` is picture 2).
   `result_buttons()` builds the rows (a row holds five buttons); a new result button needs its
-  id in `bot.custom_ids` and its handler in `bot.presses`.
+  id in `bot.custom_ids` and its handler in `bot.presses`. ⬆️ Upscale (`pkmn:up:<job>`, a set's
+  `pkmn:up:<job>:2`) sits on a row of its own: one button under a single picture, one per
+  picture under a set.
+- Under an upscaled picture: ⬆️ (refused when pressed: it is 4x already) and 🗑️
+  (`upscaled_buttons()`).
 - Under a queued or running job: ✖ cancel (`cancel_buttons()`).
 - Under `/privacy`'s answer: "Delete my data" (`forget_buttons()`, `pkmn:forget:<user>`).
 """
@@ -24,7 +28,17 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from bot.custom_ids import CANCEL, DELETE, INFO, REGEN, VARY, VARY_KINDS, custom_id, forget_id
+from bot.custom_ids import (
+    CANCEL,
+    DELETE,
+    INFO,
+    REGEN,
+    UPSCALE,
+    VARY,
+    VARY_KINDS,
+    custom_id,
+    forget_id,
+)
 from bot.i18n import t
 from bot.jobs import request_as_drawn, request_from_job
 from bot.messaging import escape_user_text
@@ -34,10 +48,17 @@ from generation.translate import needs_translation
 if TYPE_CHECKING:
     from storage import JobRecord
 
-__all__ = ["cancel_buttons", "command_line", "custom_id", "details_text", "result_buttons"]
+__all__ = [
+    "cancel_buttons",
+    "command_line",
+    "custom_id",
+    "details_text",
+    "result_buttons",
+    "upscaled_buttons",
+]
 
 MESSAGE_MAX = 2000
-EMOJIS = {REGEN: "🔁", INFO: "ℹ️", DELETE: "🗑️", CANCEL: "✖️", VARY: "🎨"}
+EMOJIS = {REGEN: "🔁", INFO: "ℹ️", DELETE: "🗑️", CANCEL: "✖️", VARY: "🎨", UPSCALE: "⬆️"}
 STYLES = {
     REGEN: discord.ButtonStyle.primary,
     INFO: discord.ButtonStyle.secondary,
@@ -83,18 +104,20 @@ def job_button(
 
 
 def result_buttons(job_id: int, locale: str, *, pictures: int = 1) -> discord.ui.View:
-    """The buttons under a finished result: 🔁 new variation, ℹ️ details, 🗑️ delete, and 🎨
-    Vary (subtle) and (strong). One picture: one full row of five. A set of `pictures`: the
-    three on the first row, then a row of 🎨 (subtle) and a row of 🎨 (strong) with a button
-    per picture, so each picture of the set can be varied."""
+    """The buttons under a finished result: 🔁 new variation, ℹ️ details, 🗑️ delete, 🎨
+    Vary (subtle) and (strong), ⬆️ upscale. One picture: a full row of five, ⬆️ on the second.
+    A set of `pictures`: the three on the first row, then a row of 🎨 (subtle), a row of 🎨
+    (strong) and a row of ⬆️ with a button per picture, so each picture of the set can be
+    varied or upscaled."""
     first = [job_button(action, job_id, locale, row=0) for action in (REGEN, INFO, DELETE)]
     if pictures <= 1:
         return Buttons(
             *first,
             *(
-                job_button(VARY, job_id, locale, arg=kind, label_key=f"vary.button.{kind}")
+                job_button(VARY, job_id, locale, arg=kind, label_key=f"vary.button.{kind}", row=0)
                 for kind in VARY_KINDS
             ),
+            job_button(UPSCALE, job_id, locale, row=1),
         )
     return Buttons(
         *first,
@@ -111,7 +134,16 @@ def result_buttons(job_id: int, locale: str, *, pictures: int = 1) -> discord.ui
             for row, kind in enumerate(VARY_KINDS, start=1)
             for n in range(1, pictures + 1)
         ),
+        *(
+            job_button(UPSCALE, job_id, locale, arg=str(n), label_key="button.up_n", row=3, n=n)
+            for n in range(1, pictures + 1)
+        ),
     )
+
+
+def upscaled_buttons(job_id: int, locale: str) -> discord.ui.View:
+    """Under an upscaled picture: ⬆️ (which says it is 4x already) and 🗑️ delete."""
+    return Buttons(job_button(UPSCALE, job_id, locale), job_button(DELETE, job_id, locale))
 
 
 def cancel_buttons(job_id: int, locale: str) -> discord.ui.View:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord.ext import commands
 
-from bot.buttons import cancel_buttons, result_buttons
+from bot.buttons import cancel_buttons, result_buttons, upscaled_buttons
 from bot.command_permissions import CommandPermissions
 from bot.jobs.service import JobService
 from bot.messaging import PROGRESS_INTERVAL
@@ -99,7 +99,11 @@ class PokemonBot(commands.AutoShardedBot):
             client=self,
             # Every text, embed and button of a job's message; the buttons are the
             # interaction side's (`bot.buttons`), wired in here so neither side imports the other.
-            presenter=Presentation(cancel_buttons=cancel_buttons, result_buttons=result_buttons),
+            presenter=Presentation(
+                cancel_buttons=cancel_buttons,
+                result_buttons=result_buttons,
+                upscaled_buttons=upscaled_buttons,
+            ),
             progress_interval=progress_interval,
         )
         # /pokemon's Integrations settings, which 🔁 and the buttons obey (see its module).

@@ -8,6 +8,7 @@ Today's formats (Discord allows 100 characters; ours stay far below):
 - `pkmn:<action>:<job id>`: 🔁 `regen`, ℹ️ `info`, 🗑️ `delete`, ✖ `cancel`.
 - `pkmn:vary:<job id>:<subtle|strong>[<picture>]`: 🎨, from picture 1-9 of a set (none: the
   first).
+- `pkmn:up:<job id>[:<picture>]`: ⬆️ upscale picture 1-9 of a set (none: the first).
 - `pkmn:forget:<user id>`: `/privacy`'s "Delete my data", usable by that user only.
 - `pkmn:set:<user id>:<size|count|translate|negative|reset>`: `/settings`' selects and buttons;
   `pkmn:setneg:<user id>`: its "default negative prompt" form (a modal). That user's only.
@@ -31,6 +32,7 @@ from typing import ClassVar
 
 PREFIX = "pkmn"
 REGEN, INFO, DELETE, CANCEL, VARY, FORGET = "regen", "info", "delete", "cancel", "vary", "forget"
+UPSCALE = "up"
 SETTINGS, NEGATIVE_FORM, HISTORY = "set", "setneg", "hist"
 SETTING_FIELDS = ("size", "count", "translate", "negative", "reset")  # what `pkmn:set` changes
 MAX_HISTORY_PAGE = 99
@@ -40,6 +42,7 @@ _ID = r"[0-9]{1,20}"  # a job id or a Discord snowflake
 
 _CURRENT = re.compile(rf"{PREFIX}:(?P<action>[a-z]+):(?P<id>{_ID})(?::(?P<arg>[a-z0-9]+))?")
 _VARY_ARG = re.compile(r"(?P<kind>subtle|strong)(?P<picture>[1-9]?)")
+_PICTURE = re.compile(r"[1-9]")
 _OLD_VARY = re.compile(rf"pokemon:vary:(?P<kind>subtle|strong):(?P<id>{_ID})")
 _OLD_ACTION = re.compile(rf"pokemon:(?P<action>[a-z]+):(?P<id>{_ID})")
 _OLD_FORGET = "privacy:forget"
@@ -47,12 +50,13 @@ _OLD_FORGET = "privacy:forget"
 
 @dataclass(frozen=True, slots=True)
 class JobPress:
-    """A button of a job: 🔁, ℹ️, 🗑️, ✖, or 🎨 with its strength and picture."""
+    """A button of a job: 🔁, ℹ️, 🗑️, ✖, 🎨 with its strength and picture, or ⬆️ with its
+    picture."""
 
     action: str
     job_id: int
     kind: str | None = None  # 🎨: "subtle" or "strong"
-    picture: int = 1  # 🎨: which picture of a set (1-based)
+    picture: int = 1  # 🎨, ⬆️: which picture of a set (1-based)
     opens_form: ClassVar[bool] = False  # answered by a modal, not acknowledged first
 
 
@@ -144,6 +148,8 @@ def _current(action: str, number: int, arg: str | None) -> Press | None:
         return SettingsPress(number, "submit")
     if action == HISTORY and arg is not None and arg.isdigit() and int(arg) <= MAX_HISTORY_PAGE:
         return HistoryPress(number, int(arg))
+    if action == UPSCALE and (arg is None or _PICTURE.fullmatch(arg)):
+        return JobPress(UPSCALE, number, picture=int(arg or 1))
     if action == VARY and arg is not None:
         vary = _VARY_ARG.fullmatch(arg)
         if vary is not None:

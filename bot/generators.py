@@ -5,22 +5,27 @@ returns a `RemoteGenerator` (not started) that submits to `pokemon-bot worker` p
 the bot loads no model; without it, None, and the bot builds its in-process `ThreadGenerator`
 as before (`bot.app.make_generator`). `load_prompt_translator(settings)` is the translator for
 wherever generation runs: the bot's own engine and each `pokemon-bot worker` load it through
-this one function. `start_metrics` serves the Prometheus endpoint. `engine_sizing` and
+this one function, and `load_upscaler(settings, device)` the upscaler (⬆️) likewise.
+`start_metrics` serves the Prometheus endpoint. `engine_sizing` and
 `start_fast_path` size a loaded engine's worker (on a GPU from its free memory) and start
 POKEMON_COMPILE's compiled path for the shapes that worker will draw.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.settings import Settings
 
+log = logging.getLogger(__name__)
+
 if TYPE_CHECKING:
     from generation.device_policy import DeviceDefaults
     from generation.remote import RemoteGenerator
     from generation.translate import Translator
+    from generation.upscale_job import UpscaleRunner
 
 
 def is_remote(settings: Settings) -> bool:
@@ -91,3 +96,21 @@ def start_metrics(settings: Settings, *, disk: Path | None = None) -> bool:
         watch_disk(disk)
     start_metrics_server(settings.pokemon_metrics_port)
     return True
+
+
+def load_upscaler(settings: Settings, device: str) -> UpscaleRunner | None:
+    """The upscaler (POKEMON_UPSCALER) for wherever generation runs (the bot's worker thread or
+    `pokemon-bot worker`), on the engine's `device`; None when it is off, or does not load
+    (said in one warning line: ⬆️ then answers that upscaling is off, and drawing goes on)."""
+    from generation.errors import ModelLoadError
+    from generation.upscale_job import load_upscale_runner
+    from generation.upscale_weights import parse_upscaler
+
+    if parse_upscaler(settings.pokemon_upscaler) is None:
+        log.info("upscaling is off (POKEMON_UPSCALER=off)")
+        return None
+    try:
+        return load_upscale_runner(settings.pokemon_upscaler, device=device)
+    except ModelLoadError as exc:
+        log.warning("upscaler %s not loaded, upscaling is off: %s", settings.pokemon_upscaler, exc)
+        return None

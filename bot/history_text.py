@@ -1,7 +1,7 @@
 """`/history`'s page: a user's pictures in this server, newest first (pure: builds text only).
 
 Each line: when, seed, size, a link to the picture's message, and the prompt (or a note that
-the retention policy blanked it). The bot stores no pictures: the link is the picture.
+the retention policy blanked it; for a ⬆️ upscale, the job it enlarged, from its source size). The bot stores no pictures: the link is the picture.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from bot.i18n import t
 from bot.messaging import escape_user_text
-from generation.types import MAX_COUNT
+from generation.types import MAX_COUNT, UPSCALE
 
 if TYPE_CHECKING:
     from storage import JobRecord
@@ -44,6 +44,8 @@ def history_line(job: JobRecord, number: int, locale: str) -> str:
     )
     if 1 < job.images <= MAX_COUNT:
         head += " " + t("history.set", locale, count=job.images)
+    if request.get("kind") == UPSCALE:  # no prompt of its own: which picture it enlarged
+        return f"{head}\n{t('history.upscale', locale, job=job.parent_job_id or '?')}"
     prompt = request.get("prompt")
     if job.prompt_blanked or not isinstance(prompt, str):
         return f"{head}\n{t('history.prompt_blanked', locale)}"

@@ -14,11 +14,15 @@ from typing import TYPE_CHECKING, Protocol
 import discord
 
 from bot.i18n import catalog, t
-from bot.messaging import progress_bar, relative, result_embed
+from bot.messaging import escape_user_text, progress_bar, quota_text, relative, result_embed
+from generation.types import DRAW, UPSCALE
 
 if TYPE_CHECKING:
-    from bot.jobs.presenter import ResultCard
+    from bot.jobs.presenter import ResultCard, UpscaleCard
 
+
+# A running job's progress line, by the kind of request: steps drawn, or tiles upscaled.
+PROGRESS_KEYS = {DRAW: "pokemon.progress", UPSCALE: "upscale.progress"}
 
 # Codes a job ends with that the bot decides, not the generator: their text is the refusal's.
 ENDED_BY_THE_BOT = {"prompt_blocked": "error.prompt_blocked"}
@@ -36,9 +40,11 @@ class Presentation:
         *,
         cancel_buttons: Callable[[int, str], discord.ui.View],
         result_buttons: ResultButtons,
+        upscaled_buttons: Callable[[int, str], discord.ui.View] | None = None,
     ) -> None:
         self._cancel_buttons = cancel_buttons
         self._result_buttons = result_buttons
+        self._upscaled_buttons = upscaled_buttons
 
     def queued_text(self, locale: str, position: int, eta_seconds: float | None) -> str:
         if eta_seconds is None:
@@ -46,8 +52,9 @@ class Presentation:
         when = relative(discord.utils.utcnow() + dt.timedelta(seconds=eta_seconds))
         return t("pokemon.queued", locale, position=position, eta=when)
 
-    def progress_text(self, locale: str, step: int, total: int) -> str:
-        return t("pokemon.progress", locale, bar=progress_bar(step, total), step=step, total=total)
+    def progress_text(self, locale: str, step: int, total: int, *, kind: str = DRAW) -> str:
+        key = PROGRESS_KEYS.get(kind, PROGRESS_KEYS[DRAW])
+        return t(key, locale, bar=progress_bar(step, total), step=step, total=total)
 
     def posting_text(self, locale: str) -> str:
         return t("pokemon.posting", locale)
@@ -95,3 +102,33 @@ class Presentation:
             model=card.model,
             notes=card.notes,
         )
+
+    def upscaled_view(self, job_id: int, locale: str) -> discord.ui.View | None:
+        return None if self._upscaled_buttons is None else self._upscaled_buttons(job_id, locale)
+
+    def upscaled_embed(self, locale: str, card: UpscaleCard) -> discord.Embed:
+        """Small: the new size, the job it came from, the upscaler, who asked and their quota
+        (it counted as one picture), and a note when it is not a PNG."""
+        width, height = card.size
+        embed = discord.Embed(
+            title=t("upscale.title", locale, width=width, height=height),
+            colour=discord.Colour.from_rgb(238, 21, 21),
+        )
+        embed.set_image(url=f"attachment://{card.filename}")
+        if card.source_job_id is not None:
+            embed.add_field(name=t("upscale.field_from", locale), value=f"#{card.source_job_id}")
+        embed.add_field(
+            name=t("upscale.field_upscaler", locale), value=escape_user_text(card.upscaler, 200)
+        )
+        embed.add_field(name=t("pokemon.field_time", locale), value=f"{card.seconds:.1f} s")
+        embed.add_field(name=t("pokemon.field_requester", locale), value=f"<@{card.user_id}>")
+        if card.quota is not None:
+            embed.add_field(
+                name=t("pokemon.field_quota", locale),
+                value=t("upscale.counts", locale) + "\n" + quota_text(card.quota, locale),
+            )
+        if card.format != "png":
+            note = t("upscale.not_png", locale, format=card.format.upper())
+            embed.add_field(name="ℹ️", value=note, inline=False)
+        embed.set_footer(text=t("upscale.footer", locale, job=card.source_job_id or "?"))
+        return embed

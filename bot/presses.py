@@ -1,7 +1,7 @@
 """What a press of each of the bot's buttons does (`bot.router` calls these, already
 acknowledged without a visible change: every answer here is a followup or an edit).
 
-Who may press what is checked on each press, never by hiding the button: 🔁, 🎨 and ℹ️ need
+Who may press what is checked on each press, never by hiding the button: 🔁, 🎨, ⬆️ and ℹ️ need
 what `/pokemon` needs in that channel (`bot.permissions.may_use_pokemon`); 🗑️ and ✖ the
 requester, a configured owner or Manage Server (`may_manage_job`); "Delete my data" the user it
 was shown to. A refusal is an ephemeral, localized message.
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import discord
 
 from bot.buttons import details_text
-from bot.custom_ids import CANCEL, DELETE, INFO, REGEN, VARY, ForgetPress, JobPress
+from bot.custom_ids import CANCEL, DELETE, INFO, REGEN, UPSCALE, VARY, ForgetPress, JobPress
 from bot.i18n import language_of, t
 from bot.messaging import send_ephemeral
 from bot.origins import ButtonOrigin
@@ -67,6 +67,15 @@ async def _vary(interaction: Interaction, press: JobPress) -> None:
         return
     origin = ButtonOrigin(interaction, parent=job, picture=press.picture)
     await interaction.client.service.vary(origin, VARY_STRENGTHS[press.kind or "strong"])
+
+
+async def _upscale(interaction: Interaction, press: JobPress) -> None:
+    """⬆️ Upscale: the pressed result's picture 4x larger, as a reply to it."""
+    job = await _job(interaction, press)
+    if job is None:
+        return
+    origin = ButtonOrigin(interaction, parent=job, picture=press.picture)
+    await interaction.client.service.upscale(origin)
 
 
 async def _info(interaction: Interaction, press: JobPress) -> None:
@@ -128,6 +137,7 @@ JOB_HANDLERS: dict[str, JobHandler] = {
     DELETE: _delete,
     CANCEL: _cancel,
     VARY: _vary,
+    UPSCALE: _upscale,
 }
 
 

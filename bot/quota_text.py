@@ -67,4 +67,5 @@ def quota_lines(quota: Quota, locale: object) -> list[str]:
             source=source_text(quota.source, locale),
         )
     )
+    lines.append(t("usage.upscales", locale))  # ⬆️ draws nothing new, but counts
     return lines

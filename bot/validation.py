@@ -32,7 +32,7 @@ from discord import app_commands
 
 from bot.errors import UserFacingError
 from bot.settings import Settings
-from generation.types import MAX_COUNT, GenerationRequest
+from generation.types import MAX_COUNT, UPSCALE, GenerationRequest
 
 MAX_PROMPT_CHARS = 1000
 MAX_NEGATIVE_CHARS = 1000
@@ -289,6 +289,10 @@ def check_request(
     Raises `UserFacingError` naming the first problem.
     """
     has_image = request.is_img2img or source_coming
+    if request.kind == UPSCALE:  # no prompt work: only its source picture matters
+        if not has_image:
+            raise UserFacingError("error.source_gone")
+        return request
     if request.strength and not has_image:
         raise UserFacingError("error.source_gone")
     checked = validate_pokemon(

@@ -75,6 +75,13 @@ class GeneratorUnavailableError(GenerationError):
     ours = True
 
 
+class UpscalerOffError(GeneratorUnavailableError):
+    """An upscale was asked of a generator that has no upscaler (POKEMON_UPSCALER=off, or it
+    did not load)."""
+
+    code = "upscaler_off"
+
+
 class PoisonJobError(GenerationError):
     """A remote job was handed to workers too many times (it crashed or hung each of them); it
     was set aside in the dead-letter stream instead of being retried for ever."""

@@ -43,6 +43,7 @@ from generation.backoff import Backoff, keep_trying
 from generation.errors import (
     GenerationError,
     PoisonJobError,
+    UpscalerOffError,
     WorkerStoppedError,
     one_line,
 )
@@ -71,7 +72,7 @@ from generation.streams import (
 )
 from generation.tasks import Tasks
 from generation.types import GenerationResult, Progress
-from generation.worker import EngineProtocol, GenerationWorker
+from generation.worker import EngineProtocol, GenerationWorker, RunnerProtocol
 
 log = logging.getLogger(__name__)
 
@@ -129,13 +130,16 @@ class _Held:
 class RemoteWorker:
     """One worker process's loop around a `GenerationWorker` thread."""
 
-    def __init__(self, engine: EngineProtocol, config: WorkerConfig) -> None:
+    def __init__(
+        self, engine: EngineProtocol, config: WorkerConfig, upscaler: RunnerProtocol | None = None
+    ) -> None:
         self.engine = engine
         self.config = config
         self._keys = Keys(config.prefix)
         self._prefetch = 2 * config.max_batch
         self._thread = GenerationWorker(
             engine,
+            upscaler=upscaler,  # ⬆️ jobs; without one they fail `upscaler_off`
             queue_size=self._prefetch,
             max_batch=config.max_batch,
             job_timeout=config.job_timeout,
@@ -429,16 +433,22 @@ class RemoteWorker:
                 )
                 self._out.put_nowait(("complete", job_id, encode_error(error), error.code))
                 continue
-            inner = self._thread.submit(
-                job_id,
-                user_id,
-                request,
-                on_progress=self._on_progress,
-                on_start=lambda job_id=job_id, steps=request.steps: self._on_start(job_id, steps),
-                # Started before and never finished: it may be the one that crashed its batch,
-                # so it runs alone and only the real culprit reaches `max_attempts`.
-                alone=attempts >= 1,
-            )
+            try:
+                inner = self._thread.submit(
+                    job_id,
+                    user_id,
+                    request,
+                    on_progress=self._on_progress,
+                    on_start=lambda job_id=job_id, steps=request.steps: self._on_start(
+                        job_id, steps
+                    ),
+                    # Started before and never finished: it may be the one that crashed its
+                    # batch, so it runs alone and only the real culprit reaches `max_attempts`.
+                    alone=attempts >= 1,
+                )
+            except UpscalerOffError as exc:  # an upscale, and this worker loaded no upscaler
+                self._out.put_nowait(("complete", job_id, encode_error(exc), exc.code))
+                continue
             inner.future.add_done_callback(lambda fut, job_id=job_id: self._on_done(job_id, fut))
 
     def _on_start(self, job_id: int, steps: int) -> None:

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from generation.errors import GenerationError, one_line
-from generation.types import GeneratedImage, GenerationRequest, GenerationResult, Progress
+from generation.types import DRAW, GeneratedImage, GenerationRequest, GenerationResult, Progress
 
 WORKERS_GROUP = "workers"
 BOT_GROUP = "bot"
@@ -238,8 +238,12 @@ def _bytes_or_value(value: object) -> object:
 
 def encode_request(request: GenerationRequest) -> str:
     """Every field of the request (bytes, such as an image-to-image source, as base64), so new
-    fields travel without changes here."""
-    return _to_json(dataclasses.asdict(request))
+    fields travel without changes here; but a drawing's `kind`, so that a worker older than
+    request kinds still reads every drawing."""
+    values = dataclasses.asdict(request)
+    if values["kind"] == DRAW:
+        del values["kind"]
+    return _to_json(values)
 
 
 def decode_request(data: str) -> GenerationRequest:

@@ -7,6 +7,10 @@ from dataclasses import dataclass, field
 SCHEDULERS = ("dpmpp-2m", "lms")
 MAX_COUNT = 4  # pictures one request may ask for
 SEED_SPACE = 2**32  # seeds wrap here: picture i of a request has seed (seed + i) % SEED_SPACE
+# What a request asks the generator to run: a drawing (the engine), or an upscale (the upscaler
+# makes `init_image` 4x larger; no prompt work, one picture per request).
+DRAW, UPSCALE = "draw", "upscale"
+KINDS = (DRAW, UPSCALE)
 
 
 def member_seed(seed: int, index: int) -> int:
@@ -36,6 +40,8 @@ class GenerationRequest:
     strength: float = 0.0
     # How many pictures: picture i has seed `member_seed(seed, i)`; all run in one batch.
     count: int = 1
+    # DRAW, or UPSCALE: `init_image` made 4x larger by the upscaler (prompt fields unused).
+    kind: str = DRAW
 
     @property
     def is_img2img(self) -> bool:
@@ -51,13 +57,15 @@ class GenerationRequest:
             return self.steps
         return min(int(self.steps * self.strength), self.steps)
 
-    def batch_key(self) -> tuple[int, int, int, str, float, bool, float]:
+    def batch_key(self) -> tuple[str, int, int, int, str, float, bool, float]:
         """Requests with equal keys can share one pipeline call (dynamic batching).
 
-        Image-to-image jobs batch only with image-to-image jobs of the same strength (the
-        strength decides which timesteps run).
+        Upscales batch only with upscales (another model runs them). Image-to-image jobs batch
+        only with image-to-image jobs of the same strength (the strength decides which
+        timesteps run).
         """
         return (
+            self.kind,
             self.height,
             self.width,
             self.steps,
@@ -105,6 +113,8 @@ class GeneratedImage:
     # The texts the tokenizer actually got: the request's, or their Japanese translation.
     prompt_used: str = ""
     negative_used: str = ""
+    # How `png` is encoded: "png", or for an upscale over Discord's limit "webp" / "jpeg".
+    format: str = "png"
 
 
 @dataclass(frozen=True, slots=True)

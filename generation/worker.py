@@ -29,12 +29,15 @@ from generation.errors import (
     JobTimeoutError,
     OutOfMemoryError,
     QueueFullError,
+    UpscalerOffError,
     WorkerStoppedError,
 )
 from generation.generator import eta_seconds
 from generation.preview import BatchPreviews, Peek, PreviewPacing
 from generation.queue import FairQueue
 from generation.types import (
+    DRAW,
+    UPSCALE,
     GeneratedImage,
     GenerationRequest,
     GenerationResult,
@@ -57,23 +60,32 @@ _JOIN_POLL_SECONDS = 0.01
 _STOP: Any = object()  # the intake's sentinel: the thread exits when it takes this
 
 
-class EngineProtocol(Protocol):
-    """What the worker needs from `generation.pipeline.Engine` (see docs/DESIGN.md)."""
+class RunnerProtocol(Protocol):
+    """What runs one kind of request: the engine (drawings), or an upscaler
+    (`generation.upscale_job.UpscaleRunner`). One entry per picture, as `Engine.generate`."""
 
-    device: str
-    dtype: str
-    safety_checker: bool
-    model: str
-
-    def tokenize(self, text: str) -> TokenizedPrompt: ...
+    model: str  # what made the pictures, for the result
 
     def generate(
         self,
         requests: Sequence[GenerationRequest],
         *,
-        on_step: Callable[[int, int, Peek], None] | None = None,
+        # (step, total, peek): a drawing's runner hands over its latents for previews, an
+        # upscale's has none (None).
+        on_step: Callable[[int, int, Peek | None], None] | None = None,
         is_cancelled: Callable[[int], bool] | None = None,
     ) -> list[GeneratedImage | GenerationError]: ...
+
+
+class EngineProtocol(RunnerProtocol, Protocol):
+    """What the worker needs from `generation.pipeline.Engine` (see docs/DESIGN.md): a runner
+    of drawings that also tokenizes."""
+
+    device: str
+    dtype: str
+    safety_checker: bool
+
+    def tokenize(self, text: str) -> TokenizedPrompt: ...
 
 
 @dataclass(eq=False, slots=True)
@@ -115,6 +127,7 @@ class GenerationWorker:
         engine: EngineProtocol,
         *,
         queue_size: int,
+        upscaler: RunnerProtocol | None = None,
         max_batch: int = 1,
         job_timeout: float = 300.0,
         heartbeat_file: Path | None = None,
@@ -130,6 +143,10 @@ class GenerationWorker:
         if job_timeout <= 0:
             raise ValueError(f"job_timeout must be positive, got {job_timeout}")
         self._engine = engine
+        # The runner of each kind of request this worker takes (no upscaler: no upscales).
+        self._runners: dict[str, RunnerProtocol] = {DRAW: engine}
+        if upscaler is not None:
+            self._runners[UPSCALE] = upscaler
         self._queue_size = queue_size
         self._max_batch = max_batch
         self._job_timeout = job_timeout
@@ -179,10 +196,13 @@ class GenerationWorker:
     ) -> Ticket:
         """Queue a job (loop thread only). Raises `QueueFullError` at once when full.
 
-        `alone`: run it in a batch of its own (a job suspected of crashing its batch)."""
+        `alone`: run it in a batch of its own (a job suspected of crashing its batch). A kind
+        of request this worker has no runner for raises `UpscalerOffError` at once."""
         loop = self._loop
         if loop is None:
             raise RuntimeError("start() the generation worker before submitting jobs")
+        if request.kind not in self._runners:
+            raise UpscalerOffError(f"this generation worker runs no {request.kind} jobs")
         with self._cond:
             if self._closed:
                 raise WorkerStoppedError("the generation worker is stopped")
@@ -388,10 +408,11 @@ class GenerationWorker:
             return False
 
         requests = [job.request for job in batch]
+        runner = self._runners[requests[0].kind]  # a batch holds one kind (its batch key)
         fatal: FatalDeviceError | None = None
         try:
             pictures: list[Any] = list(
-                self._engine.generate(requests, on_step=on_step, is_cancelled=is_cancelled)
+                runner.generate(requests, on_step=on_step, is_cancelled=is_cancelled)
             )
             if len(pictures) != images:
                 raise GenerationError(
@@ -498,7 +519,7 @@ class GenerationWorker:
             queued_seconds=job.started_at - job.submitted_at,
             run_seconds=run_seconds,
             batch_size=size,
-            model=self._engine.model,
+            model=self._runners[job.request.kind].model,  # what made it: engine or upscaler
         )
 
     def _turn_unhealthy(self, error: FatalDeviceError) -> list[_Job]:

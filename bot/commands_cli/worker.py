@@ -4,6 +4,8 @@ Run one per GPU, on any machine that can reach Redis (`POKEMON_REDIS_URL`; worke
 out). It loads the model like the bot does (`POKEMON_MODEL`, `POKEMON_DEVICE`), and the
 English→Japanese translator through the bot's own `load_prompt_translator` (`POKEMON_TRANSLATE`,
 `POKEMON_TRANSLATE_MODEL`, `POKEMON_TRANSLATE_DEVICE`): translation runs where generation runs.
+It loads the upscaler (`POKEMON_UPSCALER`, for ⬆️) through the bot's `load_upscaler`: off, or
+not loadable, and this worker's upscale jobs fail as `upscaler_off`.
 It batches up to `POKEMON_MAX_BATCH` compatible jobs and announces itself as
 `POKEMON_WORKER_NAME`. The logic lives in `generation/remote_worker.py`; this module only reads
 settings and handles signals.
@@ -66,7 +68,13 @@ def default_name() -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    from bot.generators import engine_sizing, load_prompt_translator, start_fast_path, start_metrics
+    from bot.generators import (
+        engine_sizing,
+        load_prompt_translator,
+        load_upscaler,
+        start_fast_path,
+        start_metrics,
+    )
     from bot.logging_setup import setup_logging
     from bot.settings import Settings
     from generation.errors import ModelLoadError
@@ -140,7 +148,13 @@ def main(args: argparse.Namespace) -> int:
         max_batch=args.max_batch or sizing.max_batch,
         job_timeout=sizing.job_timeout,
     )
-    return asyncio.run(_serve(RemoteWorker(engine, config)))
+    # ⬆️ upscales, as the bot's own worker thread does (none with the fake engine, or off).
+    upscaler = (
+        None
+        if is_fake(model)
+        else call_on_own_thread(load_upscaler, settings, engine.device, name="upscaler-load")
+    )
+    return asyncio.run(_serve(RemoteWorker(engine, config, upscaler)))
 
 
 async def _serve(worker: RemoteWorker) -> int:

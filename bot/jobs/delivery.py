@@ -122,11 +122,16 @@ class Delivery:
         files: Sequence[tuple[str, bytes]],
         outcome: dict[str, JSON],
         refund: bool,
+        view: discord.ui.View | None = None,
+        react: bool = True,
     ) -> None:
         """Put the finished picture(s) in the job's message (a placeholder first when there is
         none to edit), read back when every try failed in a way that may have landed, and
-        record the outcome. Raises when the picture is not on Discord."""
+        record the outcome. Raises when the picture is not on Discord. `view`: the buttons
+        under it (None: a result's, `Presenter.result_view`); `react`: add 🔁 to it."""
         presenter = self.ctx.presenter
+        if view is None:
+            view = presenter.result_view(active.job_id, active.locale, pictures=len(files))
         async with active.lock:
             active.finished = True  # no progress edit may land after the image
 
@@ -137,7 +142,7 @@ class Delivery:
                     content=None,
                     embed=embed,
                     files=files,
-                    view=presenter.result_view(active.job_id, active.locale, pictures=len(files)),
+                    view=view,
                     retry_delays=self.retry_delays,
                     new_post=new_post,
                 )
@@ -158,7 +163,7 @@ class Delivery:
                 log.warning("job=%s: the upload landed although its answer was lost", active.job_id)
                 message = landed
             active.delivered = True
-        await self.finish_delivered(active.job_id, message, outcome, refund=refund)
+        await self.finish_delivered(active.job_id, message, outcome, refund=refund, react=react)
 
     async def drop(self, active: ActiveJob) -> None:
         """The job was cancelled or deleted meanwhile: its message goes, nothing is posted."""
@@ -177,19 +182,21 @@ class Delivery:
         outcome: dict[str, JSON] | None = None,
         *,
         refund: bool = False,
+        react: bool = True,
     ) -> None:
         """A picture is on Discord in `message`: record it (with what generation reported, when
-        known; `refund`: not counted), add 🔁, log."""
+        known; `refund`: not counted), add 🔁 (unless not `react`), log."""
         await self.record(
             job_id,
             lambda: self.ctx.store.jobs.mark_done(
                 job_id, result_message_id=message.id, outcome=outcome, refund=refund
             ),
         )
-        try:
-            await message.add_reaction(REGENERATE_EMOJI)
-        except DISCORD_ERRORS as exc:
-            log.warning("job=%s: could not add %s: %s", job_id, REGENERATE_EMOJI, exc)
+        if react:
+            try:
+                await message.add_reaction(REGENERATE_EMOJI)
+            except DISCORD_ERRORS as exc:
+                log.warning("job=%s: could not add %s: %s", job_id, REGENERATE_EMOJI, exc)
         log.info("job=%s delivered to message=%s", job_id, message.id)
 
     async def read_back(self, active: ActiveJob) -> discord.Message | None:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from bot.jobs.view import JobView
     from generation.errors import GenerationError
     from generation.types import GenerationResult
+    from storage import JobRecord, Quota
 
 log = logging.getLogger(__name__)
 
@@ -112,21 +113,32 @@ class Follower:
         await self.delivery.say_ended(active, text)
         return True
 
-    async def _deliver(self, active: ActiveJob, result: GenerationResult) -> None:
-        store = self.ctx.store
-        row = await store.jobs.get(active.job_id)
+    async def _still_wanted(self, active: ActiveJob) -> JobRecord | None:
+        """The job's row, or None after dropping its message: it was cancelled or deleted from
+        outside this process (`pokemon-bot forget-user`), so the picture is never posted."""
+        row = await self.ctx.store.jobs.get(active.job_id)
         if row is None or row.state == "cancelled":
-            # Cancelled or deleted from outside this process (`pokemon-bot forget-user`):
-            # the picture is dropped, never posted.
             log.info("job=%s was cancelled or deleted meanwhile; not posting it", active.job_id)
             await self.delivery.drop(active)
+            return None
+        return row
+
+    async def _quota(self, active: ActiveJob) -> Quota | None:
+        """The requester's quota for the picture's message (None in DMs, or when unreadable:
+        the picture matters more than the quota line)."""
+        if active.guild_id is None:
+            return None
+        try:
+            return await self.ctx.store.limits.quota(active.guild_id, active.user_id)
+        except StorageError as exc:
+            log.warning("job=%s: quota not shown: %s", active.job_id, exc)
+            return None
+
+    async def _deliver(self, active: ActiveJob, result: GenerationResult) -> None:
+        row = await self._still_wanted(active)
+        if row is None:
             return
-        quota = None
-        if active.guild_id is not None:
-            try:
-                quota = await store.limits.quota(active.guild_id, active.user_id)
-            except StorageError as exc:  # the picture matters more than the quota line
-                log.warning("job=%s: quota not shown: %s", active.job_id, exc)
+        quota = await self._quota(active)
         request, first = active.request, result.first
         # English asked to be translated reached the model as typed (the translation model
         # is not available): delivered with a note, and not counted.

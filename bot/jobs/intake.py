@@ -15,13 +15,20 @@ import discord
 
 from bot.errors import UserFacingError, new_error_id
 from bot.i18n import t
+from bot.jobs.rows import request_from_job
 from bot.jobs.state import ActiveJob
 from bot.messaging import TRANSIENT_ERRORS, EditThrottle, relative
 from bot.moderation import blocked_word
 from bot.permissions import may_use_pokemon
 from bot.sources import read_result_picture
 from bot.validation import check_request
-from generation.errors import GeneratorUnavailableError, QueueFullError, WorkerStoppedError
+from generation.errors import (
+    GeneratorUnavailableError,
+    QueueFullError,
+    UpscalerOffError,
+    WorkerStoppedError,
+)
+from generation.types import UPSCALE
 from storage import StorageError
 
 if TYPE_CHECKING:
@@ -130,6 +137,10 @@ class Intake:
         try:
             if not await self.may_use_command(origin):
                 await origin.refuse(self.ctx.client, t("error.command_disabled", origin.locale))
+                return None
+            if request_from_job(origin.parent).kind == UPSCALE:
+                # 🔁 and 🎨 start from a drawing: an upscale has no prompt of its own.
+                await origin.refuse(self.ctx.client, t("upscale.not_a_drawing", origin.locale))
                 return None
             pending = await self.ctx.store.jobs.find_pending(
                 origin.user_id, parent_job_id=origin.parent.id
@@ -258,6 +269,8 @@ class Intake:
             ) from None
         except WorkerStoppedError as exc:
             raise UserFacingError("error.shutting_down", code=exc.code) from None
+        except UpscalerOffError as exc:  # off, not loaded, or on remote workers: say which
+            raise UserFacingError(f"error.{exc.code}", code=exc.code) from None
         except GeneratorUnavailableError as exc:
             raise UserFacingError("error.generation_unavailable", code=exc.code) from None
         active.handle = handle

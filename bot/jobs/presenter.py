@@ -45,6 +45,22 @@ class ResultCard:
     notes: Sequence[str] = ()  # one-line notices for the requester (bot.origins.CommandOrigin)
 
 
+@dataclass(frozen=True, slots=True)
+class UpscaleCard:
+    """What an upscaled picture's message says: its size, the job it was upscaled from, the
+    upscaler, its format ("png", or "webp"/"jpeg" when the PNG was over Discord's limit), the
+    attachment's name, who asked and their quota (it counts as one picture)."""
+
+    size: tuple[int, int]
+    source_job_id: int | None
+    upscaler: str
+    format: str
+    filename: str
+    seconds: float
+    user_id: int
+    quota: Quota | None
+
+
 class Presenter(Protocol):
     """Texts, embeds and buttons of a job's message, in the job's language."""
 
@@ -52,8 +68,8 @@ class Presenter(Protocol):
         """A queued job's place (1 = next) and, when known, when it is expected to start."""
         ...
 
-    def progress_text(self, locale: str, step: int, total: int) -> str:
-        """A running job's progress."""
+    def progress_text(self, locale: str, step: int, total: int, *, kind: str = "draw") -> str:
+        """A running job's progress: denoising steps of a drawing, tiles of an upscale."""
         ...
 
     def posting_text(self, locale: str) -> str:
@@ -87,4 +103,12 @@ class Presenter(Protocol):
 
     def result_embed(self, locale: str, card: ResultCard) -> discord.Embed:
         """The embed that carries a finished job's picture(s)."""
+        ...
+
+    def upscaled_view(self, job_id: int, locale: str) -> discord.ui.View | None:
+        """The buttons under an upscaled picture."""
+        ...
+
+    def upscaled_embed(self, locale: str, card: UpscaleCard) -> discord.Embed:
+        """The small embed that carries an upscaled picture."""
         ...

@@ -1,6 +1,7 @@
 """The job service: the one way in to the job layer, and a thin one.
 
-`start()` (`/pokemon`), `regenerate()` and `vary()` (🔁 and 🎨, reaction or button),
+`start()` (`/pokemon`), `regenerate()` and `vary()` (🔁 and 🎨, reaction or button), `upscale()`
+(⬆️),
 `cancel()` (✖), `forget_user()` (/privacy), `queue_places()` (/queue), `resume()` (start-up),
 `stop_intake()` and `drain()` (shutdown). Each is handed to the part that owns it:
 
@@ -8,7 +9,8 @@
 - `Follower`: a job the generator holds, its events and its outcome;
 - `JobView`: queue place and progress in the job's message, paced;
 - `Delivery`: where the message lives, the picture, read-back, recording with retries;
-- `Resume`: jobs the last process left; `RowWatcher`: rows changed by other processes.
+- `Resume`: jobs the last process left; `RowWatcher`: rows changed by other processes;
+- `Upscales`: ⬆️, through an intake of its own whose follower delivers an upscaled picture.
 
 Its dependencies are explicit: the store, the generator (any `generation.generator.Generator`),
 the settings, the Discord client it shows messages through, and the presenter that makes every
@@ -30,6 +32,7 @@ from bot.jobs.intake import Intake, SourceReader
 from bot.jobs.resume import Resume
 from bot.jobs.rows import request_as_drawn, source_picture_of
 from bot.jobs.state import JobContext
+from bot.jobs.upscales import UpscaleFollower, Upscales
 from bot.jobs.view import JobView
 from bot.jobs.watcher import RowWatcher
 from bot.messaging import PROGRESS_INTERVAL
@@ -41,7 +44,7 @@ if TYPE_CHECKING:
     from bot.command_permissions import CommandPermissions
     from bot.jobs.presenter import Presenter
     from bot.jobs.state import ActiveJob
-    from bot.origins import CommandOrigin, VariationOrigin
+    from bot.origins import ButtonOrigin, CommandOrigin, VariationOrigin
     from bot.settings import Settings
     from generation.generator import Generator
     from generation.types import GenerationRequest
@@ -99,6 +102,10 @@ class JobService:
             ctx, follow=self.follower.follow, on_submitted=self.watcher.ensure_running
         )
         self.resumer = Resume(ctx, self.intake, self.delivery, self.view.pacer)
+        upscaled = UpscaleFollower(ctx, self.view, self.delivery)
+        self.upscales = Upscales(
+            Intake(ctx, follow=upscaled.follow, on_submitted=self.watcher.ensure_running)
+        )
 
     # ---- what callers and tests read or tune ------------------------------------------------
 
@@ -123,6 +130,7 @@ class JobService:
     @command_permissions.setter
     def command_permissions(self, value: CommandPermissions | None) -> None:
         self.intake.command_permissions = value
+        self.upscales.intake.command_permissions = value
 
     @property
     def progress_interval(self) -> float:
@@ -188,6 +196,11 @@ class JobService:
         )
         source = self.intake.result_picture(origin, origin.message_id, origin.picture)
         return await self.intake.start_child(origin, request, source)
+
+    async def upscale(self, origin: ButtonOrigin) -> JobRecord | None:
+        """⬆️: picture `origin.picture` of the pressed result, 4x larger, as a reply to it, for
+        whoever pressed (one picture of their limit); as 🔁 otherwise (see `Upscales`)."""
+        return await self.upscales.start(origin)
 
     async def cancel(self, job_id: int, by_user_id: int) -> bool:
         """✖: cancel a queued job (it never runs) or a running one (it stops within a step

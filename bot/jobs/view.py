@@ -78,7 +78,9 @@ class JobView:
                 if text is not None:
                     await self._show_locked(active, text)
                 return
-            text = self.ctx.presenter.progress_text(active.locale, progress.step, progress.total)
+            text = self.ctx.presenter.progress_text(
+                active.locale, progress.step, progress.total, kind=active.request.kind
+            )
             # An edit with an upload costs more than a text edit: only a new preview goes.
             preview = active.preview if active.preview is not active.preview_shown else None
             await self._show_locked(active, text, preview)

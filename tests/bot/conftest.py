@@ -19,6 +19,8 @@ Fixtures (all function-scoped unless noted):
   `fail_with = FatalDeviceError(...)` makes the next call fail as a broken GPU would;
   `step_seconds` makes every denoising step take that long (a job of a few seconds).
 - `pokemon_bot`: `bot_rig.run()` already entered: a ready `PokemonBot`.
+- `tiny_upscale_runner` (session): the tiny random-weight 4x upscaler (`tiny_upscaler`), loaded
+  for the worker; `bot_rig.upscaler` is it (⬆️ works), None turns upscaling off.
 
 Helpers: `BotRig.wait_result(record)` waits for the final image on an interaction and returns
 the result `FakeMessage`; `png_of(message)` decodes its attachment with Pillow;
@@ -156,6 +158,7 @@ class BotRig:
     fake: FakeDiscord
     settings: Settings
     engine: GatedEngine
+    upscaler: Any = None  # the worker's upscale runner (None: upscaling off)
     progress_interval: float = 0.0  # every step may edit (production: 2 s), so tests see them
     # While POKEMON_PREVIEW=on, previews paced like this instead of production's (after 2 s,
     # then every 2 s): a test's job of a few seconds shows some.
@@ -174,6 +177,7 @@ class BotRig:
         pacing = settings.preview_pacing()
         worker = GenerationWorker(
             self.engine,
+            upscaler=self.upscaler,
             queue_size=settings.pokemon_queue_size,
             max_batch=settings.pokemon_max_batch,
             job_timeout=settings.pokemon_job_timeout,
@@ -236,13 +240,26 @@ def png_of(message: FakeMessage) -> Image.Image:
     return image
 
 
+@pytest.fixture(scope="session")
+def tiny_upscale_runner(tiny_upscaler: Path) -> Any:
+    from generation.upscale_job import load_upscale_runner
+
+    return load_upscale_runner(str(tiny_upscaler), device="cpu")
+
+
 @pytest.fixture
 def bot_rig(
     fake_discord: FakeDiscord,  # noqa: F811
     bot_settings: Settings,
     tiny_engine: Any,
+    tiny_upscale_runner: Any,
 ) -> BotRig:
-    return BotRig(fake=fake_discord, settings=bot_settings, engine=GatedEngine(tiny_engine))
+    return BotRig(
+        fake=fake_discord,
+        settings=bot_settings,
+        engine=GatedEngine(tiny_engine),
+        upscaler=tiny_upscale_runner,
+    )
 
 
 @pytest_asyncio.fixture

@@ -581,10 +581,18 @@ def test_result_buttons_fit_discords_rows_for_one_picture_and_for_a_set_of_four(
         return [[c["custom_id"] for c in row["components"]] for row in view.to_components()]
 
     assert rows(1) == [
-        ["pkmn:regen:7", "pkmn:info:7", "pkmn:delete:7", "pkmn:vary:7:subtle", "pkmn:vary:7:strong"]
+        [
+            "pkmn:regen:7",
+            "pkmn:info:7",
+            "pkmn:delete:7",
+            "pkmn:vary:7:subtle",
+            "pkmn:vary:7:strong",
+        ],
+        ["pkmn:up:7"],  # the first row is full: ⬆️ on a second
     ]
     assert rows(4) == [
         ["pkmn:regen:7", "pkmn:info:7", "pkmn:delete:7"],
         [f"pkmn:vary:7:subtle{n}" for n in range(1, 5)],
         [f"pkmn:vary:7:strong{n}" for n in range(1, 5)],
+        [f"pkmn:up:7:{n}" for n in range(1, 5)],
     ]

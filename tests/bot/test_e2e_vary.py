@@ -48,7 +48,11 @@ async def delivered(rig: BotRig, record: Any) -> FakeMessage:
     return result
 
 
-def replies_with_pictures(fake: FakeDiscord, message: FakeMessage) -> list[FakeMessage]:
+def replies_with_pictures(
+    fake: FakeDiscord, message: FakeMessage, *, reacted: bool = True
+) -> list[FakeMessage]:
+    """The bot's replies to `message` with a picture, finished (with 🔁 added when `reacted`;
+    an upscale gets none)."""
     return [
         m
         for m in fake.bot_messages(message.channel_id)
@@ -56,7 +60,7 @@ def replies_with_pictures(fake: FakeDiscord, message: FakeMessage) -> list[FakeM
         and int(m.message_reference["message_id"]) == message.id
         and m.attachments
         and m.embeds
-        and m.reaction_users(REGENERATE_EMOJI)
+        and (m.reaction_users(REGENERATE_EMOJI) or not reacted)
     ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from bot.history_text import DESCRIPTION_MAX, PAGE_SIZE, history_text, message_link
@@ -81,3 +82,15 @@ def test_no_pictures_says_how_to_draw_one_and_a_page_past_the_end_says_no_more()
 def test_a_page_of_long_prompts_stays_inside_an_embed_description() -> None:
     jobs = [job(n, prompt="長い" * 900) for n in range(PAGE_SIZE)]
     assert len(history_text(jobs, 0, "ja")) <= DESCRIPTION_MAX
+
+
+def test_an_upscale_names_the_job_it_enlarged_in_place_of_a_prompt() -> None:
+    upscale = replace(
+        job(2, prompt=""),
+        request={"prompt": "", "kind": "upscale", "seed": 11, "width": 512, "height": 768},
+        parent_job_id=1,
+    )
+
+    assert "⬆️ 4× upscale of job 1" in history_text([upscale], 0, "en")
+    assert "ジョブ 1 の 4 倍拡大" in history_text([upscale], 0, "ja")
+    assert "retention" not in history_text([upscale], 0, "en")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.buttons import cancel_buttons, forget_buttons, result_buttons
+from bot.buttons import cancel_buttons, forget_buttons, result_buttons, upscaled_buttons
 from bot.custom_ids import ForgetPress, HistoryPress, JobPress, Press, SettingsPress, parse
 from bot.history_ui import history_page
 from bot.i18n import t
@@ -29,6 +29,8 @@ from storage import UserDefaults
         ("pkmn:vary:42:strong", JobPress("vary", 42, kind="strong")),
         ("pkmn:vary:42:subtle3", JobPress("vary", 42, kind="subtle", picture=3)),
         ("pkmn:vary:42:strong4", JobPress("vary", 42, kind="strong", picture=4)),
+        ("pkmn:up:42", JobPress("up", 42)),
+        ("pkmn:up:42:2", JobPress("up", 42, picture=2)),
         ("pkmn:forget:123456789012345678", ForgetPress(123456789012345678)),
         ("pkmn:set:7:size", SettingsPress(7, "size")),
         ("pkmn:set:7:count", SettingsPress(7, "count")),
@@ -66,7 +68,10 @@ def test_every_format_the_bot_ever_posted_parses_to_its_action(
         "pkmn:vary:42:subtle12",
         "pkmn:forget:abc",
         "pkmn:forget:7:x",
-        "pkmn:upscale:42",  # an action this version does not have
+        "pkmn:upscale:42",  # an action this version does not have (⬆️ is `pkmn:up`)
+        "pkmn:up:42:0",  # pictures count from 1
+        "pkmn:up:42:12",
+        "pkmn:up:42:x",
         "pokemon:vary:medium:42",
         "pokemon:upscale:42",
         "privacy:forget:7",
@@ -90,11 +95,14 @@ def test_every_button_the_bot_builds_today_parses_back_to_a_handled_action() -> 
     views = [
         result_buttons(7, "en"),
         result_buttons(7, "ja", pictures=4),
+        upscaled_buttons(8, "en"),
         cancel_buttons(7, "en"),
         forget_buttons(99, "en"),
     ]
     ids = [c["custom_id"] for v in views for row in v.to_components() for c in row["components"]]
-    assert len(ids) == 5 + 3 + 8 + 1 + 1
+    # One picture: five and ⬆️; a set of four: three, eight 🎨 and four ⬆️; ⬆️ 🗑️; ✖; forget.
+    assert len(ids) == 6 + 15 + 2 + 1 + 1
+    assert {"pkmn:up:7", "pkmn:up:7:4", "pkmn:up:8", "pkmn:delete:8"} <= set(ids)
     for custom_id in ids:
         press = parse(custom_id)
         assert press is not None, custom_id

@@ -24,7 +24,7 @@ from generation.generator import Done, Failed, JobHandle, Started
 from generation.remote import RemoteGenerator
 from generation.streams import BOT_GROUP, WORKERS_GROUP, Keys, connect
 from generation.translate import translate_prompt
-from generation.types import GenerationRequest, Progress
+from generation.types import UPSCALE, GenerationRequest, Progress
 from tests.redisprocs import RedisServer, Workers
 
 WAIT = 60.0  # a bound on waits (several worker processes share 2 CPUs); never a speed check
@@ -472,6 +472,29 @@ async def test_a_worker_on_the_tiny_checkpoint_makes_a_real_picture(
         assert done.result.first.seed == handle.job_id
     assert (await generator.status()).workers == 1
     assert [w.model for w in generator.workers] == [str(tiny_model)]
+
+
+async def test_a_worker_with_an_upscaler_upscales_and_one_without_says_upscaling_is_off(
+    remote: Remote, workers: Workers, tiny_model: Path, tiny_upscaler: Path
+) -> None:
+    # `pokemon-bot worker` loads POKEMON_UPSCALER as the bot does; the source picture travels
+    # in the job entry, the 4x picture comes back in the result.
+    env = {"OMP_NUM_THREADS": "1", "POKEMON_UPSCALER": str(tiny_upscaler)}
+    workers.start("up", model=str(tiny_model), max_batch=2, extra_env=env)
+    generator = await remote()
+    await generator.wait_for_workers(1, 180)
+    upscale = GenerationRequest("", seed=9, kind=UPSCALE, init_image=tiny_png_bytes())
+    done = await outcome(await generator.submit(1, 1, upscale))
+    assert isinstance(done, Done), done
+    assert Image.open(io.BytesIO(done.result.first.png)).size == (256, 256)
+    assert done.result.model == "tiny-x4"
+
+    assert workers.terminate("up") == 0
+    workers.start("off", model=str(tiny_model), extra_env={**env, "POKEMON_UPSCALER": "off"})
+    await generator.wait_for_workers(1, 180)
+    failed = await outcome(await generator.submit(2, 1, upscale))
+    assert isinstance(failed, Failed), failed
+    assert failed.error.code == "upscaler_off"
 
 
 async def test_a_worker_translates_english_prompts_as_the_bot_would(

@@ -21,7 +21,7 @@ from generation.streams import (
     redact_url,
     url_secrets,
 )
-from generation.types import GeneratedImage, GenerationRequest, GenerationResult
+from generation.types import UPSCALE, GeneratedImage, GenerationRequest, GenerationResult
 
 
 def as_read(written: dict[str, str | bytes]) -> dict[bytes, bytes]:
@@ -46,10 +46,14 @@ def test_every_request_field_crosses_including_an_image() -> None:
     assert decode_request(encode_request(request)) == request
     defaults = GenerationRequest(prompt="x")
     assert decode_request(encode_request(defaults)) == defaults
-    # Every field is in the payload, so a field added later travels without changes here.
+    # Every field is in the payload, so a field added later travels without changes here;
+    # but a drawing's kind, so that a worker older than request kinds reads every drawing.
     assert set(json.loads(encode_request(request))) == {
         f.name for f in dataclasses.fields(GenerationRequest)
-    }
+    } - {"kind"}
+    upscale = GenerationRequest(prompt="", kind=UPSCALE, init_image=tiny_png(3))
+    assert json.loads(encode_request(upscale))["kind"] == UPSCALE
+    assert decode_request(encode_request(upscale)) == upscale
 
 
 def test_a_request_field_this_worker_does_not_know_is_a_clear_error() -> None:

@@ -151,7 +151,7 @@ class FakePresenter:
     def queued_text(self, locale: str, position: int, eta_seconds: float | None) -> str:
         return f"queued {position}"
 
-    def progress_text(self, locale: str, step: int, total: int) -> str:
+    def progress_text(self, locale: str, step: int, total: int, *, kind: str = "draw") -> str:
         return f"step {step}/{total}"
 
     def posting_text(self, locale: str) -> str:
