@@ -64,15 +64,15 @@ class RecordingRunner:
         self,
         requests: Sequence[GenerationRequest],
         *,
-        on_step: Callable[[int, int], None] | None = None,
+        on_step: Callable[[int, int, Any], None] | None = None,
         is_cancelled: Callable[[int], bool] | None = None,
     ) -> list[GeneratedImage | GenerationError]:
         self.batches.append([r.seed for r in requests])
         self.threads.append(threading.current_thread().name)
 
-        def step(done: int, total: int) -> None:
+        def step(done: int, total: int, peek: Any = None) -> None:
             if on_step is not None:
-                on_step(done, total)
+                on_step(done, total, peek)
             self.first_tile.set()
             self._gate.wait(10)
 
