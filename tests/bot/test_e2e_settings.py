@@ -5,6 +5,7 @@ unaffected, a typed option wins, admins' limits still apply), they survive a res
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from bot.custom_ids import history_id, negative_form_id, settings_id
@@ -246,3 +247,34 @@ async def test_the_first_picture_in_a_server_points_to_about_once_per_user(
 async def draw_in(bot_rig: BotRig, fake: FakeDiscord, user: object, locale: str) -> FakeMessage:
     record = await fake.invoke("pokemon", {"prompt": "ピカチュウ"}, user=user, locale=locale)
     return await bot_rig.wait_result(record)
+
+
+async def test_settings_and_history_items_pressed_twice_at_once_are_each_answered_once(
+    bot_rig: BotRig, fake_discord: FakeDiscord
+) -> None:
+    fake = fake_discord
+    async with bot_rig.run() as bot:
+        for seed in range(6):
+            await draw(bot_rig, fake, fake.alice, seed=300 + seed)
+        settings = await open_settings(fake, fake.alice)
+        record = await fake.invoke("history", user=fake.alice)
+        await record.wait_response()
+        history = record.original_message
+        assert history is not None
+
+        presses = await asyncio.gather(
+            fake.press(
+                settings, settings_id(fake.alice.id, "count"), user=fake.alice, values=["2"]
+            ),
+            fake.press(
+                settings, settings_id(fake.alice.id, "count"), user=fake.alice, values=["2"]
+            ),
+            fake.press(history, history_id(fake.alice.id, 1), user=fake.alice),
+            fake.press(history, history_id(fake.alice.id, 1), user=fake.alice),
+        )
+        for press in presses:
+            await press.wait_edits(1)
+            assert len(press.callbacks) == 1, press.callbacks
+            assert press.rejected == [], press.rejected
+        assert (await bot.store.user_settings.get(fake.alice.id)).count == 2
+        assert "seed 300" in history.embeds[0]["description"]
